@@ -1,0 +1,108 @@
+//! Starting a program held at its first instruction's doorstep: the child
+//! stops itself (SIGSTOP) after `fork` and before `execve`, so a backend can
+//! attach (ptrace) or arm uprobes (eBPF) before any of the program runs.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+
+use super::Launch;
+
+/// Finds `program` the way a shell does: a path with a slash as is, else
+/// the first executable file of that name on PATH.
+pub fn resolve_program(program: &Path) -> Result<PathBuf> {
+    let has_slash = program.as_os_str().as_bytes().contains(&b'/');
+    let candidate = if has_slash {
+        program.to_path_buf()
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+            .ok_or_else(|| anyhow!("{}: program not found on PATH", program.display()))?
+    };
+    let meta =
+        std::fs::metadata(&candidate).map_err(|e| anyhow!("{}: {e}", candidate.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", candidate.display());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 == 0 {
+        bail!("{} is not executable (chmod +x it)", candidate.display());
+    }
+    Ok(candidate)
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| anyhow!("argument contains a NUL byte"))
+}
+
+/// Forks a child that stops itself before executing `launch.program`, and
+/// waits until it is stopped. The caller continues it with SIGCONT.
+pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
+    let program = resolve_program(&launch.program)?;
+    let path = cstring(program.as_os_str().as_bytes())?;
+    let mut argv = vec![cstring(launch.program.as_os_str().as_bytes())?];
+    for a in &launch.args {
+        argv.push(cstring(a.as_bytes())?);
+    }
+    let mut env: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .filter(|(k, _)| {
+            !launch
+                .env
+                .iter()
+                .any(|(ek, _)| ek.as_bytes() == k.as_slice())
+        })
+        .collect();
+    env.extend(
+        launch
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+    );
+    let envp = env
+        .iter()
+        .map(|(k, v)| cstring(&[k.as_slice(), b"=", v.as_slice()].concat()))
+        .collect::<Result<Vec<_>>>()?;
+    let cwd = match &launch.cwd {
+        Some(d) => Some(cstring(d.as_os_str().as_bytes())?),
+        None => None,
+    };
+    if let Some(d) = &launch.cwd {
+        if !d.is_dir() {
+            bail!("working directory {} does not exist", d.display());
+        }
+    }
+
+    // SAFETY: between fork and execve the child calls only async-signal-safe
+    // functions (chdir, raise, execve, _exit) on data prepared before the
+    // fork; it allocates nothing and takes no locks.
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        ForkResult::Child => {
+            if let Some(d) = &cwd {
+                if nix::unistd::chdir(d.as_c_str()).is_err() {
+                    // SAFETY: _exit is async-signal-safe.
+                    unsafe { libc::_exit(126) };
+                }
+            }
+            let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+            let _ = nix::unistd::execve(&path, &argv, &envp);
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            let mut status = 0;
+            // SAFETY: waitpid writes only into `status`, a local integer.
+            let r = unsafe { libc::waitpid(child.as_raw(), &mut status, libc::WUNTRACED) };
+            if r != child.as_raw() || !libc::WIFSTOPPED(status) {
+                bail!("{}: the child did not start", program.display());
+            }
+            Ok(child)
+        }
+    }
+}

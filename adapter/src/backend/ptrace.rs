@@ -1,0 +1,806 @@
+//! The ptrace backend: `int3` breakpoints, one tracer thread, every thread
+//! of the process traced.
+//!
+//! A hit costs a trap, `PTRACE_GETREGS`, one `process_vm_readv` per memory
+//! capture, and a resume. Stepping over the probed instruction is done by
+//! emulating it where it is one of the few kinds probe sites use (conditional
+//! jumps, jumps, calls, `ret`, `push`, no-ops): the breakpoint stays in place,
+//! so any number of threads can hit it at once. Any other instruction is
+//! stepped with every other thread stopped (`PTRACE_INTERRUPT`), the original
+//! byte restored for exactly one single-step.
+//!
+//! Breakpoints are written through `/proc/PID/mem`. On detach every thread is
+//! stopped, every original byte restored, a thread caught on a breakpoint is
+//! moved back onto the original instruction, and pending signals are
+//! delivered with `PTRACE_DETACH`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::unistd::Pid;
+
+use super::exec::{self, Machine, Regs};
+use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
+use crate::plan::{condition_holds, Guard, Probe, Reg};
+
+const INT3: u8 = 0xcc;
+
+pub struct PtraceBackend;
+
+impl Backend for PtraceBackend {
+    fn run(
+        &mut self,
+        target: &Target,
+        probes: &[Probe],
+        sink: &mut dyn HitSink,
+        stop: &StopHandle,
+    ) -> Result<Outcome> {
+        stop.set_waiter_to_current_thread();
+        let (leader, attached) = match target {
+            Target::Launch(l) => (start(l)?, false),
+            Target::Attach(pid) => (attach(*pid)?, true),
+        };
+        let mut tracer = Tracer::new(leader, attached, probes, sink)?;
+        let result = tracer.arm_and_run(stop);
+        if result.is_err() {
+            tracer.abandon();
+        }
+        result
+    }
+}
+
+/// A byte-level breakpoint and the probes that share its address.
+struct Breakpoint {
+    original: u8,
+    instruction: Vec<u8>,
+    probes: Vec<usize>,
+}
+
+struct Tracer<'a> {
+    leader: i32,
+    attached: bool,
+    threads: HashSet<i32>,
+    /// Threads auto-attached by a clone whose first stop has not been seen.
+    fresh: HashSet<i32>,
+    breakpoints: HashMap<u64, Breakpoint>,
+    probes: &'a [Probe],
+    sink: &'a mut dyn HitSink,
+    /// Wait statuses collected while stopping threads, handled next.
+    pending: VecDeque<(i32, i32)>,
+    mem: File,
+    bias: u64,
+    stop_forwarded: bool,
+}
+
+/// Issues a ptrace request whose address and data are plain integers.
+fn pt(request: libc::c_uint, tid: i32, addr: usize, data: usize) -> nix::Result<libc::c_long> {
+    // SAFETY: every caller passes a request (CONT, SINGLESTEP, DETACH,
+    // INTERRUPT, LISTEN, SEIZE, GETEVENTMSG into a local) whose `addr` and
+    // `data` are integers or point to memory owned by the caller for the
+    // duration of the call.
+    let r = unsafe {
+        libc::ptrace(
+            request,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
+    if r == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cont(tid: i32, sig: i32) {
+    // A thread can vanish (killed, exited) between its stop and this call;
+    // its exit is reported by waitpid, so ESRCH is not an error here.
+    let _ = pt(libc::PTRACE_CONT, tid, 0, sig as usize);
+}
+
+/// Blocks for the next wait status of `pid` (-1: any traced thread).
+/// `None` when interrupted by a signal.
+fn wait(pid: i32) -> Result<Option<(i32, i32)>> {
+    let mut status = 0;
+    // SAFETY: waitpid writes only into `status`, a local integer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    if r < 0 {
+        let e = Errno::last();
+        if e == Errno::EINTR {
+            return Ok(None);
+        }
+        bail!("waitpid: {e}");
+    }
+    Ok(Some((r, status)))
+}
+
+fn event_of(status: i32) -> i32 {
+    (status >> 16) & 0xff
+}
+
+fn get_regs(tid: i32) -> Result<Regs> {
+    let r = nix::sys::ptrace::getregs(Pid::from_raw(tid))
+        .with_context(|| format!("reading registers of thread {tid}"))?;
+    Ok([
+        r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss,
+    ])
+}
+
+fn set_regs(tid: i32, regs: &Regs) -> Result<()> {
+    let pid = Pid::from_raw(tid);
+    let mut r = nix::sys::ptrace::getregs(pid)?;
+    r.rax = regs[Reg::Rax.slot()];
+    r.rsp = regs[Reg::Rsp.slot()];
+    r.rip = regs[Reg::Rip.slot()];
+    nix::sys::ptrace::setregs(pid, r)
+        .with_context(|| format!("writing registers of thread {tid}"))?;
+    Ok(())
+}
+
+/// Low 8 bytes of each XMM register of a stopped thread.
+fn get_xmm(tid: i32) -> Option<[u64; 16]> {
+    // SAFETY: user_fpregs_struct is plain old data; all-zero bytes are valid.
+    let mut fp: libc::user_fpregs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: PTRACE_GETFPREGS writes exactly one user_fpregs_struct at the
+    // address given, which is `fp`, live and exclusively borrowed here.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETFPREGS,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut fp as *mut _ as *mut libc::c_void,
+        )
+    };
+    if r == -1 {
+        return None;
+    }
+    let mut out = [0u64; 16];
+    for (n, slot) in out.iter_mut().enumerate() {
+        let lo = fp.xmm_space[n * 4] as u64;
+        let hi = fp.xmm_space[n * 4 + 1] as u64;
+        *slot = lo | (hi << 32);
+    }
+    Some(out)
+}
+
+fn read_memory(tid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let mut buf = vec![0u8; len];
+    let remote = [RemoteIoVec {
+        base: addr as usize,
+        len,
+    }];
+    match process_vm_readv(
+        Pid::from_raw(tid),
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        &remote,
+    ) {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.truncate(n);
+            Some(buf)
+        }
+    }
+}
+
+fn write_memory(tid: i32, addr: u64, bytes: &[u8]) -> Result<()> {
+    let remote = [RemoteIoVec {
+        base: addr as usize,
+        len: bytes.len(),
+    }];
+    let n = process_vm_writev(Pid::from_raw(tid), &[std::io::IoSlice::new(bytes)], &remote)?;
+    if n != bytes.len() {
+        bail!("short write to thread {tid}'s memory");
+    }
+    Ok(())
+}
+
+struct Stopped<'t> {
+    tid: i32,
+    regs: &'t Regs,
+    xmm: Option<Option<[u64; 16]>>,
+}
+
+impl Machine for Stopped<'_> {
+    fn reg(&self, slot: usize) -> u64 {
+        self.regs[slot]
+    }
+    fn xmm(&mut self, n: u8) -> Option<u64> {
+        let tid = self.tid;
+        let regs = self.xmm.get_or_insert_with(|| get_xmm(tid));
+        regs.as_ref().and_then(|r| r.get(n as usize).copied())
+    }
+    fn read(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        read_memory(self.tid, addr, len)
+    }
+}
+
+/// Starts the program under trace and returns at its first instruction
+/// after `execve`, every option set.
+fn start(l: &super::Launch) -> Result<i32> {
+    let pid = launch::spawn_stopped(l)?;
+    let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
+    if let Err(e) = pt(libc::PTRACE_SEIZE, pid.as_raw(), 0, options as usize) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = wait(pid.as_raw());
+        bail!("cannot trace the program: {e} (ptrace needs root or CAP_SYS_PTRACE)");
+    }
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+    loop {
+        let Some((_, status)) = wait(pid.as_raw())? else {
+            continue;
+        };
+        if libc::WIFEXITED(status) {
+            let code = libc::WEXITSTATUS(status);
+            bail!(
+                "{}: could not be executed (exit status {code})",
+                l.program.display()
+            );
+        }
+        if libc::WIFSIGNALED(status) {
+            bail!(
+                "{}: killed by signal {} before it started",
+                l.program.display(),
+                libc::WTERMSIG(status)
+            );
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        match event_of(status) {
+            libc::PTRACE_EVENT_EXEC => return Ok(pid.as_raw()),
+            0 => {
+                let sig = libc::WSTOPSIG(status);
+                let deliver = if sig == libc::SIGCONT || sig == libc::SIGSTOP {
+                    0
+                } else {
+                    sig
+                };
+                cont(pid.as_raw(), deliver);
+            }
+            _ => cont(pid.as_raw(), 0),
+        }
+    }
+}
+
+fn tasks(pid: i32) -> Result<Vec<i32>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("no process {pid}"))? {
+        if let Some(tid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+            out.push(tid);
+        }
+    }
+    Ok(out)
+}
+
+/// Seizes every thread of a running process, without stopping it.
+fn attach(pid: i32) -> Result<i32> {
+    if pid <= 0 {
+        bail!("{pid} is not a process id");
+    }
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("no process with pid {pid}");
+    }
+    if pid == std::process::id() as i32 {
+        bail!("logprobe cannot trace itself");
+    }
+    let mut seized = HashSet::new();
+    loop {
+        let mut new = false;
+        for tid in tasks(pid)? {
+            if seized.contains(&tid) {
+                continue;
+            }
+            match pt(
+                libc::PTRACE_SEIZE,
+                tid,
+                0,
+                libc::PTRACE_O_TRACECLONE as usize,
+            ) {
+                Ok(_) => {}
+                Err(Errno::ESRCH) => continue,
+                Err(Errno::EPERM) => {
+                    detach_quietly(&seized);
+                    bail!(
+                        "cannot trace pid {pid}: operation not permitted (run as root, or check /proc/sys/kernel/yama/ptrace_scope and whether a debugger is already attached)"
+                    )
+                }
+                Err(e) => {
+                    detach_quietly(&seized);
+                    bail!("cannot trace pid {pid}: {e}")
+                }
+            }
+            seized.insert(tid);
+            new = true;
+        }
+        if !new {
+            break;
+        }
+    }
+    Ok(pid)
+}
+
+fn detach_quietly(tids: &HashSet<i32>) {
+    for &t in tids {
+        let _ = pt(libc::PTRACE_DETACH, t, 0, 0);
+    }
+}
+
+impl<'a> Tracer<'a> {
+    fn new(
+        leader: i32,
+        attached: bool,
+        probes: &'a [Probe],
+        sink: &'a mut dyn HitSink,
+    ) -> Result<Self> {
+        let mem = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{leader}/mem"))
+            .with_context(|| format!("opening the memory of process {leader}"))?;
+        let threads: HashSet<i32> = if attached {
+            tasks(leader)?.into_iter().collect()
+        } else {
+            [leader].into()
+        };
+        let bias = load_bias(leader)?;
+        Ok(Tracer {
+            leader,
+            attached,
+            threads,
+            fresh: HashSet::new(),
+            breakpoints: HashMap::new(),
+            probes,
+            sink,
+            pending: VecDeque::new(),
+            mem,
+            bias,
+            stop_forwarded: false,
+        })
+    }
+
+    fn arm_and_run(&mut self, stop: &StopHandle) -> Result<Outcome> {
+        for (i, p) in self.probes.iter().enumerate() {
+            let addr = p.address + self.bias;
+            if let Some(bp) = self.breakpoints.get_mut(&addr) {
+                bp.probes.push(i);
+                continue;
+            }
+            let mut original = [0u8; 1];
+            self.mem
+                .read_exact_at(&mut original, addr)
+                .with_context(|| format!("reading code at {addr:#x}"))?;
+            self.mem
+                .write_all_at(&[INT3], addr)
+                .with_context(|| format!("writing a breakpoint at {addr:#x}"))?;
+            self.breakpoints.insert(
+                addr,
+                Breakpoint {
+                    original: original[0],
+                    instruction: p.instruction.clone(),
+                    probes: vec![i],
+                },
+            );
+        }
+        if !self.attached {
+            cont(self.leader, 0);
+        }
+        loop {
+            if stop.requested() {
+                if self.attached {
+                    self.detach_all()?;
+                    return Ok(Outcome::Detached);
+                }
+                if !self.stop_forwarded {
+                    self.stop_forwarded = true;
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(self.leader),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+            }
+            let next = match self.pending.pop_front() {
+                Some(p) => Some(p),
+                None => match wait(-1) {
+                    Ok(n) => n,
+                    Err(e) if self.threads.is_empty() => return Err(e),
+                    Err(e) => return Err(e),
+                },
+            };
+            let Some((tid, status)) = next else { continue };
+            if let Some(outcome) = self.handle(tid, status)? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    fn handle(&mut self, tid: i32, status: i32) -> Result<Option<Outcome>> {
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            self.threads.remove(&tid);
+            if tid == self.leader {
+                return Ok(Some(if libc::WIFEXITED(status) {
+                    Outcome::Exited(libc::WEXITSTATUS(status))
+                } else {
+                    Outcome::Signaled(libc::WTERMSIG(status))
+                }));
+            }
+            return Ok(None);
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Ok(None);
+        }
+        if self.threads.insert(tid) {
+            self.fresh.insert(tid);
+        }
+        let sig = libc::WSTOPSIG(status);
+        match event_of(status) {
+            0 => {}
+            libc::PTRACE_EVENT_CLONE => {
+                let mut new: libc::c_ulong = 0;
+                if pt(
+                    libc::PTRACE_GETEVENTMSG,
+                    tid,
+                    0,
+                    &mut new as *mut libc::c_ulong as usize,
+                )
+                .is_ok()
+                {
+                    let new = new as i32;
+                    if self.threads.insert(new) {
+                        self.fresh.insert(new);
+                    }
+                }
+                cont(tid, 0);
+                return Ok(None);
+            }
+            libc::PTRACE_EVENT_STOP => {
+                let group_stop = matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                );
+                if self.fresh.remove(&tid) || !group_stop {
+                    cont(tid, 0);
+                } else {
+                    // Keep the program's own job-control stop in force.
+                    let _ = pt(libc::PTRACE_LISTEN, tid, 0, 0);
+                }
+                return Ok(None);
+            }
+            _ => {
+                cont(tid, 0);
+                return Ok(None);
+            }
+        }
+        self.fresh.remove(&tid);
+        if sig == libc::SIGTRAP {
+            let regs = get_regs(tid)?;
+            let addr = regs[Reg::Rip.slot()].wrapping_sub(1);
+            if self.breakpoints.contains_key(&addr) {
+                self.on_breakpoint(tid, addr, regs)?;
+                return Ok(None);
+            }
+        }
+        cont(tid, sig);
+        Ok(None)
+    }
+
+    fn on_breakpoint(&mut self, tid: i32, addr: u64, mut regs: Regs) -> Result<()> {
+        regs[Reg::Rip.slot()] = addr;
+        let time_ns = super::monotonic_ns();
+        let (instruction, probes) = match self.breakpoints.get(&addr) {
+            Some(bp) => (bp.instruction.clone(), bp.probes.clone()),
+            None => return Ok(()),
+        };
+        for i in probes {
+            let probe = &self.probes[i];
+            if let Some(Guard::UnlessJumpTaken { cc }) = probe.guard {
+                if condition_holds(cc, regs[Reg::Eflags.slot()]) {
+                    continue;
+                }
+            }
+            let mut m = Stopped {
+                tid,
+                regs: &regs,
+                xmm: None,
+            };
+            let captures = exec::run(&probe.recipe, &mut m);
+            self.sink.hit(RawHit {
+                probe: probe.id,
+                pid: self.leader,
+                tid,
+                time_ns,
+                captures,
+            });
+        }
+        if emulate(tid, &instruction, addr, &mut regs)? {
+            set_regs(tid, &regs)?;
+            cont(tid, 0);
+            Ok(())
+        } else {
+            self.step_over_with_others_stopped(tid, addr, &regs)
+        }
+    }
+
+    /// Stops every running thread but `except`; returns those that stopped
+    /// for our interrupt (others' stops are queued in `pending`).
+    fn stop_others(&mut self, except: Option<i32>) -> Result<Vec<i32>> {
+        let queued: HashSet<i32> = self.pending.iter().map(|p| p.0).collect();
+        let targets: Vec<i32> = self
+            .threads
+            .iter()
+            .copied()
+            .filter(|t| Some(*t) != except && !queued.contains(t))
+            .collect();
+        let mut interrupted = Vec::new();
+        for &t in &targets {
+            if pt(libc::PTRACE_INTERRUPT, t, 0, 0).is_ok() {
+                interrupted.push(t);
+            }
+        }
+        let mut stopped = Vec::new();
+        for t in interrupted {
+            let Some((_, status)) = wait_retrying(t)? else {
+                continue;
+            };
+            if libc::WIFSTOPPED(status) && event_of(status) == libc::PTRACE_EVENT_STOP {
+                self.fresh.remove(&t);
+                stopped.push(t);
+            } else {
+                self.pending.push_back((t, status));
+            }
+        }
+        Ok(stopped)
+    }
+
+    fn step_over_with_others_stopped(&mut self, tid: i32, addr: u64, regs: &Regs) -> Result<()> {
+        let stopped = self.stop_others(Some(tid))?;
+        let original = self
+            .breakpoints
+            .get(&addr)
+            .map(|b| b.original)
+            .unwrap_or(INT3);
+        self.mem.write_all_at(&[original], addr)?;
+        set_regs(tid, regs)?;
+        let mut deferred = 0;
+        let mut alive = true;
+        loop {
+            if pt(libc::PTRACE_SINGLESTEP, tid, 0, 0).is_err() {
+                alive = false;
+                break;
+            }
+            let Some((_, status)) = wait_retrying(tid)? else {
+                break;
+            };
+            if !libc::WIFSTOPPED(status) {
+                self.pending.push_back((tid, status));
+                alive = false;
+                break;
+            }
+            let sig = libc::WSTOPSIG(status);
+            if event_of(status) == 0 && sig != libc::SIGTRAP {
+                // A signal arrived first: deliver it after the step.
+                deferred = sig;
+                continue;
+            }
+            if event_of(status) == libc::PTRACE_EVENT_CLONE {
+                let mut new: libc::c_ulong = 0;
+                if pt(
+                    libc::PTRACE_GETEVENTMSG,
+                    tid,
+                    0,
+                    &mut new as *mut libc::c_ulong as usize,
+                )
+                .is_ok()
+                {
+                    self.threads.insert(new as i32);
+                    self.fresh.insert(new as i32);
+                }
+            }
+            break;
+        }
+        self.mem.write_all_at(&[INT3], addr)?;
+        for t in stopped {
+            cont(t, 0);
+        }
+        if alive {
+            cont(tid, deferred);
+        }
+        Ok(())
+    }
+
+    /// Stops the process, removes every breakpoint, and lets it go.
+    fn detach_all(&mut self) -> Result<()> {
+        let _ = self.stop_others(None)?;
+        let mut signals: HashMap<i32, i32> = HashMap::new();
+        let mut gone = HashSet::new();
+        while let Some((tid, status)) = self.pending.pop_front() {
+            if !libc::WIFSTOPPED(status) {
+                gone.insert(tid);
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            if event_of(status) != 0 {
+                continue;
+            }
+            if sig == libc::SIGTRAP {
+                if let Ok(mut regs) = get_regs(tid) {
+                    let addr = regs[Reg::Rip.slot()].wrapping_sub(1);
+                    if self.breakpoints.contains_key(&addr) {
+                        // Caught on a breakpoint: run the original instruction again.
+                        regs[Reg::Rip.slot()] = addr;
+                        set_regs(tid, &regs)?;
+                        continue;
+                    }
+                }
+            }
+            signals.insert(tid, sig);
+        }
+        self.restore_code();
+        for &t in &self.threads {
+            if gone.contains(&t) {
+                continue;
+            }
+            let sig = signals.get(&t).copied().unwrap_or(0);
+            let _ = pt(libc::PTRACE_DETACH, t, 0, sig as usize);
+        }
+        Ok(())
+    }
+
+    fn restore_code(&mut self) {
+        for (addr, bp) in self.breakpoints.drain() {
+            if let Err(e) = self.mem.write_all_at(&[bp.original], addr) {
+                self.sink
+                    .notice(&format!("could not restore the code at {addr:#x}: {e}"));
+            }
+        }
+    }
+
+    /// After an internal error: never leave an attached process with
+    /// breakpoints in it. A launched one dies with us (PTRACE_O_EXITKILL).
+    fn abandon(&mut self) {
+        if self.attached {
+            if let Err(e) = self.detach_all() {
+                self.sink
+                    .notice(&format!("detaching after an error failed: {e}"));
+            }
+        }
+    }
+}
+
+/// Waits for one thread, retrying when a signal interrupts the wait.
+fn wait_retrying(tid: i32) -> Result<Option<(i32, i32)>> {
+    for _ in 0..1000 {
+        match wait(tid) {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) => continue,
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The difference between where the executable is mapped and its ELF
+/// addresses (0 for a non-PIE executable).
+fn load_bias(pid: i32) -> Result<u64> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .with_context(|| format!("no process {pid}"))?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let exe = exe.to_string_lossy();
+    let data = std::fs::read(&*exe).unwrap_or_default();
+    let is_pie = data.len() > 17 && data[16] == 3; // ET_DYN
+    if !is_pie {
+        return Ok(0);
+    }
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), _, Some(offset), _, _, Some(path)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        if path != exe || u64::from_str_radix(offset, 16).ok() != Some(0) {
+            continue;
+        }
+        let start = range
+            .split('-')
+            .next()
+            .and_then(|s| u64::from_str_radix(s, 16).ok());
+        return start.ok_or_else(|| anyhow!("unreadable /proc/{pid}/maps"));
+    }
+    bail!("cannot find where {exe} is mapped in process {pid}")
+}
+
+/// Executes the probed instruction on the saved registers, if it is one of
+/// the kinds probe sites use. Returns false for anything else.
+fn emulate(tid: i32, insn: &[u8], addr: u64, regs: &mut Regs) -> Result<bool> {
+    let next = addr + insn.len() as u64;
+    let rel8 = |b: u8| next.wrapping_add(b as i8 as i64 as u64);
+    let rel32 = |b: &[u8]| -> u64 {
+        let mut x = [0u8; 4];
+        x.copy_from_slice(&b[..4]);
+        next.wrapping_add(i32::from_le_bytes(x) as i64 as u64)
+    };
+    let flags = regs[Reg::Eflags.slot()];
+    let rsp = Reg::Rsp.slot();
+    let push = |regs: &mut Regs, value: u64| -> Result<()> {
+        let sp = regs[rsp] - 8;
+        write_memory(tid, sp, &value.to_le_bytes())?;
+        regs[rsp] = sp;
+        Ok(())
+    };
+    // x86 register numbers (ModRM order) to pt_regs slots.
+    const GPR: [Reg; 8] = [
+        Reg::Rax,
+        Reg::Rcx,
+        Reg::Rdx,
+        Reg::Rbx,
+        Reg::Rsp,
+        Reg::Rbp,
+        Reg::Rsi,
+        Reg::Rdi,
+    ];
+    const GPR_EXT: [Reg; 8] = [
+        Reg::R8,
+        Reg::R9,
+        Reg::R10,
+        Reg::R11,
+        Reg::R12,
+        Reg::R13,
+        Reg::R14,
+        Reg::R15,
+    ];
+    let target = match insn {
+        [0xc3] => {
+            let Some(ret) = read_memory(tid, regs[rsp], 8).filter(|b| b.len() == 8) else {
+                return Ok(false);
+            };
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&ret);
+            regs[rsp] += 8;
+            u64::from_le_bytes(b)
+        }
+        [op @ 0x70..=0x7f, d] => {
+            if condition_holds(op & 0xf, flags) {
+                rel8(*d)
+            } else {
+                next
+            }
+        }
+        [0x0f, op @ 0x80..=0x8f, rest @ ..] if rest.len() == 4 => {
+            if condition_holds(op & 0xf, flags) {
+                rel32(rest)
+            } else {
+                next
+            }
+        }
+        [0xeb, d] => rel8(*d),
+        [0xe9, rest @ ..] if rest.len() == 4 => rel32(rest),
+        [0xe8, rest @ ..] if rest.len() == 4 => {
+            push(regs, next)?;
+            rel32(rest)
+        }
+        [op @ 0x50..=0x57] if *op != 0x54 => {
+            let v = regs[GPR[(op - 0x50) as usize].slot()];
+            push(regs, v)?;
+            next
+        }
+        [0x41, op @ 0x50..=0x57] => {
+            let v = regs[GPR_EXT[(op - 0x50) as usize].slot()];
+            push(regs, v)?;
+            next
+        }
+        [0x90] | [0xf3, 0x0f, 0x1e, 0xfa] | [0x0f, 0x1f, ..] | [0x66, 0x0f, 0x1f, ..] => next,
+        _ => return Ok(false),
+    };
+    regs[Reg::Rip.slot()] = target;
+    Ok(true)
+}

@@ -1,0 +1,234 @@
+//! The command line: `logprobe trace`, `logprobe functions`.
+//!
+//! Arguments are parsed by clap into raw options, checked, and turned into
+//! the engine's inputs (an image, a target, probes); the engine's events are
+//! printed to stdout, one line each, flushed as they happen so they
+//! interleave with the traced program's own output. Messages from logprobe
+//! itself go to stderr, prefixed `logprobe:`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::backend::ptrace::PtraceBackend;
+use crate::backend::{launch, Backend, HitSink, Launch, Outcome, RawHit, StopHandle, Target};
+use crate::image::Image;
+use crate::plan::Limits;
+use crate::trace::{self, Prepared, Style};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "logprobe",
+    version,
+    about = "Trace function calls without a debugger session: ptrace or eBPF uprobes, from the shell or an editor (DAP)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Trace every function matching REGEX: print each call with its
+    /// arguments and each return with its results.
+    Trace(TraceArgs),
+    /// List the functions of PROGRAM that can be traced, with file:line.
+    Functions {
+        /// The executable to inspect.
+        program: PathBuf,
+        /// Only functions matching this regular expression.
+        regex: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    /// Functions to trace (Go regular expression syntax; `foo` matches `main.foo`).
+    pub regex: String,
+    /// Attach to this running process instead of launching one.
+    #[arg(short, long, conflicts_with = "command")]
+    pub pid: Option<i32>,
+    /// Probe mechanism.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ptrace)]
+    pub backend: BackendKind,
+    /// Prefix every line with the time of the hit.
+    #[arg(long)]
+    pub timestamp: bool,
+    /// Longest string shown, in bytes; longer ones end in `...+N more`.
+    #[arg(long, default_value_t = Limits::default().max_string_len)]
+    pub max_string_len: u32,
+    /// The program to launch and its arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// int3 breakpoints through ptrace: works everywhere ptrace does.
+    Ptrace,
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Trace(args) => run_trace(args),
+        Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
+    }
+}
+
+fn list_functions(program: &std::path::Path, regex: Option<&str>) -> Result<i32> {
+    let path = launch::resolve_program(program)?;
+    let image = Image::open(&path)?;
+    let re = trace::compile_pattern(regex.unwrap_or(""))?;
+    let mut rows: Vec<(String, String)> = trace::select(&image, &re)
+        .into_iter()
+        .map(|id| {
+            let f = &image.functions[id];
+            let pos = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!("{file}:{line}"),
+                _ => String::from("?"),
+            };
+            (f.name.clone(), pos)
+        })
+        .collect();
+    rows.sort();
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (name, pos) in rows {
+        if writeln!(out, "{name:width$}  {pos}").is_err() {
+            break; // e.g. piped into `head`
+        }
+    }
+    Ok(0)
+}
+
+/// The stop handle signal handlers reach.
+static STOP: OnceLock<(StopHandle, bool)> = OnceLock::new();
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if let Some((stop, attached)) = STOP.get() {
+        // A launched program got the terminal's SIGINT itself; logprobe
+        // follows it to its end. Any other stop request ends the trace.
+        if *attached || sig != libc::SIGINT {
+            stop.request();
+        }
+    }
+}
+
+fn install_signal_handlers(stop: StopHandle, attached: bool) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let _ = STOP.set((stop, attached));
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: `on_signal` only reads a OnceLock (an atomic load), stores
+        // an atomic and calls tgkill, all async-signal-safe.
+        if let Err(e) = unsafe { sigaction(sig, &action) } {
+            eprintln!("logprobe: cannot handle {sig}: {e}");
+        }
+    }
+}
+
+struct Printer<'p, 'a> {
+    prepared: &'p Prepared<'a>,
+    style: Style,
+}
+
+impl HitSink for Printer<'_, '_> {
+    fn hit(&mut self, hit: RawHit) {
+        if let Some(event) = self.prepared.event(&hit) {
+            let line = trace::render(&event, self.style);
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+
+    fn notice(&mut self, message: &str) {
+        eprintln!("logprobe: {message}");
+    }
+}
+
+fn run_trace(args: TraceArgs) -> Result<i32> {
+    let re = trace::compile_pattern(&args.regex)?;
+    let (target, exe) = match (args.pid, args.command.split_first()) {
+        (Some(pid), _) => {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| {
+                format!("no process with pid {pid} (or not allowed to inspect it)")
+            })?;
+            (Target::Attach(pid), exe)
+        }
+        (None, Some((program, rest))) => {
+            let exe = launch::resolve_program(std::path::Path::new(program))?;
+            let target = Target::Launch(Launch {
+                program: PathBuf::from(program),
+                args: rest.to_vec(),
+                cwd: None,
+                env: Vec::new(),
+            });
+            (target, exe)
+        }
+        (None, None) => {
+            bail!("nothing to trace: give a program after `--`, or a running process with -p PID")
+        }
+    };
+    let image = Image::open(&exe)?;
+    let functions = trace::select(&image, &re);
+    if functions.is_empty() {
+        let near = trace::suggestions(&image, &args.regex);
+        if near.is_empty() {
+            bail!("no function in {} matches '{}'", exe.display(), args.regex);
+        }
+        bail!(
+            "no function in {} matches '{}'; similar: {}",
+            exe.display(),
+            args.regex,
+            near.join(", ")
+        );
+    }
+    if !image.has_dwarf {
+        eprintln!(
+            "logprobe: warning: {} has no DWARF debug info; calls are traced by symbol name but arguments and results cannot be shown (build without -ldflags=-w and do not strip)",
+            exe.display()
+        );
+    }
+    let limits = Limits {
+        max_string_len: args.max_string_len,
+    };
+    let prepared = trace::prepare(&image, &functions, limits, &mut |w| {
+        eprintln!("logprobe: {w}")
+    })?;
+    if prepared.probes.is_empty() {
+        bail!(
+            "none of the {} matching functions can be probed",
+            functions.len()
+        );
+    }
+    let stop = StopHandle::default();
+    install_signal_handlers(stop.clone(), matches!(target, Target::Attach(_)));
+    let style = Style {
+        timestamps: args.timestamp,
+        unknown_values: !image.has_dwarf,
+    };
+    let mut printer = Printer {
+        prepared: &prepared,
+        style,
+    };
+    let mut backend: Box<dyn Backend> = match args.backend {
+        BackendKind::Ptrace => Box::new(PtraceBackend),
+    };
+    let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop)?;
+    if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {
+        eprintln!("logprobe: detached from {pid}; it keeps running");
+    }
+    Ok(outcome.exit_code())
+}

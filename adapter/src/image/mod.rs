@@ -1,0 +1,233 @@
+//! One executable's static facts: functions, their parameters and types,
+//! source positions, instruction bytes, and (for Go) `runtime.g`'s layout.
+//!
+//! An [`Image`] is built once per ELF file and is read-only afterwards. It
+//! indexes functions from DWARF when present, else from the ELF symbol table,
+//! else (stripped Go binaries) from `.gopclntab`. Types are resolved lazily
+//! into a caller-owned [`TypeTable`] by [`Image::resolve_type`]. Turning these
+//! facts into probes is the plan's job; reading a live process is a backend's.
+
+mod dwarf;
+mod pclntab;
+pub mod types;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol, SymbolKind};
+
+pub use types::{Field, Type, TypeId, TypeKind, TypeTable};
+
+/// Index of a function in [`Image::functions`].
+pub type FuncId = usize;
+
+/// The source language of a function, which picks the calling convention
+/// and the notation values are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Lang {
+    Go,
+    C,
+    Rust,
+    Other,
+}
+
+/// A parameter or (Go) named result.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    /// Offset of the type's DIE in `.debug_info`.
+    pub type_ref: Option<u64>,
+    /// Go result parameter (`DW_AT_variable_parameter`).
+    pub is_result: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub low: u64,
+    pub high: u64,
+    /// Source file and line of the function's first instruction.
+    pub file: Option<String>,
+    pub line: Option<u64>,
+    pub params: Vec<Param>,
+    pub lang: Lang,
+    /// Whether DWARF described this function (else arguments are unknown).
+    pub has_dwarf: bool,
+}
+
+impl Function {
+    pub fn args(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| !p.is_result)
+    }
+    pub fn results(&self) -> impl Iterator<Item = &Param> {
+        self.params.iter().filter(|p| p.is_result)
+    }
+}
+
+/// A loaded segment, to map virtual addresses to file offsets.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    vaddr: u64,
+    file_offset: u64,
+    file_size: u64,
+}
+
+pub struct Image {
+    pub path: PathBuf,
+    /// Sorted by `low`.
+    pub functions: Vec<Function>,
+    /// Position-independent (ET_DYN): addresses need the load bias.
+    pub pie: bool,
+    pub has_dwarf: bool,
+    pub is_go: bool,
+    /// Offset of `goid` in Go's `runtime.g`.
+    pub goid_offset: Option<u64>,
+    data: Vec<u8>,
+    segments: Vec<Segment>,
+    dwarf: Option<dwarf::Dwarf>,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("path", &self.path)
+            .field("functions", &self.functions.len())
+            .finish()
+    }
+}
+
+impl Image {
+    /// Reads and indexes an ELF executable.
+    pub fn open(path: &Path) -> Result<Image> {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !data.starts_with(b"\x7fELF") {
+            bail!("{} is not an ELF executable", path.display());
+        }
+        let file = object::File::parse(&*data)
+            .with_context(|| format!("{} is not a valid ELF file", path.display()))?;
+        if file.architecture() != object::Architecture::X86_64 {
+            bail!(
+                "{} is built for {:?}; logprobe traces x86-64 programs only",
+                path.display(),
+                file.architecture()
+            );
+        }
+        let pie = file.kind() == ObjectKind::Dynamic;
+        let segments: Vec<Segment> = file
+            .segments()
+            .map(|s| {
+                let (off, size) = s.file_range();
+                Segment {
+                    vaddr: s.address(),
+                    file_offset: off,
+                    file_size: size,
+                }
+            })
+            .collect();
+        let is_go = file.section_by_name(".gopclntab").is_some()
+            || file.section_by_name(".go.buildinfo").is_some();
+
+        let dwarf = dwarf::Dwarf::load(&file)
+            .with_context(|| format!("reading DWARF of {}", path.display()))?;
+        let mut functions = match &dwarf {
+            Some(d) => d.functions()?,
+            None => Vec::new(),
+        };
+        let has_dwarf = !functions.is_empty();
+        if functions.is_empty() {
+            functions = symbol_functions(&file, is_go);
+        }
+        if functions.is_empty() && is_go {
+            functions = pclntab::functions(&file).context("reading .gopclntab")?;
+        }
+        functions.sort_by_key(|f| f.low);
+        functions.dedup_by(|a, b| a.low == b.low && a.name == b.name);
+
+        let goid_offset = match &dwarf {
+            Some(d) => d.member_offset("runtime.g", "goid")?,
+            None => None,
+        }
+        .or(if is_go {
+            pclntab::goid_offset_fallback(&file)
+        } else {
+            None
+        });
+
+        Ok(Image {
+            path: path.to_path_buf(),
+            functions,
+            pie,
+            has_dwarf,
+            is_go,
+            goid_offset,
+            data,
+            segments,
+            dwarf,
+        })
+    }
+
+    /// The file offset of a virtual address, for uprobes.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.file_size)
+            .map(|s| vaddr - s.vaddr + s.file_offset)
+    }
+
+    /// The bytes of a function's code.
+    pub fn code(&self, func: &Function) -> Option<&[u8]> {
+        let start = self.file_offset(func.low)? as usize;
+        let len = func.high.checked_sub(func.low)? as usize;
+        self.data.get(start..start + len)
+    }
+
+    /// Resolves a type DIE into `table`, once per DIE.
+    pub fn resolve_type(
+        &self,
+        table: &mut TypeTable,
+        cache: &mut HashMap<u64, TypeId>,
+        die: u64,
+    ) -> Result<TypeId> {
+        match &self.dwarf {
+            Some(d) => d.resolve_type(table, cache, die),
+            None => bail!("no DWARF"),
+        }
+    }
+
+    /// Functions whose names match `re`.
+    pub fn matching(&self, re: &regex::Regex) -> Vec<FuncId> {
+        (0..self.functions.len())
+            .filter(|&i| re.is_match(&self.functions[i].name))
+            .collect()
+    }
+
+    /// The function containing `addr`.
+    pub fn function_at(&self, addr: u64) -> Option<FuncId> {
+        let i = self.functions.partition_point(|f| f.low <= addr);
+        (i > 0 && addr < self.functions[i - 1].high).then(|| i - 1)
+    }
+}
+
+/// Functions from `.symtab`/`.dynsym` (a binary built without DWARF).
+fn symbol_functions(file: &object::File, is_go: bool) -> Vec<Function> {
+    let mut out = Vec::new();
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if sym.kind() != SymbolKind::Text || sym.size() == 0 || sym.address() == 0 {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        out.push(Function {
+            name: name.to_string(),
+            low: sym.address(),
+            high: sym.address() + sym.size(),
+            file: None,
+            line: None,
+            params: Vec::new(),
+            lang: if is_go { Lang::Go } else { Lang::Other },
+            has_dwarf: false,
+        });
+    }
+    out
+}

@@ -1,0 +1,101 @@
+//! The type model shared by the plan builder and the value decoder.
+//!
+//! Types are resolved from DWARF on demand (only those of traced functions)
+//! into a [`TypeTable`] arena; a [`TypeId`] is an index into it. The model is
+//! language-neutral but keeps Go's kinds (from `DW_AT_go_kind`), because Go's
+//! register ABI and Go's notation both depend on them.
+
+use serde::Serialize;
+
+/// Index of a type in a [`TypeTable`].
+pub type TypeId = usize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Field {
+    pub name: String,
+    pub offset: u64,
+    pub ty: TypeId,
+    /// An embedded (anonymous) struct field in Go.
+    pub embedded: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum TypeKind {
+    Bool,
+    /// Signed integer of `Type::size` bytes.
+    Int,
+    /// Unsigned integer of `Type::size` bytes (`char` types are `Int`/`Uint` too).
+    Uint,
+    Float,
+    Complex,
+    /// Go string: `{ptr, len}`.
+    String,
+    Pointer {
+        pointee: Option<TypeId>,
+    },
+    /// Go slice: `{array, len, cap}`.
+    Slice {
+        elem: Option<TypeId>,
+    },
+    Array {
+        elem: Option<TypeId>,
+        count: u64,
+    },
+    Struct {
+        fields: Vec<Field>,
+    },
+    /// Go interface: `{tab or type, data}`.
+    Interface,
+    Map,
+    Chan,
+    Func,
+    UnsafePointer,
+    /// A named type defined over another (`type Celsius float64`, a C typedef).
+    Named {
+        underlying: TypeId,
+    },
+    Void,
+    /// A type the decoder has no rule for; shown by name.
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Type {
+    pub name: String,
+    pub size: u64,
+    pub kind: TypeKind,
+}
+
+/// Arena of resolved types.
+#[derive(Debug, Default)]
+pub struct TypeTable {
+    types: Vec<Type>,
+}
+
+impl TypeTable {
+    pub fn push(&mut self, ty: Type) -> TypeId {
+        self.types.push(ty);
+        self.types.len() - 1
+    }
+
+    pub fn set(&mut self, id: TypeId, ty: Type) {
+        self.types[id] = ty;
+    }
+
+    pub fn get(&self, id: TypeId) -> &Type {
+        &self.types[id]
+    }
+
+    /// Follows `Named` links to the type that says how the bytes are laid out.
+    pub fn underlying(&self, mut id: TypeId) -> &Type {
+        // A cycle of typedefs cannot come from a compiler; the bound only
+        // protects against malformed DWARF.
+        for _ in 0..32 {
+            match self.types[id].kind {
+                TypeKind::Named { underlying } => id = underlying,
+                _ => break,
+            }
+        }
+        &self.types[id]
+    }
+}

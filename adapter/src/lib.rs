@@ -1,0 +1,15 @@
+//! logprobe: trace function calls and logpoints in running programs with
+//! ptrace breakpoints or eBPF uprobes, from the command line or an editor.
+//!
+//! The data path is image → plan → backend → decode → render:
+//! [`image`] indexes an executable, [`plan`] turns functions into probes
+//! with capture recipes, a [`backend`] executes them in a live process,
+//! [`value`] decodes the captured bytes by type, and [`trace`] renders the
+//! events that the [`cli`] prints.
+
+pub mod backend;
+pub mod cli;
+pub mod image;
+pub mod plan;
+pub mod trace;
+pub mod value;

@@ -1,0 +1,251 @@
+//! Probe sites and capture recipes: what to read, where, when a probe fires.
+//!
+//! A [`Probe`] names one instruction of one function (its file offset and its
+//! address) and carries a [`Recipe`]: a list of [`Capture`] steps that a backend
+//! executes, in order, when the instruction is reached. The steps know nothing
+//! of types; they say "8 bytes from RAX", "24 bytes at SP+8", "up to 64 bytes at
+//! the address held in capture 3, as many as capture 4 says". Both backends run
+//! the same recipes, which is what makes their output identical by construction.
+//!
+//! The meaning of the captured bytes (which argument, which type) is kept in
+//! [`ValueSlot`]s beside the recipe, for the decoder; backends never look at them.
+//! Building plans from the image lives in `plan::build`.
+
+pub mod build;
+pub mod goabi;
+
+use crate::image::{FuncId, TypeId};
+
+/// A general-purpose register, numbered as its 8-byte slot in the kernel's
+/// `struct pt_regs` (x86-64), which is also the order of ptrace's
+/// `user_regs_struct`. The eBPF program reads `((u64 *)ctx)[reg]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[repr(u8)]
+pub enum Reg {
+    R15 = 0,
+    R14 = 1,
+    R13 = 2,
+    R12 = 3,
+    Rbp = 4,
+    Rbx = 5,
+    R11 = 6,
+    R10 = 7,
+    R9 = 8,
+    R8 = 9,
+    Rax = 10,
+    Rcx = 11,
+    Rdx = 12,
+    Rsi = 13,
+    Rdi = 14,
+    OrigRax = 15,
+    Rip = 16,
+    Cs = 17,
+    Eflags = 18,
+    Rsp = 19,
+    Ss = 20,
+}
+
+impl Reg {
+    /// Go's integer argument registers, in assignment order (amd64 ABIInternal).
+    pub const GO_INT_ARGS: [Reg; 9] = [
+        Reg::Rax,
+        Reg::Rbx,
+        Reg::Rcx,
+        Reg::Rdi,
+        Reg::Rsi,
+        Reg::R8,
+        Reg::R9,
+        Reg::R10,
+        Reg::R11,
+    ];
+    /// System V integer argument registers, in order.
+    pub const SYSV_INT_ARGS: [Reg; 6] = [Reg::Rdi, Reg::Rsi, Reg::Rdx, Reg::Rcx, Reg::R8, Reg::R9];
+
+    /// The slot index in `pt_regs` / `user_regs_struct`.
+    pub fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// How many bytes a memory read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Len {
+    /// Always this many bytes.
+    Fixed(u32),
+    /// `min(count * scale, max)` bytes, where `count` is the little-endian
+    /// u64 at byte `offset` of capture `capture` (a string's or slice's
+    /// length). A negative or unreadable count reads nothing.
+    Counted {
+        capture: u16,
+        offset: u16,
+        scale: u32,
+        max: u32,
+    },
+}
+
+/// One step of a recipe. Each step yields one byte string (possibly shorter
+/// than asked, or marked unreadable), numbered by its position in the recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Capture {
+    /// The 8 bytes of a general-purpose register.
+    Reg(Reg),
+    /// The low 8 bytes of XMM register `n` (floats and complex halves).
+    Xmm(u8),
+    /// `len` bytes at the stack pointer plus `offset`.
+    Stack { offset: i32, len: u32 },
+    /// Bytes at the address found as a little-endian u64 at byte `offset` of
+    /// an earlier capture `base`, plus `add`. A null address reads nothing.
+    Deref {
+        base: u16,
+        offset: u16,
+        add: i32,
+        len: Len,
+    },
+}
+
+/// A condition under which a hit is not reported at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Guard {
+    /// The probe sits on a conditional jump (Go's stack-check `JBE` to
+    /// `morestack`); when that jump is about to be taken, the function will be
+    /// re-entered after the stack grows, so this pass is skipped. `cc` is the
+    /// x86 condition code (the low nibble of the `0x7x`/`0x0f 0x8x` opcode).
+    UnlessJumpTaken { cc: u8 },
+}
+
+/// What a probe marks in the life of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ProbeKind {
+    Entry,
+    Return,
+}
+
+/// One armed instruction.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probe {
+    /// Index of this probe in the plan; backends report it with every hit
+    /// (the eBPF backend uses it as the uprobe's attach cookie).
+    pub id: u32,
+    pub func: FuncId,
+    pub kind: ProbeKind,
+    /// Virtual address in the ELF file (before any load bias).
+    pub address: u64,
+    /// Offset of the instruction in the ELF file, for uprobes.
+    pub file_offset: u64,
+    pub guard: Option<Guard>,
+    /// The original bytes of the probed instruction (for step-over).
+    pub instruction: Vec<u8>,
+    pub recipe: Recipe,
+}
+
+/// The capture steps of one probe plus how to read the results back.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Recipe {
+    pub captures: Vec<Capture>,
+    /// Capture holding the 8-byte goroutine id, for Go functions.
+    pub goid: Option<u16>,
+    /// One slot per value shown: the arguments on entry, the results on return.
+    pub values: Vec<ValueSlot>,
+}
+
+/// Where one value's bytes come from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ValueSlot {
+    pub name: String,
+    /// `None` when the type is unknown (no DWARF): the value is unreadable.
+    pub ty: Option<TypeId>,
+    /// The value's in-memory image is assembled from these pieces: bytes
+    /// `[at, at + len)` of the image come from the start of capture `capture`.
+    pub pieces: Vec<Piece>,
+    /// Size of the image in bytes.
+    pub size: u32,
+    /// Memory reached through a pointer inside the value: the pointer sitting
+    /// at byte `at` of `from` was followed by capture `capture`.
+    pub derefs: Vec<DerefSlot>,
+    /// Why the value cannot be shown, when the plan already knows.
+    pub unavailable: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Piece {
+    pub at: u32,
+    pub len: u32,
+    pub capture: u16,
+}
+
+/// The buffer a pointer was found in: the value's own image, or a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Buffer {
+    Image,
+    Capture(u16),
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DerefSlot {
+    pub from: Buffer,
+    pub at: u32,
+    pub capture: u16,
+}
+
+/// Limits that shape recipes (how much pointed-to memory is copied).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_string_len: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Delve's default for strings in trace output.
+        Limits { max_string_len: 64 }
+    }
+}
+
+/// Evaluate an x86 condition code against RFLAGS (used by both backends'
+/// guard checks and by the ptrace backend's jump emulation).
+pub fn condition_holds(cc: u8, flags: u64) -> bool {
+    let cf = flags & 0x1 != 0;
+    let pf = flags & 0x4 != 0;
+    let zf = flags & 0x40 != 0;
+    let sf = flags & 0x80 != 0;
+    let of = flags & 0x800 != 0;
+    let base = match cc >> 1 {
+        0 => of,
+        1 => cf,
+        2 => zf,
+        3 => cf || zf,
+        4 => sf,
+        5 => pf,
+        6 => sf != of,
+        _ => zf || (sf != of),
+    };
+    if cc & 1 == 1 {
+        !base
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jbe_follows_carry_and_zero() {
+        // cc 6 = BE: taken when CF or ZF.
+        assert!(condition_holds(6, 0x1));
+        assert!(condition_holds(6, 0x40));
+        assert!(!condition_holds(6, 0x0));
+        // cc 7 = A: the negation.
+        assert!(condition_holds(7, 0x0));
+    }
+
+    #[test]
+    fn signed_conditions() {
+        // cc 0xc = L: SF != OF.
+        assert!(condition_holds(0xc, 0x80));
+        assert!(!condition_holds(0xc, 0x880));
+        // cc 0xf = G: !ZF && SF == OF.
+        assert!(condition_holds(0xf, 0));
+        assert!(!condition_holds(0xf, 0x40));
+    }
+}
