@@ -55,6 +55,8 @@ pub enum Value {
         r#type: String,
         value: Box<Value>,
     },
+    /// A nil interface.
+    Nil { r#type: String },
     /// A kind the decoder does not show yet.
     Opaque {
         r#type: String,
@@ -337,6 +339,12 @@ impl Value {
                 let _ = write!(out, "{type}(");
                 value.write_go(out, false);
                 out.push(')');
+            }
+            Value::Nil { r#type } => {
+                if top {
+                    let _ = write!(out, "{type} ");
+                }
+                out.push_str("nil");
             }
             Value::Opaque { r#type } => {
                 let _ = write!(out, "{type}(…)");

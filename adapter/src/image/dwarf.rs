@@ -425,6 +425,7 @@ impl Dwarf {
                     (Some(21), _) => TypeKind::Map,
                     (Some(18), _) => TypeKind::Chan,
                     (Some(19), _) => TypeKind::Func,
+                    (Some(20), _) => TypeKind::Interface,
                     (_, Some(u)) => TypeKind::Named { underlying: u },
                     (_, None) => TypeKind::Void,
                 };

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what logprobe needs on Debian (as root), builds it, and builds the
+# test fixtures. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev)
+if [ "${LOGPROBE_WITH_DELVE:-0}" = 1 ]; then packages+=(delve); fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run this as root (or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install Rust (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+
+cargo build --release --locked -p logprobe
+bash scripts/build-fixtures.sh

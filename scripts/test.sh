@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets everything up (see setup.sh) and runs every test: unit tests and the
+# end-to-end tests that trace the fixtures with the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --release --locked -p logprobe -- --test-threads=2

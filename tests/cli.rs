@@ -1,0 +1,308 @@
+//! End-to-end tests of `logprobe trace` and `logprobe functions`: the real
+//! binary traces the real fixture programs, under every backend.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn mask_addresses(s: &str) -> String {
+    regex::Regex::new(r"0x[0-9a-f]+").expect("regex").replace_all(s, "0xADDR").into_owned()
+}
+
+#[test]
+fn seed_prints_call_and_return_interleaved_with_program_output() {
+    for backend in backends() {
+        for build in ["seed", "seed-debug"] {
+            let out = trace(backend, "foo", build, &[], &[]);
+            assert_eq!(
+                stdout(&out),
+                "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
+                "{backend} {build}: stderr: {}",
+                stderr(&out)
+            );
+            assert_eq!(out.status.code(), Some(0), "{backend} {build}");
+        }
+    }
+}
+
+#[test]
+fn every_call_on_every_thread_is_reported_once_with_its_goroutine() {
+    for backend in backends() {
+        for build in ["concurrent", "concurrent-debug"] {
+            let (workers, calls) = (8, 25);
+            let out = trace(backend, r"^main\.work$", build, &["8", "25"], &[]);
+            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            assert!(stdout(&out).contains(&format!("calls={}", workers * calls)));
+            let call = regex::Regex::new(r"^> goroutine\((\d+)\): main\.work\((\d+), (\d+)\)$").expect("regex");
+            let ret = regex::Regex::new(r"^>> goroutine\((\d+)\): main\.work => \((\d+)\)$").expect("regex");
+            let mut open: HashMap<u64, (u64, u64)> = HashMap::new();
+            let mut seen = std::collections::HashSet::new();
+            let mut returns = 0;
+            for line in trace_lines(&out) {
+                if let Some(c) = call.captures(&line) {
+                    let g: u64 = c[1].parse().expect("goid");
+                    let (w, i): (u64, u64) = (c[2].parse().expect("w"), c[3].parse().expect("i"));
+                    assert!(open.insert(g, (w, i)).is_none(), "{backend} {build}: nested call on goroutine {g}: {line}");
+                    assert!(seen.insert((w, i)), "{backend} {build}: call reported twice: {line}");
+                } else if let Some(c) = ret.captures(&line) {
+                    let g: u64 = c[1].parse().expect("goid");
+                    let r: u64 = c[2].parse().expect("result");
+                    let (w, i) = open.remove(&g).unwrap_or_else(|| panic!("{backend} {build}: return without call: {line}"));
+                    assert_eq!(r, w * 1000 + i, "{backend} {build}: wrong result for work({w}, {i})");
+                    returns += 1;
+                } else {
+                    panic!("{backend} {build}: unexpected line {line}");
+                }
+            }
+            assert_eq!(seen.len(), workers * calls, "{backend} {build}: calls");
+            assert_eq!(returns, workers * calls, "{backend} {build}: returns");
+            assert!(open.is_empty());
+        }
+    }
+}
+
+#[test]
+fn methods_floats_strings_and_multiple_results() {
+    let expected = "\
+> goroutine(1): main.Point.Sum(main.Point {X: 3, Y: 4})
+>> goroutine(1): main.Point.Sum => (7)
+> goroutine(1): main.(*Point).Scale((*main.Point)(0xADDR), 2)
+>> goroutine(1): main.(*Point).Scale => ()
+> goroutine(1): main.mix(2.5, 0.5, \"ab\", 3, true)
+>> goroutine(1): main.mix => (\"ababab\", 1.25, error nil)
+> goroutine(1): main.divmod(17, 5)
+>> goroutine(1): main.divmod => (3, 2)
+> goroutine(1): main.warm(20)
+>> goroutine(1): main.warm => (21.5)
+> goroutine(1): main.long(\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...+36 more)
+>> goroutine(1): main.long => (100)
+";
+    for backend in backends() {
+        for build in ["kinds", "kinds-debug"] {
+            let out = trace(backend, r"^main\.(Point|\(\*Point\)|mix|divmod|warm|long)", build, &[], &[]);
+            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            let lines = trace_lines(&out).join("\n") + "\n";
+            assert_eq!(mask_addresses(&lines), expected, "{backend} {build}");
+        }
+    }
+}
+
+#[test]
+fn closures_are_traced_by_their_go_names() {
+    for backend in backends() {
+        let out = trace(backend, r"^main\.main\.func2$", "kinds-debug", &[], &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let lines = trace_lines(&out);
+        assert_eq!(lines.len(), 2, "{backend}: {lines:?}");
+        assert!(lines[0].starts_with("> goroutine(") && lines[0].ends_with("): main.main.func2()"), "{lines:?}");
+        assert!(lines[1].ends_with("): main.main.func2 => ()"), "{lines:?}");
+    }
+}
+
+#[test]
+fn stack_growth_does_not_report_a_call_twice() {
+    for backend in backends() {
+        for build in ["kinds", "kinds-debug"] {
+            let out = trace(backend, r"^main\.grow$", build, &[], &[]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let lines = trace_lines(&out);
+            let calls: Vec<&String> = lines.iter().filter(|l| l.starts_with("> ")).collect();
+            let rets: Vec<&String> = lines.iter().filter(|l| l.starts_with(">> ")).collect();
+            assert_eq!(calls.len(), 41, "{backend} {build}: {lines:?}");
+            assert_eq!(rets.len(), 41, "{backend} {build}");
+            for (k, l) in calls.iter().enumerate() {
+                assert!(l.ends_with(&format!("main.grow({})", 40 - k)), "{backend} {build}: {l}");
+            }
+            assert!(rets[40].ends_with("main.grow => (20)"), "{}", rets[40]);
+            assert!(stdout(&out).contains("grow 20"));
+        }
+    }
+}
+
+#[test]
+fn the_program_exit_status_becomes_logprobes() {
+    for backend in backends() {
+        let out = trace(backend, r"^main\.tick$", "attach", &["1", "7"], &[]);
+        assert_eq!(out.status.code(), Some(7), "{backend}: {}", stderr(&out));
+        assert_eq!(trace_lines(&out), vec!["> goroutine(1): main.tick(0)", ">> goroutine(1): main.tick => (0)"]);
+    }
+}
+
+#[test]
+fn attach_then_detach_leaves_the_program_running_unharmed() {
+    for backend in backends() {
+        let mut program = Command::new(fixture("attach"));
+        program.arg("60").stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
+        let pid = target.child().id();
+        let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
+        let mut line = String::new();
+        target_out.read_line(&mut line).expect("read");
+        assert_eq!(line, "ready\n");
+
+        let mut tracer = Reaper(Some(
+            logprobe()
+                .args(["trace", "--backend", backend, "-p", &pid.to_string(), r"^main\.tick$"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn logprobe"),
+        ));
+        let tracer_pid = tracer.child().id();
+        let mut trace_out = BufReader::new(tracer.child().stdout.take().expect("stdout"));
+        let call = regex::Regex::new(r"^> goroutine\(1\): main\.tick\((\d+)\)$").expect("regex");
+        let mut calls = 0;
+        while calls < 3 {
+            let mut l = String::new();
+            assert!(trace_out.read_line(&mut l).expect("read") > 0, "{backend}: logprobe ended early");
+            if call.is_match(l.trim_end()) {
+                calls += 1;
+            }
+        }
+        // Ctrl-C: detach.
+        let _ = Command::new("kill").args(["-INT", &tracer_pid.to_string()]).status();
+        let status = tracer.child().wait().expect("wait logprobe");
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut tracer.child().stderr.take().expect("stderr"), &mut err);
+        assert_eq!(status.code(), Some(0), "{backend}: {err}");
+        assert!(err.contains("detached"), "{backend}: {err}");
+
+        // The program finishes on its own with the sum of every call.
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut target_out, &mut rest).expect("read");
+        let status = target.child().wait().expect("wait fixture");
+        assert_eq!(status.code(), Some(0), "{backend}: target died: {rest}");
+        assert_eq!(rest, "done sum=3540\n", "{backend}");
+    }
+}
+
+fn one_line_error(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected failure, got: {}", stdout(out));
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "expected one line, got: {err}");
+    assert!(err.starts_with("logprobe: "), "{err}");
+    err
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let run = |args: &[&str]| run_with_timeout({
+        let mut c = logprobe();
+        c.args(args);
+        c
+    }, Duration::from_secs(30));
+    let seed = fixture("seed");
+    let seed = seed.to_str().expect("path");
+
+    let err = one_line_error(&run(&["trace", "foo", "--", "/nonexistent/prog"]));
+    assert!(err.contains("/nonexistent/prog"), "{err}");
+
+    let script = root().join("scripts/test.sh");
+    let err = one_line_error(&run(&["trace", "foo", "--", script.to_str().expect("path")]));
+    assert!(err.contains("not an ELF"), "{err}");
+
+    let err = one_line_error(&run(&["trace", "foo(", "--", seed]));
+    assert!(err.contains("invalid regular expression 'foo('"), "{err}");
+
+    let err = one_line_error(&run(&["trace", "fooo", "--", seed]));
+    assert!(err.contains("no function") && err.contains("similar: main.foo"), "{err}");
+
+    let err = one_line_error(&run(&["trace", "-p", "999999999", "foo"]));
+    assert!(err.contains("999999999"), "{err}");
+
+    let err = one_line_error(&run(&["trace", "foo"]));
+    assert!(err.contains("nothing to trace"), "{err}");
+
+    let err = one_line_error(&run(&["functions", "/nonexistent/prog"]));
+    assert!(err.contains("/nonexistent/prog"), "{err}");
+}
+
+#[test]
+fn a_process_that_is_already_traced_is_refused_and_left_alone() {
+    for backend in backends() {
+        let mut first = Reaper(Some(
+            logprobe()
+                .args(["trace", "--backend", "ptrace", r"^main\.tick$", "--"])
+                .arg(fixture("attach"))
+                .arg("30")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        ));
+        let mut out = BufReader::new(first.child().stdout.take().expect("stdout"));
+        let mut l = String::new();
+        while !l.starts_with("ready") {
+            l.clear();
+            assert!(out.read_line(&mut l).expect("read") > 0);
+        }
+        // The traced program's pid: the child of the first logprobe.
+        let children = std::fs::read_to_string(format!(
+            "/proc/{0}/task/{0}/children",
+            first.child().id()
+        ))
+        .expect("children");
+        let pid = children.split_whitespace().next().expect("traced child").to_string();
+        let second = run_with_timeout(
+            {
+                let mut c = logprobe();
+                c.args(["trace", "--backend", backend, "-p", &pid, "tick"]);
+                c
+            },
+            Duration::from_secs(30),
+        );
+        let err = one_line_error(&second);
+        assert!(err.contains("cannot trace pid") || err.contains("cannot attach"), "{err}");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).expect("read");
+        let status = first.child().wait().expect("wait");
+        assert!(status.success(), "{backend}: the first trace failed");
+        assert!(rest.ends_with("done sum=1740\n"), "{backend}: {rest}");
+    }
+}
+
+#[test]
+fn binaries_without_dwarf_are_traced_by_symbol_name() {
+    for backend in backends() {
+        for build in ["seed-nodwarf", "seed-stripped"] {
+            let out = trace(backend, "foo", build, &[], &[]);
+            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            assert_eq!(
+                stdout(&out),
+                "> goroutine(1): main.foo(?)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (?)\nz=9900\n",
+                "{backend} {build}"
+            );
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains("no DWARF"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn functions_lists_names_with_source_positions() {
+    let out = run_with_timeout(
+        {
+            let mut c = logprobe();
+            c.arg("functions").arg(fixture("kinds")).arg(r"^main\.");
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let src = root().join("fixtures/go/kinds/main.go");
+    let src = src.to_str().expect("path");
+    for (name, line) in [("main.Point.Sum", 17), ("main.(*Point).Scale", 20), ("main.mix", 23), ("main.main", 47)] {
+        let row = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} missing: {text}"));
+        assert!(row.ends_with(&format!("{src}:{line}")), "{row}");
+    }
+    assert!(!text.contains("autogenerated"), "{text}");
+}
