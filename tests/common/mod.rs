@@ -8,7 +8,10 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The path of a built fixture (built on first use by scripts/build-fixtures.sh).
@@ -36,15 +39,30 @@ pub fn backends() -> Vec<&'static str> {
 }
 
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.
-pub fn trace(backend: &str, regex: &str, fixture_name: &str, args: &[&str], extra: &[&str]) -> Output {
+pub fn trace(
+    backend: &str,
+    regex: &str,
+    fixture_name: &str,
+    args: &[&str],
+    extra: &[&str],
+) -> Output {
     let mut cmd = logprobe();
-    cmd.arg("trace").arg("--backend").arg(backend).args(extra).arg(regex).arg("--").arg(fixture(fixture_name)).args(args);
+    cmd.arg("trace")
+        .arg("--backend")
+        .arg(backend)
+        .args(extra)
+        .arg(regex)
+        .arg("--")
+        .arg(fixture(fixture_name))
+        .args(args);
     run_with_timeout(cmd, Duration::from_secs(120))
 }
 
 /// Runs a command to completion, killing it (by pid) if it takes too long.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawning");
     let guard = Reaper(Some(child));
     let start = Instant::now();
@@ -56,7 +74,10 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
                 return false;
             }
             // A zombie is finished; wait_with_output below reaps it.
-            if std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true) {
+            if std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+            {
                 return false;
             }
         }
@@ -101,5 +122,9 @@ pub fn stderr(o: &Output) -> String {
 
 /// The trace lines (those starting with `>`) of an output.
 pub fn trace_lines(o: &Output) -> Vec<String> {
-    stdout(o).lines().filter(|l| l.starts_with('>')).map(str::to_string).collect()
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with('>'))
+        .map(str::to_string)
+        .collect()
 }

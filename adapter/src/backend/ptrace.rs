@@ -445,20 +445,7 @@ impl<'a> Tracer<'a> {
         match event_of(status) {
             0 => {}
             libc::PTRACE_EVENT_CLONE => {
-                let mut new: libc::c_ulong = 0;
-                if pt(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    0,
-                    &mut new as *mut libc::c_ulong as usize,
-                )
-                .is_ok()
-                {
-                    let new = new as i32;
-                    if self.threads.insert(new) {
-                        self.fresh.insert(new);
-                    }
-                }
+                self.note_clone(tid);
                 cont(tid, 0);
                 return Ok(None);
             }
@@ -491,6 +478,24 @@ impl<'a> Tracer<'a> {
         }
         cont(tid, sig);
         Ok(None)
+    }
+
+    /// Records the thread a `PTRACE_EVENT_CLONE` stop of `tid` created.
+    fn note_clone(&mut self, tid: i32) {
+        let mut new: libc::c_ulong = 0;
+        if pt(
+            libc::PTRACE_GETEVENTMSG,
+            tid,
+            0,
+            &mut new as *mut libc::c_ulong as usize,
+        )
+        .is_ok()
+        {
+            let new = new as i32;
+            if self.threads.insert(new) {
+                self.fresh.insert(new);
+            }
+        }
     }
 
     fn on_breakpoint(&mut self, tid: i32, addr: u64, mut regs: Regs) -> Result<()> {
@@ -586,26 +591,23 @@ impl<'a> Tracer<'a> {
                 break;
             }
             let sig = libc::WSTOPSIG(status);
-            if event_of(status) == 0 && sig != libc::SIGTRAP {
-                // A signal arrived first: deliver it after the step.
-                deferred = sig;
-                continue;
-            }
-            if event_of(status) == libc::PTRACE_EVENT_CLONE {
-                let mut new: libc::c_ulong = 0;
-                if pt(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    0,
-                    &mut new as *mut libc::c_ulong as usize,
-                )
-                .is_ok()
-                {
-                    self.threads.insert(new as i32);
-                    self.fresh.insert(new as i32);
+            match event_of(status) {
+                0 if sig != libc::SIGTRAP => {
+                    // A signal arrived first: deliver it after the step.
+                    deferred = sig;
+                    continue;
                 }
+                // An interrupt left pending from an earlier stop of this
+                // thread: the instruction has not run yet.
+                libc::PTRACE_EVENT_STOP => continue,
+                libc::PTRACE_EVENT_CLONE => self.note_clone(tid),
+                _ => {}
             }
-            break;
+            // Done once the thread has left the probed instruction.
+            match get_regs(tid) {
+                Ok(r) if r[Reg::Rip.slot()] == addr => continue,
+                _ => break,
+            }
         }
         self.mem.write_all_at(&[INT3], addr)?;
         for t in stopped {
