@@ -58,6 +58,9 @@ struct Breakpoint {
     original: u8,
     instruction: Vec<u8>,
     probes: Vec<usize>,
+    /// Where a copy of the instruction sits for out-of-line stepping, and
+    /// the padding bytes it replaced.
+    scratch: Option<(u64, Vec<u8>)>,
 }
 
 struct Tracer<'a> {
@@ -382,12 +385,25 @@ impl<'a> Tracer<'a> {
             self.mem
                 .write_all_at(&[INT3], addr)
                 .with_context(|| format!("writing a breakpoint at {addr:#x}"))?;
+            let scratch = match p.scratch {
+                Some(at) if !p.instruction.is_empty() => {
+                    let at = at + self.bias;
+                    let mut padding = vec![0u8; p.instruction.len()];
+                    self.mem.read_exact_at(&mut padding, at)?;
+                    self.mem
+                        .write_all_at(&p.instruction, at)
+                        .with_context(|| format!("writing a step-out-of-line copy at {at:#x}"))?;
+                    Some((at, padding))
+                }
+                _ => None,
+            };
             self.breakpoints.insert(
                 addr,
                 Breakpoint {
                     original: original[0],
                     instruction: p.instruction.clone(),
                     probes: vec![i],
+                    scratch,
                 },
             );
         }
@@ -501,8 +517,12 @@ impl<'a> Tracer<'a> {
     fn on_breakpoint(&mut self, tid: i32, addr: u64, mut regs: Regs) -> Result<()> {
         regs[Reg::Rip.slot()] = addr;
         let time_ns = super::monotonic_ns();
-        let (instruction, probes) = match self.breakpoints.get(&addr) {
-            Some(bp) => (bp.instruction.clone(), bp.probes.clone()),
+        let (instruction, probes, scratch) = match self.breakpoints.get(&addr) {
+            Some(bp) => (
+                bp.instruction.clone(),
+                bp.probes.clone(),
+                bp.scratch.as_ref().map(|s| s.0),
+            ),
             None => return Ok(()),
         };
         for i in probes {
@@ -530,6 +550,8 @@ impl<'a> Tracer<'a> {
             set_regs(tid, &regs)?;
             cont(tid, 0);
             Ok(())
+        } else if let Some(scratch) = scratch {
+            self.step_out_of_line(tid, addr, scratch, instruction.len() as u64, &mut regs)
         } else {
             self.step_over_with_others_stopped(tid, addr, &regs)
         }
@@ -575,20 +597,57 @@ impl<'a> Tracer<'a> {
             .unwrap_or(INT3);
         self.mem.write_all_at(&[original], addr)?;
         set_regs(tid, regs)?;
+        let step = self.single_step(tid, addr);
+        self.mem.write_all_at(&[INT3], addr)?;
+        for t in stopped {
+            cont(t, 0);
+        }
+        if let Some(deferred) = step? {
+            cont(tid, deferred);
+        }
+        Ok(())
+    }
+
+    /// Runs the copy of the probed instruction at `scratch` (see
+    /// `Probe::scratch`) and resumes after the original one. Other threads
+    /// keep running and keep hitting the breakpoint, which stays in place.
+    fn step_out_of_line(
+        &mut self,
+        tid: i32,
+        addr: u64,
+        scratch: u64,
+        len: u64,
+        regs: &mut Regs,
+    ) -> Result<()> {
+        regs[Reg::Rip.slot()] = scratch;
+        set_regs(tid, regs)?;
+        let Some(deferred) = self.single_step(tid, scratch)? else {
+            return Ok(());
+        };
+        let mut after = get_regs(tid)?;
+        if after[Reg::Rip.slot()] == scratch + len {
+            after[Reg::Rip.slot()] = addr + len;
+            set_regs(tid, &after)?;
+        }
+        cont(tid, deferred);
+        Ok(())
+    }
+
+    /// Single-steps `tid` until it has left `addr`. Returns the signal to
+    /// deliver when resuming it (one that arrived meanwhile), or `None` if the
+    /// thread is gone.
+    fn single_step(&mut self, tid: i32, addr: u64) -> Result<Option<i32>> {
         let mut deferred = 0;
-        let mut alive = true;
         loop {
             if pt(libc::PTRACE_SINGLESTEP, tid, 0, 0).is_err() {
-                alive = false;
-                break;
+                return Ok(None);
             }
             let Some((_, status)) = wait_retrying(tid)? else {
-                break;
+                return Ok(None);
             };
             if !libc::WIFSTOPPED(status) {
                 self.pending.push_back((tid, status));
-                alive = false;
-                break;
+                return Ok(None);
             }
             let sig = libc::WSTOPSIG(status);
             match event_of(status) {
@@ -603,20 +662,11 @@ impl<'a> Tracer<'a> {
                 libc::PTRACE_EVENT_CLONE => self.note_clone(tid),
                 _ => {}
             }
-            // Done once the thread has left the probed instruction.
             match get_regs(tid) {
                 Ok(r) if r[Reg::Rip.slot()] == addr => continue,
-                _ => break,
+                _ => return Ok(Some(deferred)),
             }
         }
-        self.mem.write_all_at(&[INT3], addr)?;
-        for t in stopped {
-            cont(t, 0);
-        }
-        if alive {
-            cont(tid, deferred);
-        }
-        Ok(())
     }
 
     /// Stops the process, removes every breakpoint, and lets it go.
@@ -659,6 +709,12 @@ impl<'a> Tracer<'a> {
 
     fn restore_code(&mut self) {
         for (addr, bp) in self.breakpoints.drain() {
+            if let Some((at, padding)) = &bp.scratch {
+                if let Err(e) = self.mem.write_all_at(padding, *at) {
+                    self.sink
+                        .notice(&format!("could not restore the padding at {at:#x}: {e}"));
+                }
+            }
             if let Err(e) = self.mem.write_all_at(&[bp.original], addr) {
                 self.sink
                     .notice(&format!("could not restore the code at {addr:#x}: {e}"));
