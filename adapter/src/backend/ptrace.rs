@@ -45,11 +45,8 @@ impl Backend for PtraceBackend {
             Target::Attach(pid) => (attach(*pid)?, true),
         };
         let mut tracer = Tracer::new(leader, attached, probes, sink)?;
-        let result = tracer.arm_and_run(stop);
-        if result.is_err() {
-            tracer.abandon();
-        }
-        result
+        // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
+        tracer.arm_and_run(stop)
     }
 }
 
@@ -443,6 +440,8 @@ impl<'a> Tracer<'a> {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             self.threads.remove(&tid);
             if tid == self.leader {
+                // The process is gone, and its code with it.
+                self.breakpoints.clear();
                 return Ok(Some(if libc::WIFEXITED(status) {
                     Outcome::Exited(libc::WEXITSTATUS(status))
                 } else {
@@ -721,14 +720,17 @@ impl<'a> Tracer<'a> {
             }
         }
     }
+}
 
-    /// After an internal error: never leave an attached process with
-    /// breakpoints in it. A launched one dies with us (PTRACE_O_EXITKILL).
-    fn abandon(&mut self) {
-        if self.attached {
+impl Drop for Tracer<'_> {
+    /// Never leave an attached process with breakpoints in it, whatever
+    /// ended the trace (an error, a panic). A launched program dies with
+    /// logprobe (PTRACE_O_EXITKILL).
+    fn drop(&mut self) {
+        if self.attached && !self.breakpoints.is_empty() {
             if let Err(e) = self.detach_all() {
                 self.sink
-                    .notice(&format!("detaching after an error failed: {e}"));
+                    .notice(&format!("detaching after an error failed: {e:#}"));
             }
         }
     }
