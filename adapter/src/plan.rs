@@ -189,20 +189,47 @@ pub struct DerefSlot {
     pub from: Buffer,
     pub at: u32,
     pub capture: u16,
+    /// The capture holds the pointee's bytes from this offset on (8 for an
+    /// interface's `itab._type`, 0 otherwise).
+    pub start: u32,
 }
 
-/// Limits that shape recipes (how much pointed-to memory is copied).
-#[derive(Debug, Clone, Copy)]
+/// Limits that shape recipes: how much pointed-to memory one hit copies.
+/// The same limits bound what the decoder shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
+    /// Bytes of a string copied; longer strings end in `...+N more`.
     pub max_string_len: u32,
+    /// Elements of a slice, an array or a map shown.
+    pub max_array_values: u32,
+    /// Levels of indirection followed (a pointer, a slice's or a map's
+    /// contents, an interface's dynamic value each take one level; the
+    /// bytes of a string take none).
+    pub max_depth: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        // Delve's default for strings in trace output.
-        Limits { max_string_len: 64 }
+        // Delve's defaults for `print`/trace values: strings of 64 bytes,
+        // 64 elements. Delve counts nesting by `MaxVariableRecurse` (1);
+        // logprobe counts indirections and follows three, enough for a
+        // pointer to a struct holding a slice of pointers.
+        Limits {
+            max_string_len: 64,
+            max_array_values: 64,
+            max_depth: 3,
+        }
     }
 }
+
+/// Most capture steps one recipe may hold. Following pointers stops
+/// (depth first, in field order) when a recipe reaches this size; what was
+/// not captured is shown by address. Backends may rely on this bound.
+pub const MAX_CAPTURES: usize = 512;
+
+/// Largest single memory read a recipe asks for, in bytes (also bounded by
+/// the `u16` offsets of later `Deref` steps into the read).
+pub const MAX_READ: u32 = 32 * 1024;
 
 /// Evaluate an x86 condition code against RFLAGS (used by both backends'
 /// guard checks and by the ptrace backend's jump emulation).
