@@ -534,10 +534,12 @@ impl<'a> Decoder<'a> {
             return Value::Interface {
                 r#type: name,
                 dynamic: String::from("?"),
-                value: Box::new(unreadable(match descriptor {
-                    Some(d) => format!("no DWARF type for runtime type {d:#x}"),
-                    None => String::from("dynamic type not captured"),
-                })),
+                value: Box::new(match descriptor {
+                    Some(d) => unreadable(format!("no DWARF type for runtime type {d:#x}")),
+                    None => Value::Elided {
+                        r#type: String::from("?"),
+                    },
+                }),
             };
         };
         let dynamic = self.types.get(dt).name.clone();
@@ -547,7 +549,9 @@ impl<'a> Decoder<'a> {
         } else {
             match self.target(from, at + 8) {
                 Some(c) => self.value(dt, Buffer::Capture(c), 0, depth + 1),
-                None => unreadable("dynamic value not captured"),
+                None => Value::Elided {
+                    r#type: dynamic.clone(),
+                },
             }
         };
         Value::Interface {
@@ -766,10 +770,10 @@ impl Value {
                 }
             }
             Value::Pointer { r#type, address } => {
-                if r#type.starts_with('*') {
-                    let _ = write!(out, "({type})({address:#x})");
-                } else {
+                if r#type == "unsafe.Pointer" {
                     let _ = write!(out, "{type}({address:#x})");
+                } else {
+                    let _ = write!(out, "({type})({address:#x})");
                 }
             }
             Value::Ref { target, .. } => {

@@ -396,7 +396,7 @@ impl<'a> Planner<'a> {
                 });
                 self.follow(recipe, slot, *p, Buffer::Capture(d), 0, depth + 1);
             }
-            TypeKind::Interface { empty } if deeper => {
+            TypeKind::Interface { empty } => {
                 let (Some(tab), Some(data)) = (word(slot, at), word(slot, at + 8)) else {
                     return;
                 };
@@ -411,6 +411,10 @@ impl<'a> Planner<'a> {
                         capture: t,
                         start: 8,
                     });
+                }
+                if !deeper {
+                    // The dynamic type is named; its value shown by address.
+                    return;
                 }
                 // The dynamic type is known only when the hit is decoded, so
                 // a fixed window of the data is copied, and every word of it
