@@ -986,4 +986,243 @@ mod tests {
         };
         assert_eq!(s.go(), "\"abc\"...+5 more");
     }
+
+    use crate::image::{Field, Type};
+    use crate::plan::{DerefSlot, Piece};
+
+    fn ty(t: &mut TypeTable, name: &str, size: u64, kind: TypeKind) -> TypeId {
+        t.push(Type {
+            name: name.into(),
+            size,
+            kind,
+        })
+    }
+
+    fn words(ws: &[u64]) -> Option<Vec<u8>> {
+        Some(ws.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+
+    /// A slot whose image is capture 0 whole, with the given derefs.
+    fn slot(ty: TypeId, size: u32, derefs: &[(Buffer, u32, u16, u32)]) -> ValueSlot {
+        ValueSlot {
+            name: "v".into(),
+            ty: Some(ty),
+            pieces: vec![Piece {
+                at: 0,
+                len: size,
+                capture: 0,
+            }],
+            size,
+            derefs: derefs
+                .iter()
+                .map(|&(from, at, capture, start)| DerefSlot {
+                    from,
+                    at,
+                    capture,
+                    start,
+                })
+                .collect(),
+            unavailable: None,
+        }
+    }
+
+    #[test]
+    fn slices_of_strings_follow_each_element() {
+        let mut t = TypeTable::default();
+        let string = ty(&mut t, "string", 16, TypeKind::String);
+        let slice = ty(
+            &mut t,
+            "[]string",
+            24,
+            TypeKind::Slice { elem: Some(string) },
+        );
+        let caps = vec![
+            words(&[0x1000, 3, 4]),
+            words(&[0x2000, 2, 0x3000, 1, 0x4000, 100]),
+            Some(b"ab".to_vec()),
+            Some(b"c".to_vec()),
+            Some(b"xyz".to_vec()),
+        ];
+        let s = slot(
+            slice,
+            24,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 0, 2, 0),
+                (Buffer::Capture(1), 16, 3, 0),
+                (Buffer::Capture(1), 32, 4, 0),
+            ],
+        );
+        let limits = Limits {
+            max_array_values: 3,
+            ..Limits::default()
+        };
+        let v = decode(&mut t, &mut NoResolve, limits, &s, &caps);
+        assert_eq!(
+            v.go(),
+            r#"[]string len: 3, cap: 4, ["ab","c","xyz"...+97 more]"#
+        );
+        // An element whose bytes were not planned is elided, like Delve's `...`.
+        let s = slot(
+            slice,
+            24,
+            &[(Buffer::Image, 0, 1, 0), (Buffer::Capture(1), 0, 2, 0)],
+        );
+        let v = decode(&mut t, &mut NoResolve, limits, &s, &caps);
+        assert_eq!(v.go(), r#"[]string len: 3, cap: 4, ["ab",...,...]"#);
+    }
+
+    #[test]
+    fn a_pointer_cycle_is_shown_by_address_once_it_comes_back() {
+        let mut t = TypeTable::default();
+        let int = ty(&mut t, "int", 8, TypeKind::Int);
+        let node = t.push(Type {
+            name: "main.Node".into(),
+            size: 16,
+            kind: TypeKind::Void,
+        });
+        let ptr = ty(
+            &mut t,
+            "*main.Node",
+            8,
+            TypeKind::Pointer {
+                pointee: Some(node),
+            },
+        );
+        let fields = vec![
+            Field {
+                name: "V".into(),
+                offset: 0,
+                ty: int,
+                embedded: false,
+            },
+            Field {
+                name: "Next".into(),
+                offset: 8,
+                ty: ptr,
+                embedded: false,
+            },
+        ];
+        t.set(
+            node,
+            Type {
+                name: "main.Node".into(),
+                size: 16,
+                kind: TypeKind::Struct { fields },
+            },
+        );
+        let caps = vec![
+            words(&[0xa000]),
+            words(&[1, 0xb000]),
+            words(&[2, 0xa000]),
+            words(&[1, 0xb000]),
+        ];
+        let s = slot(
+            ptr,
+            8,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 8, 2, 0),
+                (Buffer::Capture(2), 8, 3, 0),
+            ],
+        );
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(
+            v.go(),
+            "*main.Node {V: 1, Next: *main.Node {V: 2, Next: (*main.Node)(0xa000)}}"
+        );
+        let json = serde_json::to_value(&v).expect("serializes");
+        assert_eq!(json["kind"], "ref");
+        assert_eq!(json["address"], 0xa000);
+    }
+
+    /// Knows one runtime type descriptor.
+    struct OneType(u64, TypeId);
+
+    impl Resolve for OneType {
+        fn runtime_type(&mut self, _: &mut TypeTable, addr: u64) -> Option<TypeId> {
+            (addr == self.0).then_some(self.1)
+        }
+        fn function_name(&self, pc: u64) -> Option<String> {
+            (pc == 0x401000).then(|| "main.double".to_string())
+        }
+    }
+
+    #[test]
+    fn interfaces_show_their_dynamic_type_and_value() {
+        let mut t = TypeTable::default();
+        let int = ty(&mut t, "int", 8, TypeKind::Int);
+        let eface = ty(
+            &mut t,
+            "interface {}",
+            16,
+            TypeKind::Interface { empty: true },
+        );
+        let error = ty(&mut t, "error", 16, TypeKind::Interface { empty: false });
+        // interface{}(42): the data word points to the int.
+        let caps = vec![words(&[0x5000, 0x6000]), words(&[42])];
+        let s = slot(eface, 16, &[(Buffer::Image, 8, 1, 0)]);
+        let v = decode(
+            &mut t,
+            &mut OneType(0x5000, int),
+            Limits::default(),
+            &s,
+            &caps,
+        );
+        assert_eq!(v.go(), "interface {}(int) 42");
+        // error: the type comes from itab._type (a capture starting at +8).
+        let caps = vec![words(&[0x7000, 0x6000]), words(&[0x5000]), words(&[7])];
+        let s = slot(
+            error,
+            16,
+            &[(Buffer::Image, 0, 1, 8), (Buffer::Image, 8, 2, 0)],
+        );
+        let v = decode(
+            &mut t,
+            &mut OneType(0x5000, int),
+            Limits::default(),
+            &s,
+            &caps,
+        );
+        assert_eq!(v.go(), "error(int) 7");
+        // Unknown descriptor, and nil.
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(
+            v.go(),
+            "error(?) (unreadable no DWARF type for runtime type 0x5000)"
+        );
+        let caps = vec![words(&[0, 0])];
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "error nil");
+    }
+
+    #[test]
+    fn funcs_chans_and_named_types() {
+        let mut t = TypeTable::default();
+        let f = ty(&mut t, "func(int) int", 8, TypeKind::Func);
+        let caps = vec![words(&[0x9000]), words(&[0x401000])];
+        let s = slot(f, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut OneType(0, 0), Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "main.double");
+        let caps = vec![words(&[0])];
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "nil");
+
+        let c = ty(&mut t, "chan int", 8, TypeKind::Chan);
+        let caps = vec![words(&[0x9000]), words(&[3, 10])];
+        let s = slot(c, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "chan int 3/10");
+
+        let d = ty(&mut t, "time.Duration", 8, TypeKind::Int);
+        let caps = vec![words(&[1_500_000_000])];
+        let s = slot(d, 8, &[]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "time.Duration(1500000000)");
+        let z = ty(&mut t, "complex128", 16, TypeKind::Complex);
+        let caps = vec![words(&[1.5f64.to_bits(), (-2.0f64).to_bits()])];
+        let s = slot(z, 16, &[]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "(1.5 + -2i)");
+    }
 }
