@@ -103,6 +103,23 @@ pub enum Capture {
     },
 }
 
+impl Capture {
+    /// The most bytes this step can yield.
+    pub fn max_len(&self) -> u32 {
+        match *self {
+            Capture::Reg(_) | Capture::Xmm(_) => 8,
+            Capture::Stack { len, .. } => len,
+            Capture::Deref {
+                len: Len::Fixed(n), ..
+            } => n,
+            Capture::Deref {
+                len: Len::Counted { max, .. },
+                ..
+            } => max,
+        }
+    }
+}
+
 /// A condition under which a hit is not reported at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Guard {
@@ -226,6 +243,11 @@ impl Default for Limits {
 /// (depth first, in field order) when a recipe reaches this size; what was
 /// not captured is shown by address. Backends may rely on this bound.
 pub const MAX_CAPTURES: usize = 512;
+
+/// Most bytes one recipe may read in all (the sum of every step's largest
+/// read), so that a backend can stage a hit in one fixed buffer. Like
+/// [`MAX_CAPTURES`], reaching it stops following pointers.
+pub const MAX_RECIPE_BYTES: u32 = 64 * 1024;
 
 /// Largest single memory read a recipe asks for, in bytes (also bounded by
 /// the `u16` offsets of later `Deref` steps into the read).

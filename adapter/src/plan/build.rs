@@ -18,7 +18,7 @@ use capstone::Capstone;
 use super::goabi::{self, Assignment, Loc};
 use super::{
     Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg,
-    ValueSlot, MAX_CAPTURES, MAX_READ,
+    ValueSlot, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
 };
 use crate::image::{Field, FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTable};
 
@@ -579,20 +579,21 @@ pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
 }
 
 /// Adds a `Deref` of the pointer at `(capture, offset)`, unless the recipe
-/// is full.
+/// is full ([`MAX_CAPTURES`] steps or [`MAX_RECIPE_BYTES`] bytes).
 fn deref(recipe: &mut Recipe, (base, offset): (u16, u16), add: i32, len: Len) -> Option<u16> {
-    if recipe.captures.len() >= MAX_CAPTURES {
+    let step = Capture::Deref {
+        base,
+        offset,
+        add,
+        len,
+    };
+    let bytes: u64 = recipe.captures.iter().map(|c| c.max_len() as u64).sum();
+    if recipe.captures.len() >= MAX_CAPTURES
+        || bytes + step.max_len() as u64 > MAX_RECIPE_BYTES as u64
+    {
         return None;
     }
-    Some(push(
-        recipe,
-        Capture::Deref {
-            base,
-            offset,
-            add,
-            len,
-        },
-    ))
+    Some(push(recipe, step))
 }
 
 fn push(recipe: &mut Recipe, c: Capture) -> u16 {
