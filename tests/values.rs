@@ -14,7 +14,7 @@ fn mask_addresses(s: &str) -> String {
         .into_owned()
 }
 
-const ALL: &str = r"^main\.(ints|floats|chars|text|slices|structs|cycle|ifaces|maps|chans|funcs|named_|stack|many|mutate)$";
+const ALL: &str = r"^main\.(ints|floats|chars|text|slices|structs|cycle|ifaces|maps|chans|funcs|named_|stack|many|wide|mutate)$";
 
 /// Every line of a run with the default limits.
 const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32, 64, 100)
@@ -45,6 +45,8 @@ const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32
 >> goroutine(1): main.stack => (55, main.Big {A: 1, B: 2, C: 3, D: 4, E: 5, F: 6, G: 7, H: 8, I: 9, J: 11})
 > goroutine(1): main.many([]int len: 100, cap: 100, [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,...+36 more], "0123456789012345678901234567890123456789012345678901234567890123"...+36 more)
 >> goroutine(1): main.many => (200)
+> goroutine(1): main.wide(1, 2, 3, 4, 5, 6, 7, 8, 9, "ten", *main.Point {X: 7, Y: 8})
+>> goroutine(1): main.wide => (1, 2, 3, 4, 5, 6, 7, 8, 9, "ten!", *main.Point {X: 7, Y: 8})
 > goroutine(1): main.mutate([]uint8 len: 6, cap: 6, [98,101,102,111,114,101], map[string]int ["k": 1])
 >> goroutine(1): main.mutate => ()
 "#;
