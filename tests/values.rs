@@ -14,7 +14,7 @@ fn mask_addresses(s: &str) -> String {
         .into_owned()
 }
 
-const ALL: &str = r"^main\.(ints|floats|chars|text|slices|structs|cycle|ifaces|maps|chans|funcs|named_|stack|many|wide|mutate)$";
+const ALL: &str = r"^main\.(ints|floats|chars|text|slices|structs|cycle|ifaces|maps|chans|funcs|named_|stack|many|wide|boxes|mutate)$";
 
 /// Every line of a run with the default limits.
 const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32, 64, 100)
@@ -47,6 +47,8 @@ const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32
 >> goroutine(1): main.many => (200)
 > goroutine(1): main.wide(1, 2, 3, 4, 5, 6, 7, 8, 9, "ten", *main.Point {X: 7, Y: 8})
 >> goroutine(1): main.wide => (1, 2, 3, 4, 5, 6, 7, 8, 9, "ten!", *main.Point {X: 7, Y: 8})
+> goroutine(1): main.boxes([]interface {} len: 5, cap: 5, [1,"two",3.5,nil,*5], []error len: 2, cap: 2, [*errors.errorString {s: "a"},nil], interface {}(main.Point) {X: 9, Y: 10}, **5, main.main.func1)
+>> goroutine(1): main.boxes => (10)
 > goroutine(1): main.mutate([]uint8 len: 6, cap: 6, [98,101,102,111,114,101], map[string]int ["k": 1])
 >> goroutine(1): main.mutate => ()
 "#;

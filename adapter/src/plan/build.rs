@@ -8,6 +8,7 @@
 //! the arguments are still in their ABI registers. Return probes sit on
 //! every `RET` (never a uretprobe: Go moves and walks stacks).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use anyhow::{anyhow, Context, Result};
@@ -27,8 +28,11 @@ const MAX_STACK_VALUE: u64 = 4096;
 /// Largest pointee copied through a pointer, in bytes.
 const MAX_POINTEE: u32 = 4096;
 /// Bytes of an interface's data copied: enough for most dynamic values
-/// (an error's struct, a boxed number or string header).
-pub const IFACE_DATA: u32 = 64;
+/// (an error's struct, a boxed number or string header, a small struct).
+pub const IFACE_DATA: u32 = 128;
+/// Words at the start of an interface's data window that are followed
+/// speculatively.
+const IFACE_WORDS: u32 = 8;
 /// Most bytes read through each word of an interface's data window.
 const IFACE_WORD_READ: u32 = 256;
 
@@ -40,6 +44,16 @@ pub struct Planner<'a> {
     pub limits: Limits,
     next_id: u32,
     cs: Capstone,
+    /// Where the value being followed must stop adding steps.
+    budget: Cell<Budget>,
+}
+
+/// Capture count and total bytes a recipe may reach while one value is
+/// being followed.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    captures: usize,
+    bytes: u64,
 }
 
 /// An instruction chosen as a probe site.
@@ -68,6 +82,10 @@ impl<'a> Planner<'a> {
             limits,
             next_id: 0,
             cs,
+            budget: Cell::new(Budget {
+                captures: MAX_CAPTURES,
+                bytes: MAX_RECIPE_BYTES as u64,
+            }),
         })
     }
 
@@ -280,16 +298,56 @@ impl<'a> Planner<'a> {
                             });
                         }
                     }
-                    if slot.unavailable.is_none() {
-                        self.follow(&mut recipe, &mut slot, *ty, Buffer::Image, 0, 0);
-                    }
                 }
                 (None, _) => slot.unavailable = Some(String::from("type unknown")),
                 (Some(_), None) => slot.unavailable = Some(String::from("location unknown")),
             }
             recipe.values.push(slot);
         }
+        // Then what the values point to, each value getting an equal share
+        // of what the budgets have left (what one leaves flows to the next),
+        // so that a large first argument cannot starve the others.
+        let mut slots = std::mem::take(&mut recipe.values);
+        let n = slots.len();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Some(ty) = slot.ty.filter(|_| slot.unavailable.is_none()) else {
+                continue;
+            };
+            let left = (n - i) as u64;
+            let (steps, bytes) = (recipe.captures.len(), recipe_bytes(&recipe));
+            self.budget.set(Budget {
+                captures: steps + MAX_CAPTURES.saturating_sub(steps) / left as usize,
+                bytes: bytes + (MAX_RECIPE_BYTES as u64).saturating_sub(bytes) / left,
+            });
+            self.follow(&mut recipe, slot, ty, Buffer::Image, 0, 0);
+        }
+        recipe.values = slots;
         recipe
+    }
+
+    /// Adds a `Deref` of the pointer at `(capture, offset)`, unless the
+    /// current value's share of the budgets ([`MAX_CAPTURES`] steps,
+    /// [`MAX_RECIPE_BYTES`] bytes) is used up.
+    fn deref(
+        &self,
+        recipe: &mut Recipe,
+        (base, offset): (u16, u16),
+        add: i32,
+        len: Len,
+    ) -> Option<u16> {
+        let step = Capture::Deref {
+            base,
+            offset,
+            add,
+            len,
+        };
+        let budget = self.budget.get();
+        if recipe.captures.len() >= budget.captures
+            || recipe_bytes(recipe) + step.max_len() as u64 > budget.bytes
+        {
+            return None;
+        }
+        Some(push(recipe, step))
     }
 
     /// Adds captures for memory the value of type `ty` at byte `at` of
@@ -327,7 +385,7 @@ impl<'a> Planner<'a> {
                     scale: 1,
                     max: limits.max_string_len.min(MAX_READ),
                 };
-                if let Some(d) = deref(recipe, ptr, 0, len) {
+                if let Some(d) = self.deref(recipe, ptr, 0, len) {
                     slot.derefs.push(DerefSlot {
                         from: buf,
                         at,
@@ -366,7 +424,7 @@ impl<'a> Planner<'a> {
                     scale: size,
                     max: n * size,
                 };
-                let Some(d) = deref(recipe, ptr, 0, len) else {
+                let Some(d) = self.deref(recipe, ptr, 0, len) else {
                     return;
                 };
                 slot.derefs.push(DerefSlot {
@@ -385,7 +443,7 @@ impl<'a> Planner<'a> {
                 if size == 0 || size > MAX_POINTEE {
                     return;
                 }
-                let Some(d) = deref(recipe, ptr, 0, Len::Fixed(size)) else {
+                let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(size)) else {
                     return;
                 };
                 slot.derefs.push(DerefSlot {
@@ -402,7 +460,7 @@ impl<'a> Planner<'a> {
                 };
                 if !*empty {
                     // itab._type sits after itab.inter.
-                    let Some(t) = deref(recipe, tab, 8, Len::Fixed(8)) else {
+                    let Some(t) = self.deref(recipe, tab, 8, Len::Fixed(8)) else {
                         return;
                     };
                     slot.derefs.push(DerefSlot {
@@ -421,7 +479,7 @@ impl<'a> Planner<'a> {
                 // is followed once more as if it were a pointer (a string's
                 // bytes, a pointed-to struct): the decoder uses the reads
                 // that the dynamic type makes meaningful.
-                let Some(d) = deref(recipe, data, 0, Len::Fixed(IFACE_DATA)) else {
+                let Some(d) = self.deref(recipe, data, 0, Len::Fixed(IFACE_DATA)) else {
                     return;
                 };
                 slot.derefs.push(DerefSlot {
@@ -432,8 +490,9 @@ impl<'a> Planner<'a> {
                 });
                 if depth + 1 < limits.max_depth {
                     let window = limits.max_string_len.clamp(8, IFACE_WORD_READ);
-                    for k in 0..IFACE_DATA / 8 {
-                        let Some(w) = deref(recipe, (d, (k * 8) as u16), 0, Len::Fixed(window))
+                    for k in 0..IFACE_WORDS {
+                        let Some(w) =
+                            self.deref(recipe, (d, (k * 8) as u16), 0, Len::Fixed(window))
                         else {
                             return;
                         };
@@ -451,7 +510,7 @@ impl<'a> Planner<'a> {
                     return;
                 };
                 let Some(ptr) = word(slot, at) else { return };
-                let Some(m) = deref(recipe, ptr, 0, Len::Fixed(layout.hmap_size)) else {
+                let Some(m) = self.deref(recipe, ptr, 0, Len::Fixed(layout.hmap_size)) else {
                     return;
                 };
                 slot.derefs.push(DerefSlot {
@@ -473,7 +532,7 @@ impl<'a> Planner<'a> {
                 if layout.bucket_size > MAX_READ {
                     return;
                 }
-                let Some(b) = deref(
+                let Some(b) = self.deref(
                     recipe,
                     (m, layout.buckets_at as u16),
                     0,
@@ -498,7 +557,7 @@ impl<'a> Planner<'a> {
             TypeKind::Chan if deeper => {
                 // hchan starts with qcount and dataqsiz.
                 if let Some(ptr) = word(slot, at) {
-                    if let Some(d) = deref(recipe, ptr, 0, Len::Fixed(16)) {
+                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(16)) {
                         slot.derefs.push(DerefSlot {
                             from: buf,
                             at,
@@ -511,7 +570,7 @@ impl<'a> Planner<'a> {
             TypeKind::Func => {
                 // A func value points to a funcval whose first word is the code.
                 if let Some(ptr) = word(slot, at) {
-                    if let Some(d) = deref(recipe, ptr, 0, Len::Fixed(8)) {
+                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(8)) {
                         slot.derefs.push(DerefSlot {
                             from: buf,
                             at,
@@ -578,22 +637,9 @@ pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
     })
 }
 
-/// Adds a `Deref` of the pointer at `(capture, offset)`, unless the recipe
-/// is full ([`MAX_CAPTURES`] steps or [`MAX_RECIPE_BYTES`] bytes).
-fn deref(recipe: &mut Recipe, (base, offset): (u16, u16), add: i32, len: Len) -> Option<u16> {
-    let step = Capture::Deref {
-        base,
-        offset,
-        add,
-        len,
-    };
-    let bytes: u64 = recipe.captures.iter().map(|c| c.max_len() as u64).sum();
-    if recipe.captures.len() >= MAX_CAPTURES
-        || bytes + step.max_len() as u64 > MAX_RECIPE_BYTES as u64
-    {
-        return None;
-    }
-    Some(push(recipe, step))
+/// The most bytes a recipe's steps can read in all.
+fn recipe_bytes(recipe: &Recipe) -> u64 {
+    recipe.captures.iter().map(|c| c.max_len() as u64).sum()
 }
 
 fn push(recipe: &mut Recipe, c: Capture) -> u16 {
