@@ -213,7 +213,11 @@ pub struct DerefSlot {
 
 /// Limits that shape recipes: how much pointed-to memory one hit copies.
 /// The same limits bound what the decoder shows.
+/// In DAP launch arguments (and JSON) the fields are camelCase
+/// (`maxStringLen`, `maxArrayValues`, `maxDepth`); missing ones take the
+/// defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Limits {
     /// Bytes of a string copied; longer strings end in `...+N more`.
     pub max_string_len: u32,
@@ -290,6 +294,18 @@ mod tests {
         assert!(!condition_holds(6, 0x0));
         // cc 7 = A: the negation.
         assert!(condition_holds(7, 0x0));
+    }
+
+    #[test]
+    fn limits_read_from_launch_arguments_default_what_is_missing() {
+        let l: Limits = serde_json::from_str(r#"{"maxStringLen": 100}"#).expect("parses");
+        assert_eq!(
+            l,
+            Limits {
+                max_string_len: 100,
+                ..Limits::default()
+            }
+        );
     }
 
     #[test]

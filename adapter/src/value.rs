@@ -303,8 +303,19 @@ impl<'a> Decoder<'a> {
         let Some(buf) = self.bytes(from) else {
             return unreadable("memory not readable");
         };
-        let Some(bytes) = buf.get(at as usize..at as usize + size) else {
-            return unreadable("value not captured");
+        // A struct or an array may be captured in part (a pointee larger
+        // than one read): its fields and elements check their own bytes.
+        let partial = matches!(
+            self.types.underlying(ty).kind,
+            TypeKind::Struct { .. } | TypeKind::Array { .. }
+        );
+        let end = if partial {
+            buf.len().min(at as usize + size)
+        } else {
+            at as usize + size
+        };
+        let Some(bytes) = buf.get(at as usize..end) else {
+            return Value::Elided { r#type: t.name };
         };
         if depth > MAX_NESTING {
             return Value::Opaque { r#type: t.name };

@@ -25,7 +25,7 @@ use crate::image::{Field, FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTabl
 
 /// Largest stack-assigned value copied whole, in bytes.
 const MAX_STACK_VALUE: u64 = 4096;
-/// Largest pointee copied through a pointer, in bytes.
+/// Most bytes of a pointee copied through a pointer.
 const MAX_POINTEE: u32 = 4096;
 /// Bytes of an interface's data copied: enough for most dynamic values
 /// (an error's struct, a boxed number or string header, a small struct).
@@ -438,9 +438,11 @@ impl<'a> Planner<'a> {
                 }
             }
             TypeKind::Pointer { pointee: Some(p) } if deeper => {
-                let size = self.types.get(*p).size as u32;
+                // A large pointee is copied in part; the decoder shows the
+                // fields that fit.
+                let size = self.types.get(*p).size.min(MAX_POINTEE as u64) as u32;
                 let Some(ptr) = word(slot, at) else { return };
-                if size == 0 || size > MAX_POINTEE {
+                if size == 0 {
                     return;
                 }
                 let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(size)) else {
