@@ -145,6 +145,27 @@ fn limits_cut_strings_elements_and_depth() {
 }
 
 #[test]
+fn a_string_cut_inside_a_rune_shows_the_byte_like_strconv_quote() {
+    for backend in backends() {
+        for build in ["values", "values-debug"] {
+            let out = trace(
+                backend,
+                r"^main\.text$",
+                build,
+                &[],
+                &["--max-string-len", "16"],
+            );
+            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            assert_eq!(
+                trace_lines(&out)[0],
+                r#"> goroutine(1): main.text("hello", "tab\there \"q\" \x01 \xc3"...+2 more, []uint8 len: 5, cap: 5, [98,121,116,101,115])"#,
+                "{backend} {build}"
+            );
+        }
+    }
+}
+
+#[test]
 fn json_events_carry_typed_value_trees() {
     for backend in backends() {
         for build in ["values", "values-debug"] {

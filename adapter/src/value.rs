@@ -44,9 +44,13 @@ pub enum Value {
         bits: u8,
     },
     /// A string; `more` counts the bytes not captured (over the limit).
+    /// `raw` holds the bytes when they are not valid UTF-8 (`value` then
+    /// has U+FFFD in their place).
     String {
         value: String,
         more: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw: Option<Vec<u8>>,
     },
     /// A pointer shown by its address: not followed (depth limit, a cycle,
     /// `unsafe.Pointer`, a C pointer).
@@ -498,6 +502,7 @@ impl<'a> Decoder<'a> {
             return Value::String {
                 value: String::new(),
                 more: 0,
+                raw: None,
             };
         }
         if !self.derefs.contains_key(&(from, at)) {
@@ -511,9 +516,11 @@ impl<'a> Decoder<'a> {
         {
             Some(data) => {
                 let n = (len.min(self.limits.max_string_len as u64) as usize).min(data.len());
+                let bytes = &data[..n];
                 Value::String {
-                    value: String::from_utf8_lossy(&data[..n]).into_owned(),
+                    value: String::from_utf8_lossy(bytes).into_owned(),
                     more: len - n as u64,
+                    raw: std::str::from_utf8(bytes).is_err().then(|| bytes.to_vec()),
                 }
             }
             None => unreadable(format!("string at {ptr:#x} not readable")),
@@ -653,27 +660,37 @@ fn go_float(v: f64, bits: u8) -> String {
 
 /// Go's `strconv.Quote`: printable runes kept, the rest escaped.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    go_quote_bytes(s.as_bytes())
+}
+
+/// `strconv.Quote` of bytes that need not be UTF-8: bytes that are not
+/// part of a valid encoding are shown as `\xNN`, as Go does.
+pub fn go_quote_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            '\u{fffd}' => out.push_str("\\ufffd"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
             }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
         }
     }
     out.push('"');
@@ -774,8 +791,8 @@ impl Value {
                 let half = bits / 2;
                 let _ = write!(out, "({} + {}i)", go_float(*re, half), go_float(*im, half));
             }
-            Value::String { value, more } => {
-                out.push_str(&go_quote(value));
+            Value::String { value, more, raw } => {
+                out.push_str(&go_quote_bytes(raw.as_deref().unwrap_or(value.as_bytes())));
                 if *more > 0 {
                     let _ = write!(out, "...+{more} more");
                 }
@@ -982,6 +999,9 @@ mod tests {
     #[test]
     fn strings_are_quoted_like_strconv_quote() {
         assert_eq!(go_quote("a\"b\\\n\u{1}é"), "\"a\\\"b\\\\\\n\\x01é\"");
+        // A string cut inside a rune, and a real U+FFFD.
+        assert_eq!(go_quote_bytes(b"ab\xc3"), "\"ab\\xc3\"");
+        assert_eq!(go_quote("\u{fffd}"), "\"\u{fffd}\"");
     }
 
     #[test]
@@ -994,6 +1014,7 @@ mod tests {
         let s = Value::String {
             value: "abc".into(),
             more: 5,
+            raw: None,
         };
         assert_eq!(s.go(), "\"abc\"...+5 more");
     }
