@@ -224,9 +224,11 @@ struct Decoder<'a> {
     /// `(buffer, offset of a pointer)` -> (capture it was followed into,
     /// offset in the pointee where that capture starts).
     derefs: HashMap<(Buffer, u32), (u16, u32)>,
-    /// Addresses of the pointees being shown, outermost first: a pointer
-    /// back to one of them is a cycle and is shown by address.
-    path: Vec<u64>,
+    /// Pointees being shown (address and pointer type), outermost first: a
+    /// pointer back to one of them is a cycle and is shown by address. The
+    /// type is part of the key because a struct and its first field share
+    /// an address.
+    path: Vec<(u64, TypeId)>,
 }
 
 /// Nesting bound of the decoder itself (the plan's depth limit is what
@@ -373,8 +375,8 @@ impl<'a> Decoder<'a> {
                     return Value::Nil { r#type: t.name };
                 }
                 match (pointee, self.target(from, at)) {
-                    (Some(p), Some(c)) if !self.path.contains(&address) => {
-                        self.path.push(address);
+                    (Some(p), Some(c)) if !self.path.contains(&(address, ty)) => {
+                        self.path.push((address, ty));
                         let target = self.value(p, Buffer::Capture(c), 0, depth + 1);
                         self.path.pop();
                         Value::Ref {
