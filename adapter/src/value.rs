@@ -402,7 +402,9 @@ impl<'a> Decoder<'a> {
                     (Some(e), Some(c)) => {
                         let esize = self.types.get(e).size.max(1);
                         let got = self.bytes(Buffer::Capture(c)).map_or(0, |b| b.len() as u64);
-                        let n = (got / esize).min(len);
+                        let n = (got / esize)
+                            .min(len)
+                            .min(self.limits.max_array_values as u64);
                         Some(
                             (0..n)
                                 .map(|i| {
