@@ -209,3 +209,55 @@ fn json_events_carry_typed_value_trees() {
         }
     }
 }
+
+/// What every backend relies on: a recipe, however large the values, stays
+/// within the published budgets, reads with offsets it can address, and
+/// every value still gets its share (the eBPF executor stages a hit in one
+/// buffer of `MAX_RECIPE_BYTES`).
+#[test]
+fn recipes_stay_within_the_budgets_backends_rely_on() {
+    use logprobe::image::Image;
+    use logprobe::plan::build::Planner;
+    use logprobe::plan::{Capture, Len, Limits, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES};
+
+    let image = Image::open(&fixture("values")).expect("open fixture");
+    let generous = Limits {
+        max_string_len: 1 << 20,
+        max_array_values: 1 << 20,
+        max_depth: 10,
+    };
+    let re = regex::Regex::new(r"^main\.(boxes|slices|maps|ifaces|rich|many)$").expect("re");
+    for limits in [Limits::default(), generous] {
+        let mut planner = Planner::new(&image, limits).expect("planner");
+        let funcs = image.matching(&re);
+        assert_eq!(funcs.len(), 6);
+        for f in funcs {
+            for probe in planner.plan_function(f).expect("plan") {
+                let r = &probe.recipe;
+                let name = &image.functions[f].name;
+                assert!(
+                    r.captures.len() <= MAX_CAPTURES,
+                    "{name}: {} steps",
+                    r.captures.len()
+                );
+                let bytes: u64 = r.captures.iter().map(|c| c.max_len() as u64).sum();
+                assert!(bytes <= MAX_RECIPE_BYTES as u64, "{name}: {bytes} bytes");
+                for (i, c) in r.captures.iter().enumerate() {
+                    assert!(c.max_len() <= MAX_READ.max(4096), "{name}: step {i} {c:?}");
+                    if let Capture::Deref { base, len, .. } = c {
+                        assert!((*base as usize) < i, "{name}: step {i} reads a later step");
+                        if let Len::Counted { capture, .. } = len {
+                            assert!((*capture as usize) < i, "{name}: step {i}");
+                        }
+                    }
+                }
+                // Every argument that points somewhere got something followed.
+                if probe.kind == logprobe::plan::ProbeKind::Entry && name == "main.boxes" {
+                    for v in &r.values[..4] {
+                        assert!(!v.derefs.is_empty(), "{name}: {} starved", v.name);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -325,6 +325,12 @@ impl<'a> Planner<'a> {
         recipe
     }
 
+    /// Bytes the value being followed may still have read.
+    fn room(&self, recipe: &Recipe) -> u32 {
+        let left = self.budget.get().bytes.saturating_sub(recipe_bytes(recipe));
+        left.min(u32::MAX as u64) as u32
+    }
+
     /// Adds a `Deref` of the pointer at `(capture, offset)`, unless the
     /// current value's share of the budgets ([`MAX_CAPTURES`] steps,
     /// [`MAX_RECIPE_BYTES`] bytes) is used up.
@@ -383,7 +389,7 @@ impl<'a> Planner<'a> {
                     capture: len.0,
                     offset: len.1,
                     scale: 1,
-                    max: limits.max_string_len.min(MAX_READ),
+                    max: limits.max_string_len.min(MAX_READ).min(self.room(recipe)),
                 };
                 if let Some(d) = self.deref(recipe, ptr, 0, len) {
                     slot.derefs.push(DerefSlot {
@@ -411,7 +417,17 @@ impl<'a> Planner<'a> {
             }
             TypeKind::Slice { elem: Some(e) } if deeper => {
                 let size = self.types.get(*e).size as u32;
-                let n = limits.max_array_values.min(MAX_READ / size.max(1));
+                // As many elements as the limit asks, one read holds and
+                // this value's share of the budget has room for.
+                // Elements that point somewhere leave half the room for
+                // what they point to.
+                let room = match points(&self.types, *e, 0) {
+                    true => self.room(recipe) / 2,
+                    false => self.room(recipe),
+                };
+                let n = limits
+                    .max_array_values
+                    .min(MAX_READ.min(room) / size.max(1));
                 let (Some(ptr), Some(len)) = (word(slot, at), word(slot, at + 8)) else {
                     return;
                 };
@@ -528,7 +544,8 @@ impl<'a> Planner<'a> {
                     .div_ceil(8)
                     .max(1)
                     .next_power_of_two();
-                while buckets > 1 && buckets * layout.bucket_size > MAX_READ {
+                let room = MAX_READ.min(self.room(recipe));
+                while buckets > 1 && buckets * layout.bucket_size > room {
                     buckets /= 2;
                 }
                 if layout.bucket_size > MAX_READ {
@@ -637,6 +654,25 @@ pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
         value,
         value_size: types.get(value).size as u32,
     })
+}
+
+/// Whether a value of type `ty` holds anything `follow` would read through.
+fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
+    if depth > 8 {
+        return true;
+    }
+    match &types.underlying(ty).kind {
+        TypeKind::Struct { fields } => fields.iter().any(|f| points(types, f.ty, depth + 1)),
+        TypeKind::Array { elem: Some(e), .. } => points(types, *e, depth + 1),
+        TypeKind::String
+        | TypeKind::Pointer { .. }
+        | TypeKind::Slice { .. }
+        | TypeKind::Interface { .. }
+        | TypeKind::Map { .. }
+        | TypeKind::Chan
+        | TypeKind::Func => true,
+        _ => false,
+    }
 }
 
 /// The most bytes a recipe's steps can read in all.
