@@ -4,7 +4,9 @@
 //! An [`Image`] is built once per ELF file and is read-only afterwards. It
 //! indexes functions from DWARF when present, else from the ELF symbol table,
 //! else (stripped Go binaries) from `.gopclntab`. Types are resolved lazily
-//! into a caller-owned [`TypeTable`] by [`Image::resolve_type`]. Turning these
+//! into a caller-owned [`TypeTable`] by [`Image::resolve_type`]; a Go
+//! interface's dynamic type is found by its runtime type descriptor's
+//! address with [`Image::runtime_type_die`]. Turning these
 //! facts into probes is the plan's job; reading a live process is a backend's.
 
 mod dwarf;

@@ -7,6 +7,11 @@
 //! pass that is about to grow the stack, so each call is reported once and
 //! the arguments are still in their ABI registers. Return probes sit on
 //! every `RET` (never a uretprobe: Go moves and walks stacks).
+//!
+//! Beyond the value's own registers or stack slot, `Planner::follow` adds
+//! the reads that copy what the value points to at the moment of the call
+//! (strings, pointees, slice elements, map buckets, an interface's dynamic
+//! value), within `Limits` and the recipe budgets of `plan`.
 
 use std::cell::Cell;
 use std::collections::HashMap;
