@@ -174,6 +174,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
                 args: rest.to_vec(),
                 cwd: None,
                 env: Vec::new(),
+                stdio: None,
             });
             (target, exe)
         }

@@ -118,6 +118,9 @@ pub enum Guard {
 pub enum ProbeKind {
     Entry,
     Return,
+    /// A source line inside the function (a logpoint); the recipe captures
+    /// the variables in scope there.
+    Line,
 }
 
 /// One armed instruction.

@@ -9,7 +9,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::backend::RawHit;
-use crate::image::{FuncId, Image, Lang};
+use crate::image::{FuncId, Image, Lang, TypeTable};
 use crate::plan::build::Planner;
 use crate::plan::{Limits, Probe, ProbeKind};
 use crate::value::{self, Value};
@@ -124,6 +124,8 @@ pub struct Event {
 pub enum EventKind {
     Call,
     Return,
+    /// A source line was reached (a logpoint).
+    Line,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,42 +141,48 @@ impl<'a> Prepared<'a> {
             .probes
             .get(hit.probe as usize)
             .filter(|p| p.id == hit.probe)?;
-        let func = &self.planner.image.functions[probe.func];
-        let goroutine = probe
-            .recipe
-            .goid
-            .and_then(|c| hit.captures.get(c as usize))
-            .and_then(|c| c.as_deref())
-            .and_then(|b| b.get(..8))
-            .map(|b| {
-                let mut x = [0u8; 8];
-                x.copy_from_slice(b);
-                u64::from_le_bytes(x)
-            });
-        let values = probe
-            .recipe
-            .values
-            .iter()
-            .map(|slot| NamedValue {
-                name: slot.name.clone(),
-                value: value::decode(&self.planner.types, slot, &hit.captures),
-            })
-            .collect();
-        Some(Event {
-            kind: match probe.kind {
-                ProbeKind::Entry => EventKind::Call,
-                ProbeKind::Return => EventKind::Return,
-            },
-            function: func.name.clone(),
-            goroutine,
-            pid: hit.pid,
-            thread: hit.tid,
-            time_ns: hit.time_ns,
-            file: func.file.clone(),
-            line: func.line,
-            values,
-            lang: func.lang,
+        Some(decode(self.planner.image, &self.planner.types, probe, hit))
+    }
+}
+
+/// Decodes a hit of `probe`, whose value slots refer to `types`.
+pub fn decode(image: &Image, types: &TypeTable, probe: &Probe, hit: &RawHit) -> Event {
+    let func = &image.functions[probe.func];
+    let goroutine = probe
+        .recipe
+        .goid
+        .and_then(|c| hit.captures.get(c as usize))
+        .and_then(|c| c.as_deref())
+        .and_then(|b| b.get(..8))
+        .map(|b| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b);
+            u64::from_le_bytes(x)
+        });
+    let values = probe
+        .recipe
+        .values
+        .iter()
+        .map(|slot| NamedValue {
+            name: slot.name.clone(),
+            value: value::decode(types, slot, &hit.captures),
         })
+        .collect();
+    Event {
+        kind: match probe.kind {
+            ProbeKind::Entry => EventKind::Call,
+            ProbeKind::Return => EventKind::Return,
+            ProbeKind::Line => EventKind::Line,
+        },
+        function: func.name.clone(),
+        goroutine,
+        pid: hit.pid,
+        thread: hit.tid,
+        time_ns: hit.time_ns,
+        file: func.file.clone(),
+        line: func.line,
+        values,
+        lang: func.lang,
     }
 }
 
@@ -210,6 +218,11 @@ pub fn render(e: &Event, style: Style) -> String {
     match e.kind {
         EventKind::Call => line.push_str(&format!("> {who}: {}({values})", e.function)),
         EventKind::Return => line.push_str(&format!(">> {who}: {} => ({values})", e.function)),
+        EventKind::Line => line.push_str(&format!(
+            "@ {who}: {}:{} ({values})",
+            e.file.as_deref().unwrap_or("?"),
+            e.line.unwrap_or(0)
+        )),
     }
     line
 }

@@ -19,7 +19,7 @@ use super::goabi::{self, Assignment, Loc};
 use super::{
     Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg, ValueSlot,
 };
-use crate::image::{FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTable};
+use crate::image::{FuncId, Image, Lang, Param, Place, TypeId, TypeKind, TypeTable, Variable};
 
 /// Largest stack-assigned value copied whole, in bytes.
 const MAX_STACK_VALUE: u64 = 4096;
@@ -148,6 +148,89 @@ impl<'a> Planner<'a> {
             )?);
         }
         Ok(probes)
+    }
+
+    /// A probe at `address` (a statement of function `id`) capturing every
+    /// variable in `vars` where it lives at that address. A variable that
+    /// cannot be read there gets a slot saying why.
+    pub fn plan_line(&mut self, id: FuncId, address: u64, vars: &[Variable]) -> Result<Probe> {
+        let image = self.image;
+        let func = &image.functions[id];
+        let code = image
+            .code(func)
+            .ok_or_else(|| anyhow!("{}: code is not in the file", func.name))?;
+        let start = address
+            .checked_sub(func.low)
+            .filter(|&o| (o as usize) < code.len())
+            .ok_or_else(|| anyhow!("{address:#x} is outside {}", func.name))?;
+        let instruction = {
+            let decoded = self
+                .cs
+                .disasm_count(&code[start as usize..], address, 1)
+                .map_err(|e| anyhow!("{}: cannot disassemble: {e}", func.name))?;
+            decoded
+                .iter()
+                .next()
+                .map(|i| i.bytes().to_vec())
+                .ok_or_else(|| anyhow!("no instruction at {address:#x}"))?
+        };
+        let mut recipe = self.recipe(func.lang, &[], &[]);
+        let cfa = image.cfa_at(address);
+        for v in vars {
+            let ty = v.type_ref.and_then(|die| {
+                image
+                    .resolve_type(&mut self.types, &mut self.cache, die)
+                    .ok()
+            });
+            let mut slot = ValueSlot {
+                name: v.name.clone(),
+                ty,
+                pieces: Vec::new(),
+                size: 0,
+                derefs: Vec::new(),
+                unavailable: None,
+            };
+            match (ty, &v.location) {
+                (None, _) => slot.unavailable = Some(String::from("type unknown")),
+                (_, Err(why)) => slot.unavailable = Some(why.clone()),
+                (Some(ty), Ok(places)) => {
+                    let size = self.types.get(ty).size;
+                    slot.size = size as u32;
+                    if size > MAX_STACK_VALUE {
+                        slot.unavailable =
+                            Some(format!("value of {size} bytes is too large to capture"));
+                    } else {
+                        let mut at = 0u32;
+                        for p in places {
+                            let len = p.size.unwrap_or(size - at as u64) as u32;
+                            match place_capture(&mut recipe, p.place, len, cfa) {
+                                Some(capture) => slot.pieces.push(Piece { at, len, capture }),
+                                None => {
+                                    slot.unavailable =
+                                        Some(String::from("frame address unknown at this line"));
+                                    break;
+                                }
+                            }
+                            at += len;
+                        }
+                        if slot.unavailable.is_none() {
+                            self.follow(&mut recipe, &mut slot, ty, 0);
+                        }
+                    }
+                }
+            }
+            recipe.values.push(slot);
+        }
+        self.probe(
+            id,
+            ProbeKind::Line,
+            Site {
+                address,
+                guard: None,
+            },
+            instruction,
+            recipe,
+        )
     }
 
     fn probe(
@@ -330,6 +413,73 @@ impl<'a> Planner<'a> {
             _ => {}
         }
     }
+}
+
+/// The capture reading `len` bytes of a value that lives at `place`;
+/// `None` when it is relative to a CFA that is not known.
+fn place_capture(
+    recipe: &mut Recipe,
+    place: Place,
+    len: u32,
+    cfa: Option<(u16, i64)>,
+) -> Option<u16> {
+    // Memory at DWARF register `reg` plus `add`.
+    let memory = |recipe: &mut Recipe, reg: u16, add: i64| -> Option<u16> {
+        if reg == DWARF_RSP {
+            return Some(push(
+                recipe,
+                Capture::Stack {
+                    offset: add as i32,
+                    len,
+                },
+            ));
+        }
+        let base = push(recipe, Capture::Reg(dwarf_reg(reg)?));
+        Some(push(
+            recipe,
+            Capture::Deref {
+                base,
+                offset: 0,
+                add: add as i32,
+                len: Len::Fixed(len),
+            },
+        ))
+    };
+    match place {
+        Place::Reg(r @ 17..=32) => Some(push(recipe, Capture::Xmm((r - 17) as u8))),
+        Place::Reg(r) => Some(push(recipe, Capture::Reg(dwarf_reg(r)?))),
+        Place::RegMem { reg, offset } => memory(recipe, reg, offset),
+        Place::Cfa(k) => {
+            let (reg, off) = cfa?;
+            memory(recipe, reg, off + k)
+        }
+    }
+}
+
+/// DWARF's number for RSP on x86-64.
+const DWARF_RSP: u16 = 7;
+
+/// A DWARF x86-64 general-purpose register number as a `pt_regs` register.
+fn dwarf_reg(n: u16) -> Option<Reg> {
+    Some(match n {
+        0 => Reg::Rax,
+        1 => Reg::Rdx,
+        2 => Reg::Rcx,
+        3 => Reg::Rbx,
+        4 => Reg::Rsi,
+        5 => Reg::Rdi,
+        6 => Reg::Rbp,
+        7 => Reg::Rsp,
+        8 => Reg::R8,
+        9 => Reg::R9,
+        10 => Reg::R10,
+        11 => Reg::R11,
+        12 => Reg::R12,
+        13 => Reg::R13,
+        14 => Reg::R14,
+        15 => Reg::R15,
+        _ => return None,
+    })
 }
 
 fn push(recipe: &mut Recipe, c: Capture) -> u16 {
