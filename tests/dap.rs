@@ -72,14 +72,21 @@ impl Client {
 
     fn send(&mut self, command: &str, args: Value) -> i64 {
         self.seq += 1;
-        let body = json!({"seq": self.seq, "type": "request", "command": command, "arguments": args}).to_string();
+        let body =
+            json!({"seq": self.seq, "type": "request", "command": command, "arguments": args})
+                .to_string();
         self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
         self.seq
     }
 
     fn next(&mut self, deadline: Instant) -> Value {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.rx.recv_timeout(left).unwrap_or_else(|_| panic!("no message from the adapter in time; events so far: {:#?}", self.events))
+        self.rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no message from the adapter in time; events so far: {:#?}",
+                self.events
+            )
+        })
     }
 
     /// Sends a request and returns its response, keeping events seen meanwhile.
@@ -127,7 +134,10 @@ impl Client {
     /// Collects events for `d`.
     fn drain_for(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
-        while let Ok(m) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(m) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             if m["type"] == "event" {
                 self.events.push(m);
             }
@@ -149,18 +159,31 @@ impl Client {
     }
 
     fn outputs(&self, category: &str) -> Vec<Value> {
-        self.events.iter().filter(|e| e["event"] == "output" && e["body"]["category"] == category).cloned().collect()
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "output" && e["body"]["category"] == category)
+            .cloned()
+            .collect()
     }
 
     fn exit_code(&self) -> Option<i64> {
-        self.events.iter().find(|e| e["event"] == "exited").and_then(|e| e["body"]["exitCode"].as_i64())
+        self.events
+            .iter()
+            .find(|e| e["event"] == "exited")
+            .and_then(|e| e["body"]["exitCode"].as_i64())
     }
 }
 
 /// `logprobe dap` on stdio; the client and the process (reaped on drop).
 fn stdio_adapter() -> (Client, Reaper) {
     let mut child = Reaper(Some(
-        logprobe().arg("dap").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn logprobe dap"),
+        logprobe()
+            .arg("dap")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn logprobe dap"),
     ));
     let stdin = child.child().stdin.take().expect("stdin");
     let stdout = child.child().stdout.take().expect("stdout");
@@ -181,7 +204,12 @@ fn tcp_adapter() -> (Reaper, u16) {
     let mut err = BufReader::new(child.child().stderr.take().expect("stderr"));
     let mut line = String::new();
     err.read_line(&mut line).expect("read the listening line");
-    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
     // Keep draining the log so the server never blocks on it.
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -197,16 +225,25 @@ fn tcp_client(port: u16) -> Client {
 }
 
 fn seed_source() -> String {
-    root().join("fixtures/go/seed/main.go").display().to_string()
+    root()
+        .join("fixtures/go/seed/main.go")
+        .display()
+        .to_string()
 }
 
 fn attach_source() -> String {
-    root().join("fixtures/go/attach/main.go").display().to_string()
+    root()
+        .join("fixtures/go/attach/main.go")
+        .display()
+        .to_string()
 }
 
 /// initialize + launch (+ the `initialized` event).
 fn launch(c: &mut Client, backend: &str, program: &str, args: &[&str], extra: Value) {
-    let init = c.ok("initialize", json!({"adapterID": "logprobe", "linesStartAt1": true}));
+    let init = c.ok(
+        "initialize",
+        json!({"adapterID": "logprobe", "linesStartAt1": true}),
+    );
     assert_eq!(init["body"]["supportsLogPoints"], true);
     let mut a = json!({"program": fixture(program).display().to_string(), "args": args, "backend": backend});
     if let (Some(a), Some(extra)) = (a.as_object_mut(), extra.as_object()) {
@@ -220,7 +257,10 @@ fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
     launch(c, backend, build, &[], json!({}));
     let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7, "logMessage": "x={x} y={y}"}]}));
     let bp = &r["body"]["breakpoints"][0];
-    assert_eq!(bp["verified"], false, "not armed before the program starts: {bp}");
+    assert_eq!(
+        bp["verified"], false,
+        "not armed before the program starts: {bp}"
+    );
     let id = bp["id"].clone();
     c.ok("configurationDone", json!({}));
     let changed = c.wait_event(|e| e["event"] == "breakpoint");
@@ -235,7 +275,10 @@ fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
     assert_eq!(hit["data"]["kind"], "line");
     assert_eq!(hit["data"]["function"], "main.foo");
     assert_eq!(c.exit_code(), Some(0));
-    assert!(c.events.iter().any(|e| e["event"] == "process" && e["body"]["startMethod"] == "launch"));
+    assert!(c
+        .events
+        .iter()
+        .any(|e| e["event"] == "process" && e["body"]["startMethod"] == "launch"));
     c.ok("disconnect", json!({}));
 }
 
@@ -265,16 +308,28 @@ fn trace_functions_by_regex_and_by_position() {
     for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "seed", &[], json!({}));
-        let r = c.ok("traceFunctions", json!({"functions": [{"regex": r"^main\.foo$"}, {"regex": "nothing_is_called_this"}]}));
+        let r = c.ok(
+            "traceFunctions",
+            json!({"functions": [{"regex": r"^main\.foo$"}, {"regex": "nothing_is_called_this"}]}),
+        );
         let f = &r["body"]["functions"];
         assert_eq!(f[0]["verified"], true);
         assert_eq!(f[0]["functions"][0]["name"], "main.foo");
         assert_eq!(f[0]["functions"][0]["line"], 5);
         assert_eq!(f[1]["verified"], false);
-        assert!(f[1]["message"].as_str().unwrap_or("").contains("no function"), "{f}");
+        assert!(
+            f[1]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no function"),
+            "{f}"
+        );
         c.ok("configurationDone", json!({}));
         let (console, _) = c.run_to_end();
-        assert_eq!(console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n", "{backend}");
+        assert_eq!(
+            console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
+            "{backend}"
+        );
         let call = &c.outputs("console")[0]["body"];
         assert_eq!(call["line"], 5);
         assert_eq!(call["data"]["values"][0]["value"]["value"], 99);
@@ -285,10 +340,16 @@ fn trace_functions_by_regex_and_by_position() {
         launch(&mut c, backend, "seed-debug", &[], json!({}));
         let uri = format!("file://{}", seed_source());
         let r = c.ok("traceFunctions", json!({"functions": [{"position": {"textDocument": {"uri": uri}, "position": {"line": 6, "character": 1}}}]}));
-        assert_eq!(r["body"]["functions"][0]["functions"][0]["name"], "main.foo", "{r}");
+        assert_eq!(
+            r["body"]["functions"][0]["functions"][0]["name"], "main.foo",
+            "{r}"
+        );
         c.ok("configurationDone", json!({}));
         let (console, _) = c.run_to_end();
-        assert_eq!(console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n", "{backend}");
+        assert_eq!(
+            console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
+            "{backend}"
+        );
         c.ok("disconnect", json!({}));
     }
 }
@@ -298,7 +359,12 @@ fn functions_request_lists_traceable_functions() {
     let (mut c, _adapter) = stdio_adapter();
     launch(&mut c, "ptrace", "seed", &[], json!({}));
     let r = c.ok("functions", json!({"filter": r"^main\."}));
-    let names: Vec<&str> = r["body"]["functions"].as_array().expect("list").iter().filter_map(|f| f["name"].as_str()).collect();
+    let names: Vec<&str> = r["body"]["functions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
     assert_eq!(names, ["main.foo", "main.main"]);
     c.ok("disconnect", json!({}));
 }
@@ -321,7 +387,10 @@ fn conditions_and_hit_conditions() {
         for i in 5..20 {
             let shown = (i - 4) % 3 == 0;
             if shown {
-                expected += &format!("> goroutine(1): main.tick({i})\n>> goroutine(1): main.tick => ({})\n", i * 2);
+                expected += &format!(
+                    "> goroutine(1): main.tick({i})\n>> goroutine(1): main.tick => ({})\n",
+                    i * 2
+                );
             }
             if i == 15 {
                 expected += "i=15 sum=210\n";
@@ -349,15 +418,27 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
         c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");
 
         // Add a trace while running, see it fire, remove it, see it stop.
-        c.ok("traceFunctions", json!({"functions": [{"regex": r"^main\.tick$"}]}));
+        c.ok(
+            "traceFunctions",
+            json!({"functions": [{"regex": r"^main\.tick$"}]}),
+        );
         for _ in 0..2 {
-            c.wait_event(|e| e["event"] == "output" && e["body"]["output"].as_str().is_some_and(|o| o.starts_with("> goroutine(1): main.tick(")));
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("> goroutine(1): main.tick("))
+            });
         }
         c.ok("traceFunctions", json!({"functions": []}));
         c.drain_for(Duration::from_millis(300));
         let before = c.outputs("console").len();
         c.drain_for(Duration::from_millis(600));
-        assert_eq!(c.outputs("console").len(), before, "{backend}: trace still firing after removal");
+        assert_eq!(
+            c.outputs("console").len(),
+            before,
+            "{backend}: trace still firing after removal"
+        );
 
         // The same with a logpoint.
         let r = c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "tick {i}"}]}));
@@ -366,13 +447,25 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
         assert_eq!(ev["body"]["breakpoint"]["id"], id);
         assert_eq!(ev["body"]["breakpoint"]["verified"], true);
         for _ in 0..2 {
-            c.wait_event(|e| e["event"] == "output" && e["body"]["output"].as_str().is_some_and(|o| o.starts_with("tick ")));
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("tick "))
+            });
         }
-        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": []}));
+        c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": attach_source()}, "breakpoints": []}),
+        );
         c.drain_for(Duration::from_millis(300));
         let before = c.outputs("console").len();
         c.drain_for(Duration::from_millis(600));
-        assert_eq!(c.outputs("console").len(), before, "{backend}: logpoint still firing after removal");
+        assert_eq!(
+            c.outputs("console").len(),
+            before,
+            "{backend}: logpoint still firing after removal"
+        );
 
         // The program is unharmed by all of this.
         let (_, stdout) = c.run_to_end();
@@ -387,7 +480,11 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     for backend in backends() {
         let mut program = Command::new(fixture("attach"));
-        program.arg("60").stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
+        program
+            .arg("60")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
         let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
         let pid = target.child().id();
         let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
@@ -397,16 +494,29 @@ fn attach_then_disconnect_leaves_the_program_running_unharmed() {
 
         let (mut c, _adapter) = stdio_adapter();
         c.ok("initialize", json!({"adapterID": "logprobe"}));
-        c.ok("attach", json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}));
+        c.ok(
+            "attach",
+            json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
+        );
         c.wait_event(|e| e["event"] == "initialized");
         c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "i={i}"}]}));
         c.ok("configurationDone", json!({}));
         let process = c.wait_event(|e| e["event"] == "process");
         assert_eq!(process["body"]["systemProcessId"], pid);
         assert_eq!(process["body"]["startMethod"], "attach");
-        c.wait_event(|e| e["event"] == "output" && e["body"]["output"].as_str().is_some_and(|o| o.starts_with("i=")));
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("i="))
+        });
         for _ in 0..2 {
-            c.wait_event(|e| e["event"] == "output" && e["body"]["output"].as_str().is_some_and(|o| o.starts_with(">> goroutine(1): main.tick => (")));
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with(">> goroutine(1): main.tick => ("))
+            });
         }
         c.ok("disconnect", json!({"terminateDebuggee": false}));
 
@@ -423,12 +533,23 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     let (mut c, _adapter) = stdio_adapter();
     let important = |c: &mut Client, needle: &str| {
         let needle = needle.to_string();
-        c.wait_event(move |e| e["event"] == "output" && e["body"]["output"].as_str().is_some_and(|o| o.contains(&needle)));
+        c.wait_event(move |e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains(&needle))
+        });
     };
     // A request before initialize.
     let r = c.request("launch", json!({"program": "/bin/true"}));
     assert_eq!(r["success"], false);
-    assert!(r["message"].as_str().unwrap_or("").contains("before 'initialize'"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("before 'initialize'"),
+        "{r}"
+    );
     // Broken framing, broken JSON, an oversized message.
     c.send_raw(b"Content-Length: banana\r\n\r\n");
     important(&mut c, "bad Content-Length");
@@ -445,24 +566,51 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     assert_eq!(r["success"], false);
     let r = c.request("launch", json!({"program": 5}));
     assert_eq!(r["success"], false);
-    assert!(r["message"].as_str().unwrap_or("").contains("invalid arguments"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid arguments"),
+        "{r}"
+    );
     let r = c.request("launch", json!({"program": "/no/such/program"}));
     assert_eq!(r["success"], false);
-    assert!(r["message"].as_str().unwrap_or("").contains("/no/such/program"), "{r}");
-    let r = c.request("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}]}));
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/no/such/program"),
+        "{r}"
+    );
+    let r = c.request(
+        "setBreakpoints",
+        json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}]}),
+    );
     assert_eq!(r["body"]["breakpoints"][0]["verified"], false);
     // Still serving: a real session works after all that.
     launch_after_init(&mut c, "seed");
     let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}, {"line": 7, "logMessage": "{x + } {{x}} {nope}"}]}));
-    assert!(r["body"]["breakpoints"][0]["message"].as_str().unwrap_or("").contains("without stopping"), "{r}");
+    assert!(
+        r["body"]["breakpoints"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("without stopping"),
+        "{r}"
+    );
     c.ok("configurationDone", json!({}));
     let (console, _) = c.run_to_end();
     assert!(console.starts_with("<error: "), "{console}");
-    assert!(console.contains(" {x} <error: no variable nope here>\n"), "{console}");
+    assert!(
+        console.contains(" {x} <error: no variable nope here>\n"),
+        "{console}"
+    );
     c.ok("disconnect", json!({}));
 }
 
 fn launch_after_init(c: &mut Client, program: &str) {
-    c.ok("launch", json!({"program": fixture(program).display().to_string()}));
+    c.ok(
+        "launch",
+        json!({"program": fixture(program).display().to_string()}),
+    );
     c.wait_event(|e| e["event"] == "initialized");
 }

@@ -153,7 +153,11 @@ impl StopHandle {
 
     /// Whether changes are waiting for the backend.
     pub fn has_changes(&self) -> bool {
-        self.inner.changes.lock().map(|q| !q.is_empty()).unwrap_or(false)
+        self.inner
+            .changes
+            .lock()
+            .map(|q| !q.is_empty())
+            .unwrap_or(false)
     }
 
     /// Takes every queued change, oldest first (for backends).

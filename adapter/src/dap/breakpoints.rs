@@ -18,7 +18,10 @@ use crate::plan::build::Planner;
 use crate::plan::Probe;
 
 impl Session {
-    pub(super) fn set_breakpoints(&mut self, args: SetBreakpointsArguments) -> Result<Option<Json>> {
+    pub(super) fn set_breakpoints(
+        &mut self,
+        args: SetBreakpointsArguments,
+    ) -> Result<Option<Json>> {
         let path = args
             .source
             .path

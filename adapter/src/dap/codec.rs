@@ -9,7 +9,6 @@
 
 use std::io::{BufRead, Write};
 
-
 /// Largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Largest header block accepted, in bytes.
@@ -99,7 +98,11 @@ pub fn read_frame(r: &mut impl BufRead) -> Result<Vec<u8>, FrameError> {
         }
     }
     let len = match length {
-        None => return Err(FrameError::Bad(String::from("missing Content-Length header"))),
+        None => {
+            return Err(FrameError::Bad(String::from(
+                "missing Content-Length header",
+            )))
+        }
         Some(Err(m)) => return Err(FrameError::Bad(m)),
         Some(Ok(n)) => n,
     };

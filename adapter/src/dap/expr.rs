@@ -416,7 +416,7 @@ impl HitCondition {
 
     pub fn holds(self, hits: u64) -> bool {
         match self {
-            HitCondition::Every(n) => hits % n == 0,
+            HitCondition::Every(n) => hits.is_multiple_of(n),
             HitCondition::Cmp(op, n) => match op {
                 Op::Eq => hits == n,
                 Op::Ne => hits != n,

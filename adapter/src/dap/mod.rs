@@ -93,7 +93,10 @@ pub fn serve(args: DapArgs) -> Result<i32> {
                         continue;
                     }
                 };
-                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 log(&format!("session from {peer}"));
                 let writer = match stream.try_clone() {
                     Ok(w) => w,
@@ -135,7 +138,10 @@ fn session(mut reader: impl std::io::BufRead, writer: Box<dyn Write + Send>) {
                 // Answer with an error response when seq and command can be
                 // found, else with an output event.
                 let v: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-                let seq = v.as_ref().and_then(|v| v.get("seq")).and_then(|s| s.as_i64());
+                let seq = v
+                    .as_ref()
+                    .and_then(|v| v.get("seq"))
+                    .and_then(|s| s.as_i64());
                 let cmd = v
                     .as_ref()
                     .and_then(|v| v.get("command"))

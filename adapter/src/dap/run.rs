@@ -15,7 +15,7 @@ use super::log;
 use super::protocol::{OutputBody, Source};
 use super::session::{GroupKind, Outgoing, Running, Table};
 use crate::backend::ptrace::PtraceBackend;
-use crate::backend::{Backend, HitSink, Outcome, RawHit, StopHandle, Stdio, Target};
+use crate::backend::{Backend, HitSink, Outcome, RawHit, Stdio, StopHandle, Target};
 use crate::plan::ProbeKind;
 use crate::trace::{self, EventKind, Style};
 
@@ -56,7 +56,9 @@ pub fn start(
     }
     let attached = matches!(target, Target::Attach(_));
     let probes: Vec<_> = {
-        let t = table.lock().map_err(|_| anyhow::anyhow!("probe table poisoned"))?;
+        let t = table
+            .lock()
+            .map_err(|_| anyhow::anyhow!("probe table poisoned"))?;
         let mut p: Vec<_> = t.probes.values().map(|(_, p)| p.clone()).collect();
         p.sort_by_key(|p| p.id);
         p
@@ -111,11 +113,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Sends each line the program writes to `fd` as an `output` event.
-fn forward(
-    out: Arc<Outgoing>,
-    fd: OwnedFd,
-    category: &'static str,
-) -> std::thread::JoinHandle<()> {
+fn forward(out: Arc<Outgoing>, fd: OwnedFd, category: &'static str) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = std::io::BufReader::new(std::fs::File::from(fd));
         let mut line = Vec::new();
@@ -178,7 +176,7 @@ impl HitSink for Sink {
                 };
                 let show = passes && {
                     group.hits += 1;
-                    group.hit_condition.map_or(true, |h| h.holds(group.hits))
+                    group.hit_condition.is_none_or(|h| h.holds(group.hits))
                 };
                 if probe.kind == ProbeKind::Entry {
                     group.open_calls.entry(who).or_default().push(show);
@@ -197,10 +195,7 @@ impl HitSink for Sink {
         if show {
             let (source, line) = match (&group.kind, &group.source) {
                 (GroupKind::Logpoint { .. }, Some(s)) => (Some(s.clone()), group.line),
-                _ => (
-                    event.file.as_deref().map(Source::from_path),
-                    event.line,
-                ),
+                _ => (event.file.as_deref().map(Source::from_path), event.line),
             };
             if event.kind == EventKind::Line {
                 event.file = source.as_ref().and_then(|s| s.path.clone());

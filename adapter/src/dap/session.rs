@@ -306,9 +306,7 @@ impl Session {
     /// program when there is one. Returns the new group ids.
     pub fn replace(&mut self, old: &[u64], new: Vec<(Group, Vec<Probe>)>) -> Result<Vec<u64>> {
         let table = self.table()?;
-        let mut t = table
-            .lock()
-            .map_err(|_| anyhow!("probe table poisoned"))?;
+        let mut t = table.lock().map_err(|_| anyhow!("probe table poisoned"))?;
         let remove = t.remove(old);
         let mut add = Vec::new();
         let mut ids = Vec::new();
@@ -349,8 +347,8 @@ fn arguments<T: DeserializeOwned>(req: &Incoming) -> Result<T> {
         Some(v) => v.clone(),
     };
     serde_json::from_value(args).map_err(|e| {
-            anyhow!(
-                "invalid arguments for '{}': {e}",
+        anyhow!(
+            "invalid arguments for '{}': {e}",
             req.command.as_deref().unwrap_or("")
         )
     })

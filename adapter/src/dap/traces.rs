@@ -15,6 +15,9 @@ use crate::plan::build::Planner;
 use crate::plan::Probe;
 use crate::trace;
 
+/// A group with its probes, ready for the table.
+pub(super) type Planned = (Group, Vec<Probe>);
+
 fn info(image: &Image, id: FuncId) -> FunctionInfo {
     let f = &image.functions[id];
     FunctionInfo {
@@ -30,7 +33,7 @@ impl Session {
         &self,
         image: &Image,
         entry: &TraceEntry,
-    ) -> Result<((super::session::Group, Vec<Probe>), Vec<FunctionInfo>)> {
+    ) -> Result<(Planned, Vec<FunctionInfo>)> {
         let functions: Vec<FuncId> = match (&entry.regex, &entry.position) {
             (Some(re), None) => {
                 let compiled = trace::compile_pattern(re)?;
@@ -87,7 +90,10 @@ impl Session {
         Ok(((group, probes), matched))
     }
 
-    pub(super) fn trace_functions(&mut self, args: TraceFunctionsArguments) -> Result<Option<Json>> {
+    pub(super) fn trace_functions(
+        &mut self,
+        args: TraceFunctionsArguments,
+    ) -> Result<Option<Json>> {
         let table = self.table()?;
         let image = table
             .lock()
