@@ -355,6 +355,41 @@ fn trace_functions_by_regex_and_by_position() {
 }
 
 #[test]
+fn logpoint_expressions_follow_pointers_fields_and_strings() {
+    let source = root()
+        .join("fixtures/go/kinds/main.go")
+        .display()
+        .to_string();
+    for backend in backends() {
+        for build in ["kinds", "kinds-debug"] {
+            let (mut c, _adapter) = stdio_adapter();
+            launch(&mut c, backend, build, &[], json!({}));
+            c.ok(
+                "setBreakpoints",
+                json!({"source": {"path": source}, "breakpoints": [
+                    // func (p *Point) Scale(k int): p is a pointer.
+                    {"line": 20, "logMessage": "$FUNCTION g=$GOROUTINE p.X={p.X} (*p).Y={(*p).Y} *p={*p} k={k} bad={p[1]}"},
+                    // func (p Point) Sum(): p is a value.
+                    {"line": 17, "logMessage": "sum {p.X}+{p.Y}", "condition": "p.X == 3"},
+                    {"line": 24, "logMessage": "mix {s} len={len(s)} a={a}", "condition": "s == \"ab\" && n > 2"},
+                    {"line": 24, "logMessage": "never", "condition": "s != \"ab\""},
+                ]}),
+            );
+            c.ok("configurationDone", json!({}));
+            let (console, _) = c.run_to_end();
+            assert_eq!(
+                console,
+                "sum 3+4\n\
+                 main.(*Point).Scale g=1 p.X=3 (*p).Y=4 *p=main.Point {X: 3, Y: 4} k=2 bad=<error: *main.Point: no element [1] to read>\n\
+                 mix \"ab\" len=2 a=2.5\n",
+                "{backend} {build}"
+            );
+            c.ok("disconnect", json!({}));
+        }
+    }
+}
+
+#[test]
 fn functions_request_lists_traceable_functions() {
     let (mut c, _adapter) = stdio_adapter();
     launch(&mut c, "ptrace", "seed", &[], json!({}));

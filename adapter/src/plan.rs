@@ -190,6 +190,26 @@ pub struct DerefSlot {
     pub capture: u16,
 }
 
+/// A value reached from a variable through fields, pointers and indexes
+/// (`p.next.val`, `*p`, `xs[3]`), captured at a line probe as its own
+/// [`ValueSlot`] named `name`, because the memory behind a pointer is only
+/// readable while the probe fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub name: String,
+    pub base: String,
+    pub steps: Vec<PathStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// A struct field; through a pointer, the pointer is followed first.
+    Field(String),
+    Deref,
+    /// An element of an array, or (through its data pointer) of a slice.
+    Index(u64),
+}
+
 /// Limits that shape recipes (how much pointed-to memory is copied).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -10,6 +10,7 @@
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value as Json};
 
+use super::expr;
 use super::protocol::{Breakpoint, SetBreakpointsArguments, Source, SourceBreakpoint};
 use super::session::{Group, GroupKind, Session};
 use super::traces::decorate;
@@ -106,19 +107,12 @@ impl Session {
         if sites.is_empty() {
             return Err(anyhow!("no code at {path}:{}", bp.line));
         }
-        let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
-        let mut planner = Planner::new(image, limits)?;
-        let mut probes = Vec::new();
-        for (func, addr) in sites {
-            let vars = image.variables_at(addr)?;
-            probes.push(planner.plan_line(func, addr, &vars)?);
-        }
         let mut group = Group::new(
             GroupKind::Logpoint {
                 breakpoint: id,
                 reported: false,
             },
-            planner.types,
+            Default::default(),
         );
         decorate(
             &mut group,
@@ -126,6 +120,23 @@ impl Session {
             bp.hit_condition.as_deref(),
             bp.log_message.as_deref(),
         )?;
+        // Values behind pointers are captured when the probe fires.
+        let mut paths = Vec::new();
+        for e in group
+            .condition
+            .iter()
+            .chain(group.message.iter().flat_map(|m| m.exprs()))
+        {
+            expr::paths(e, &mut paths);
+        }
+        let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
+        let mut planner = Planner::new(image, limits)?;
+        let mut probes = Vec::new();
+        for (func, addr) in sites {
+            let vars = image.variables_at(addr)?;
+            probes.push(planner.plan_line(func, addr, &vars, &paths)?);
+        }
+        group.types = planner.types;
         group.source = Some(source.clone());
         group.line = Some(bp.line);
         Ok((group, probes))

@@ -4,9 +4,11 @@
 //! * Conditions: `x > 10 && s == "go"` — comparisons (`== != < <= > >=`) of
 //!   paths and literals (integers, floats, strings, `true`, `false`, `nil`),
 //!   combined with `&&`, `||`, `!` and parentheses.
-//! * Paths: a variable `x`, a field `a.b`, `len(s)`, `*p` and `a[i]` (the
-//!   last two fail with a clear message: pointed-to memory and elements are
-//!   not captured yet).
+//! * Paths: a variable `x`, a field `a.b`, `len(s)`, `*p`, `a[3]`, and
+//!   chains of them (`p.next.val` through pointers). In a logpoint a path
+//!   through a pointer or a slice is captured when the probe fires (see
+//!   [`paths`] and `plan::Path`); elsewhere only what the hit's values hold
+//!   can be read, and the rest fails with a clear message.
 //! * Hit conditions: `5` (the 5th hit), `>= 5`, `% 10 == 0` (every 10th;
 //!   `% 10` alone means the same).
 //! * Log messages: `{expr}` is replaced by the value, `{{`/`}}` are braces,
@@ -15,6 +17,7 @@
 
 use anyhow::{anyhow, bail, Result};
 
+use crate::plan::{Path, PathStep};
 use crate::trace::{Event, NamedValue};
 use crate::value::Value;
 
@@ -278,7 +281,84 @@ fn scalar_of(v: &Value) -> Result<Scalar> {
     })
 }
 
+/// The name under which a path expression's captured value is stored:
+/// `x`, `x.f`, `(*x)`, `x[3]`; `None` for anything that is not a path.
+pub fn canonical(e: &Expr) -> Option<String> {
+    Some(match e {
+        Expr::Var(v) => v.clone(),
+        Expr::Field(b, f) => format!("{}.{f}", canonical(b)?),
+        Expr::Deref(b) => format!("(*{})", canonical(b)?),
+        Expr::Index(b, i) => match &**i {
+            Expr::Lit(Scalar::Int(n)) if *n >= 0 => format!("{}[{n}]", canonical(b)?),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The path expressions in `e` that go through a field, pointer or index,
+/// for the planner to capture.
+pub fn paths(e: &Expr, out: &mut Vec<Path>) {
+    fn steps(e: &Expr, out: &mut Vec<PathStep>) -> Option<String> {
+        match e {
+            Expr::Var(v) => Some(v.clone()),
+            Expr::Field(b, f) => {
+                let base = steps(b, out)?;
+                out.push(PathStep::Field(f.clone()));
+                Some(base)
+            }
+            Expr::Deref(b) => {
+                let base = steps(b, out)?;
+                out.push(PathStep::Deref);
+                Some(base)
+            }
+            Expr::Index(b, i) => match &**i {
+                Expr::Lit(Scalar::Int(n)) if *n >= 0 => {
+                    let base = steps(b, out)?;
+                    out.push(PathStep::Index(*n as u64));
+                    Some(base)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    match e {
+        Expr::Field(..) | Expr::Deref(_) | Expr::Index(..) => {
+            let mut s = Vec::new();
+            if let (Some(base), Some(name)) = (steps(e, &mut s), canonical(e)) {
+                if !out.iter().any(|p| p.name == name) {
+                    out.push(Path {
+                        name,
+                        base,
+                        steps: s,
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    match e {
+        Expr::Field(b, _) | Expr::Deref(b) | Expr::Len(b) | Expr::Not(b) => paths(b, out),
+        Expr::Index(a, b) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(a, _, b) => {
+            paths(a, out);
+            paths(b, out);
+        }
+        Expr::Lit(_) | Expr::Var(_) => {}
+    }
+}
+
 fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
+    if matches!(e, Expr::Field(..) | Expr::Deref(_) | Expr::Index(..)) {
+        if let Some(name) = canonical(e) {
+            if let Some(v) = vars.iter().rev().find(|v| v.name == name) {
+                return match &v.value {
+                    Value::Unreadable { reason } => bail!("{reason}"),
+                    value => Ok(Out::Value(value.clone())),
+                };
+            }
+        }
+    }
     Ok(match e {
         Expr::Lit(s) => Out::Scalar(s.clone()),
         Expr::Var(name) => match vars.iter().rev().find(|v| &v.name == name) {
@@ -307,8 +387,12 @@ fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
                 other => bail!("{} has no field {field}", other.go()),
             }
         }
-        Expr::Index(_, _) => bail!("indexing is not supported yet (elements are not captured)"),
-        Expr::Deref(_) => bail!("dereferencing is not supported yet (pointees are not captured)"),
+        Expr::Index(_, _) => {
+            bail!("cannot index here (only constant indexes in logpoints are captured)")
+        }
+        Expr::Deref(_) => {
+            bail!("cannot dereference here (pointees are captured in logpoints only)")
+        }
         Expr::Len(inner) => match eval(inner, vars)? {
             Out::Value(Value::String { value, more }) => {
                 Out::Scalar(Scalar::Int(value.len() as i128 + more as i128))
@@ -445,6 +529,14 @@ enum Part {
 }
 
 impl Template {
+    /// The expressions inside `{...}` that parsed.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Expr(Ok(e)) => Some(e),
+            _ => None,
+        })
+    }
+
     pub fn parse(s: &str) -> Template {
         let mut parts = Vec::new();
         let mut text = String::new();

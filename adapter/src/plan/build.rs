@@ -17,7 +17,8 @@ use capstone::Capstone;
 
 use super::goabi::{self, Assignment, Loc};
 use super::{
-    Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg, ValueSlot,
+    Buffer, Capture, DerefSlot, Guard, Len, Limits, Path, PathStep, Piece, Probe, ProbeKind,
+    Recipe, Reg, ValueSlot,
 };
 use crate::image::{FuncId, Image, Lang, Param, Place, TypeId, TypeKind, TypeTable, Variable};
 
@@ -153,7 +154,18 @@ impl<'a> Planner<'a> {
     /// A probe at `address` (a statement of function `id`) capturing every
     /// variable in `vars` where it lives at that address. A variable that
     /// cannot be read there gets a slot saying why.
-    pub fn plan_line(&mut self, id: FuncId, address: u64, vars: &[Variable]) -> Result<Probe> {
+    ///
+    /// Each of `paths` that goes through a pointer or a slice gets a slot of
+    /// its own (see [`Path`]); a path that stays inside its variable needs
+    /// none (the decoded variable holds it) and one that cannot be followed
+    /// gets a slot saying why.
+    pub fn plan_line(
+        &mut self,
+        id: FuncId,
+        address: u64,
+        vars: &[Variable],
+        paths: &[Path],
+    ) -> Result<Probe> {
         let image = self.image;
         let func = &image.functions[id];
         let code = image
@@ -220,6 +232,11 @@ impl<'a> Planner<'a> {
                 }
             }
             recipe.values.push(slot);
+        }
+        for path in paths {
+            if let Some(slot) = self.plan_path(&mut recipe, path) {
+                recipe.values.push(slot);
+            }
         }
         self.probe(
             id,
@@ -412,6 +429,203 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
+    }
+}
+
+/// Where the bytes of a value being followed along a path are.
+#[derive(Clone, Copy)]
+enum At {
+    /// Inside the base variable's image, at this byte.
+    Image(u32),
+    /// In memory at the pointer found at byte `offset` of capture `capture`,
+    /// plus `add`; not read yet.
+    Memory { capture: u16, offset: u16, add: i64 },
+}
+
+impl Planner<'_> {
+    /// A slot for `path`; `None` if the path never leaves its variable.
+    fn plan_path(&self, recipe: &mut Recipe, path: &Path) -> Option<ValueSlot> {
+        let unavailable = |why: String| ValueSlot {
+            name: path.name.clone(),
+            ty: None,
+            pieces: Vec::new(),
+            size: 0,
+            derefs: Vec::new(),
+            unavailable: Some(why),
+        };
+        // The innermost variable of that name (later ones shadow earlier).
+        let base = recipe.values.iter().rev().find(|v| v.name == path.base)?;
+        if let Some(why) = &base.unavailable {
+            return Some(unavailable(format!("{}: {why}", path.base)));
+        }
+        let mut ty = base.ty?;
+        let base = base.clone();
+        let mut at = At::Image(0);
+        let mut left_image = false;
+        // The (capture, offset) holding the 8 bytes at `at`, reading memory
+        // into a capture when needed.
+        let pointer_at = |recipe: &mut Recipe, at: At| -> Option<(u16, u16)> {
+            match at {
+                At::Image(o) => locate(&base, o),
+                At::Memory {
+                    capture,
+                    offset,
+                    add,
+                } => {
+                    let c = push(
+                        recipe,
+                        Capture::Deref {
+                            base: capture,
+                            offset,
+                            add: add as i32,
+                            len: Len::Fixed(8),
+                        },
+                    );
+                    Some((c, 0))
+                }
+            }
+        };
+        for step in &path.steps {
+            let t = self.types.underlying(ty).clone();
+            match (step, &t.kind) {
+                (PathStep::Deref, TypeKind::Pointer { pointee: Some(p) }) => {
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("pointer not captured")));
+                    };
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: 0,
+                    };
+                    ty = *p;
+                    left_image = true;
+                }
+                (PathStep::Field(name), TypeKind::Pointer { pointee: Some(p) }) => {
+                    let inner = self.types.underlying(*p);
+                    let TypeKind::Struct { fields } = &inner.kind else {
+                        return Some(unavailable(format!("{} has no field {name}", t.name)));
+                    };
+                    let Some(f) = fields.iter().find(|f| &f.name == name) else {
+                        return Some(unavailable(format!("{} has no field {name}", inner.name)));
+                    };
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("pointer not captured")));
+                    };
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: f.offset as i64,
+                    };
+                    ty = f.ty;
+                    left_image = true;
+                }
+                (PathStep::Field(name), TypeKind::Struct { fields }) => {
+                    let Some(f) = fields.iter().find(|f| &f.name == name) else {
+                        return Some(unavailable(format!("{} has no field {name}", t.name)));
+                    };
+                    at = match at {
+                        At::Image(o) => At::Image(o + f.offset as u32),
+                        At::Memory {
+                            capture,
+                            offset,
+                            add,
+                        } => At::Memory {
+                            capture,
+                            offset,
+                            add: add + f.offset as i64,
+                        },
+                    };
+                    ty = f.ty;
+                }
+                (
+                    PathStep::Index(i),
+                    TypeKind::Array {
+                        elem: Some(e),
+                        count,
+                    },
+                ) => {
+                    if i >= count {
+                        return Some(unavailable(format!("index {i} out of range [0:{count}]")));
+                    }
+                    let size = self.types.get(*e).size;
+                    at = match at {
+                        At::Image(o) => At::Image(o + (i * size) as u32),
+                        At::Memory {
+                            capture,
+                            offset,
+                            add,
+                        } => At::Memory {
+                            capture,
+                            offset,
+                            add: add + (i * size) as i64,
+                        },
+                    };
+                    ty = *e;
+                }
+                (PathStep::Index(i), TypeKind::Slice { elem: Some(e) }) => {
+                    // The data pointer is the slice's first word. The
+                    // length is not checked here: the element is read
+                    // from the backing array, which holds at least `cap`.
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("slice not captured")));
+                    };
+                    let size = self.types.get(*e).size;
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: (i * size) as i64,
+                    };
+                    ty = *e;
+                    left_image = true;
+                }
+                (step, _) => {
+                    let what = match step {
+                        PathStep::Field(f) => format!("no field {f}"),
+                        PathStep::Deref => String::from("nothing to dereference"),
+                        PathStep::Index(i) => format!("no element [{i}] to read"),
+                    };
+                    return Some(unavailable(format!("{}: {what}", t.name)));
+                }
+            }
+        }
+        if !left_image {
+            return None;
+        }
+        let At::Memory {
+            capture,
+            offset,
+            add,
+        } = at
+        else {
+            return None;
+        };
+        let size = self.types.get(ty).size;
+        if size > MAX_STACK_VALUE {
+            return Some(unavailable(format!("value of {size} bytes is too large")));
+        }
+        let c = push(
+            recipe,
+            Capture::Deref {
+                base: capture,
+                offset,
+                add: add as i32,
+                len: Len::Fixed(size as u32),
+            },
+        );
+        let mut slot = ValueSlot {
+            name: path.name.clone(),
+            ty: Some(ty),
+            pieces: vec![Piece {
+                at: 0,
+                len: size as u32,
+                capture: c,
+            }],
+            size: size as u32,
+            derefs: Vec::new(),
+            unavailable: None,
+        };
+        self.follow(recipe, &mut slot, ty, 0);
+        Some(slot)
     }
 }
 
