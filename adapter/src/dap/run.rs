@@ -6,6 +6,7 @@
 
 use std::io::BufRead;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
@@ -68,6 +69,8 @@ pub fn start(
     let backend = backend.to_string();
     let thread_stop = stop.clone();
     let program = program.to_string();
+    let launched_pid = Arc::new(AtomicI32::new(0));
+    let sink_pid = launched_pid.clone();
     let thread = std::thread::Builder::new()
         .name("backend".into())
         .spawn(move || {
@@ -77,6 +80,7 @@ pub fn start(
                 program,
                 attached,
                 started: false,
+                launched_pid: sink_pid,
             };
             let result = make_backend(&backend)
                 .and_then(|mut b| b.run(&target, &probes, &mut sink, &thread_stop));
@@ -105,7 +109,11 @@ pub fn start(
             out.event("terminated", None);
         })
         .context("starting the backend thread")?;
-    Ok(Running { stop, thread })
+    Ok(Running {
+        stop,
+        thread,
+        launched_pid,
+    })
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -139,6 +147,7 @@ struct Sink {
     program: String,
     attached: bool,
     started: bool,
+    launched_pid: Arc<AtomicI32>,
 }
 
 impl HitSink for Sink {
@@ -248,6 +257,9 @@ impl HitSink for Sink {
     fn armed(&mut self, pid: i32, ids: &[u32]) {
         if !self.started {
             self.started = true;
+            if !self.attached {
+                self.launched_pid.store(pid, Ordering::SeqCst);
+            }
             self.out.event(
                 "process",
                 Some(json!({

@@ -209,6 +209,8 @@ pub struct Config {
 pub struct Running {
     pub stop: StopHandle,
     pub thread: std::thread::JoinHandle<()>,
+    /// The launched program's pid once known (0 before; always 0 after attach).
+    pub launched_pid: Arc<std::sync::atomic::AtomicI32>,
 }
 
 pub struct Session {
@@ -328,6 +330,20 @@ impl Session {
     pub fn stop_backend(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop.request();
+            // A launched program that ignores SIGTERM is killed after a grace
+            // period, so a disconnect always ends; it is logprobe's own child.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while !r.thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let pid = r.launched_pid.load(Ordering::SeqCst);
+            if !r.thread.is_finished() && pid > 0 {
+                log(&format!("program {pid} ignored SIGTERM; killing it"));
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             if r.thread.join().is_err() {
                 log("the backend thread panicked");
             }
