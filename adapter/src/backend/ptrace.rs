@@ -674,6 +674,13 @@ impl<'a> Tracer<'a> {
                 deferred = sig;
                 continue;
             }
+            if event_of(status) == libc::PTRACE_EVENT_STOP {
+                // An interrupt left pending by an earlier `stop_others`
+                // (the thread was already stopped then): the step has not
+                // happened yet. Treating this as its end would put the
+                // breakpoint back under the thread and report the hit again.
+                continue;
+            }
             if event_of(status) == libc::PTRACE_EVENT_CLONE {
                 let mut new: libc::c_ulong = 0;
                 if pt(
