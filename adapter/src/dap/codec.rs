@@ -4,10 +4,10 @@
 //! one message (a missing or bad header, a body over [`MAX_BODY`]) are
 //! returned as [`FrameError::Bad`] after the offending bytes were consumed,
 //! so the caller can report them and read the next message. An oversized
-//! body is skipped in small chunks, never allocated. [`write_frame`] is the
+//! body is skipped in small chunks, never allocated. [`encode_frame`] is the
 //! other direction.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 /// Largest message body accepted, in bytes.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -134,11 +134,11 @@ fn skip(r: &mut impl BufRead, mut n: usize) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// Writes one message.
-pub fn write_frame(w: &mut dyn Write, body: &[u8]) -> std::io::Result<()> {
-    write!(w, "Content-Length: {}\r\n\r\n", body.len())?;
-    w.write_all(body)?;
-    w.flush()
+/// One message with its header, ready to be written in one call.
+pub fn encode_frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]

@@ -156,6 +156,7 @@ fn session(mut reader: impl std::io::BufRead, writer: Box<dyn Write + Send>) {
         }
     }
     session.shutdown();
+    out.finish();
 }
 
 /// Tells the client (and the log) about input that was not understood.

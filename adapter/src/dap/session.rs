@@ -23,34 +23,68 @@ use crate::backend::{ProbeChanges, StopHandle, Target};
 use crate::image::{Image, TypeTable};
 use crate::plan::{Limits, Probe};
 
+/// Messages queued for the client before a sender waits (backpressure
+/// from a client that stops reading reaches the backend only then).
+const QUEUE: usize = 4096;
+
 /// The stream to the client, shared by every thread that reports something.
+/// Messages are encoded by the sender and written by a writer thread, so
+/// the backend thread (which holds the traced thread stopped) never waits
+/// for a write unless the queue is full.
 pub struct Outgoing {
-    writer: Mutex<Box<dyn Write + Send>>,
+    queue: Mutex<Option<std::sync::mpsc::SyncSender<Vec<u8>>>>,
     seq: AtomicI64,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Outgoing {
-    pub fn new(writer: Box<dyn Write + Send>) -> Outgoing {
+    pub fn new(mut writer: Box<dyn Write + Send>) -> Outgoing {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let thread = std::thread::spawn(move || {
+            let mut failed = false;
+            for frame in rx {
+                if failed {
+                    continue; // drain, so senders never block on a dead client
+                }
+                if let Err(e) = writer.write_all(&frame).and_then(|_| writer.flush()) {
+                    log(&format!("writing to the client failed: {e}"));
+                    failed = true;
+                }
+            }
+        });
         Outgoing {
-            writer: Mutex::new(writer),
+            queue: Mutex::new(Some(tx)),
             seq: AtomicI64::new(1),
+            writer: Mutex::new(Some(thread)),
         }
     }
 
     fn send(&self, make: impl FnOnce(i64) -> serde_json::Result<Vec<u8>>) {
-        let Ok(mut w) = self.writer.lock() else {
+        let Ok(queue) = self.queue.lock() else {
             return;
+        };
+        let Some(tx) = queue.as_ref() else {
+            return; // finished
         };
         // The sequence number is taken under the lock so that messages go
         // out in sequence order.
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         match make(seq) {
             Ok(body) => {
-                if let Err(e) = codec::write_frame(&mut **w, &body) {
-                    log(&format!("writing to the client failed: {e}"));
-                }
+                let _ = tx.send(codec::encode_frame(&body));
             }
             Err(e) => log(&format!("cannot encode a message: {e}")),
+        }
+    }
+
+    /// Writes out everything queued and stops the writer thread.
+    pub fn finish(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let thread = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(t) = thread {
+            let _ = t.join();
         }
     }
 
