@@ -512,6 +512,42 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
 }
 
 #[test]
+fn terminate_ends_a_launched_program() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(
+            &mut c,
+            backend,
+            "attach",
+            &["600"],
+            json!({"trace": [r"^main\.tick$"]}),
+        );
+        c.ok("configurationDone", json!({}));
+        let process = c.wait_event(|e| e["event"] == "process");
+        let pid = process["body"]["systemProcessId"].as_i64().expect("pid");
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("> goroutine(1): main.tick("))
+        });
+        c.ok("terminate", json!({}));
+        let exited = c.wait_event(|e| e["event"] == "exited");
+        assert_eq!(
+            exited["body"]["exitCode"],
+            128 + 15,
+            "{backend}: killed by SIGTERM"
+        );
+        c.wait_event(|e| e["event"] == "terminated");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{backend}: program {pid} still there"
+        );
+        c.ok("disconnect", json!({}));
+    }
+}
+
+#[test]
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     for backend in backends() {
         let mut program = Command::new(fixture("attach"));
