@@ -401,6 +401,13 @@ fn functions_request_lists_traceable_functions() {
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert_eq!(names, ["main.foo", "main.main"]);
+    // Another program, named in the request.
+    let r = c.ok(
+        "functions",
+        json!({"filter": r"^main\.t", "program": fixture("attach").display().to_string()}),
+    );
+    assert_eq!(r["body"]["functions"][0]["name"], "main.tick");
+    assert_eq!(r["body"]["functions"][0]["line"], 13);
     c.ok("disconnect", json!({}));
 }
 

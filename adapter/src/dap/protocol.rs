@@ -203,6 +203,9 @@ pub struct FunctionInfo {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionsArguments {
+    /// An executable to list instead of the session's program (so a picker
+    /// works before `launch`).
+    pub program: Option<String>,
     pub filter: Option<String>,
     pub limit: Option<usize>,
 }

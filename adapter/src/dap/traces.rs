@@ -125,12 +125,18 @@ impl Session {
     }
 
     pub(super) fn functions(&mut self, args: FunctionsArguments) -> Result<Option<Json>> {
-        let table = self.table()?;
-        let image = table
-            .lock()
-            .map_err(|_| anyhow!("probe table poisoned"))?
-            .image
-            .clone();
+        let image = match &args.program {
+            Some(p) => {
+                let path = crate::backend::launch::resolve_program(std::path::Path::new(p))?;
+                std::sync::Arc::new(Image::open(&path)?)
+            }
+            None => self
+                .table()?
+                .lock()
+                .map_err(|_| anyhow!("probe table poisoned"))?
+                .image
+                .clone(),
+        };
         let re = trace::compile_pattern(args.filter.as_deref().unwrap_or(""))?;
         let mut list: Vec<FunctionInfo> = trace::select(&image, &re)
             .into_iter()
