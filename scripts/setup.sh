@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev)
+packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev nodejs npm)
 if [ "${LOGPROBE_WITH_DELVE:-0}" = 1 ]; then packages+=(delve); fi
 missing=()
 for p in "${packages[@]}"; do

@@ -1,4 +1,4 @@
-//! The command line: `logprobe trace`, `logprobe functions`.
+//! The command line: `logprobe trace`, `logprobe functions`, `logprobe dap`.
 //!
 //! Arguments are parsed by clap into raw options, checked, and turned into
 //! the engine's inputs (an image, a target, probes); the engine's events are
@@ -42,6 +42,8 @@ pub enum Command {
         /// Only functions matching this regular expression.
         regex: Option<String>,
     },
+    /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
+    Dap(crate::dap::DapArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,6 +89,7 @@ pub fn run() -> Result<i32> {
     match cli.command {
         Command::Trace(args) => run_trace(args),
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
+        Command::Dap(args) => crate::dap::serve(args),
     }
 }
 
@@ -192,6 +195,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
                 args: rest.to_vec(),
                 cwd: None,
                 env: Vec::new(),
+                stdio: None,
             });
             (target, exe)
         }

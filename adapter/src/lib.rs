@@ -5,10 +5,11 @@
 //! [`image`] indexes an executable, [`plan`] turns functions into probes
 //! with capture recipes, a [`backend`] executes them in a live process,
 //! [`value`] decodes the captured bytes by type, and [`trace`] renders the
-//! events that the [`cli`] prints.
+//! events that the [`cli`] prints and the [`dap`] server sends to editors.
 
 pub mod backend;
 pub mod cli;
+pub mod dap;
 pub mod image;
 pub mod plan;
 pub mod trace;

@@ -135,6 +135,9 @@ pub enum Guard {
 pub enum ProbeKind {
     Entry,
     Return,
+    /// A source line inside the function (a logpoint); the recipe captures
+    /// the variables in scope there.
+    Line,
 }
 
 /// One armed instruction.
@@ -209,6 +212,26 @@ pub struct DerefSlot {
     /// The capture holds the pointee's bytes from this offset on (8 for an
     /// interface's `itab._type`, 0 otherwise).
     pub start: u32,
+}
+
+/// A value reached from a variable through fields, pointers and indexes
+/// (`p.next.val`, `*p`, `xs[3]`), captured at a line probe as its own
+/// [`ValueSlot`] named `name`, because the memory behind a pointer is only
+/// readable while the probe fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub name: String,
+    pub base: String,
+    pub steps: Vec<PathStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// A struct field; through a pointer, the pointer is followed first.
+    Field(String),
+    Deref,
+    /// An element of an array, or (through its data pointer) of a slice.
+    Index(u64),
 }
 
 /// Limits that shape recipes: how much pointed-to memory one hit copies.

@@ -84,11 +84,16 @@ pub struct Prepared<'a> {
     pub probes: Vec<Probe>,
     /// The decoder's types: the planner's, grown with the dynamic types of
     /// interfaces as hits name them.
-    decoding: Mutex<DecodeState>,
+    decoding: Mutex<Decoding>,
 }
 
-struct DecodeState {
+/// What decoding hits needs besides the image: the planner's types (grown
+/// with the dynamic types of interfaces as hits name them) and the limits
+/// the values were captured with.
+#[derive(Default)]
+pub struct Decoding {
     types: TypeTable,
+    limits: Limits,
     /// Type DIE -> type id, shared with the planner's numbering.
     cache: HashMap<u64, TypeId>,
     /// Runtime type descriptor address -> type (or `None`: not in DWARF).
@@ -137,16 +142,25 @@ pub fn prepare<'a>(
             Err(e) => warn(format!("cannot trace {}: {e:#}", image.functions[f].name)),
         }
     }
-    let (types, cache) = planner.type_state();
+    let decoding = Decoding::of(&planner);
     Ok(Prepared {
         planner,
         probes,
-        decoding: Mutex::new(DecodeState {
+        decoding: Mutex::new(decoding),
+    })
+}
+
+impl Decoding {
+    /// The decoding state for the probes `planner` has made so far.
+    pub fn of(planner: &Planner) -> Decoding {
+        let (types, cache) = planner.type_state();
+        Decoding {
             types,
+            limits: planner.limits,
             cache,
             by_descriptor: HashMap::new(),
-        }),
-    })
+        }
+    }
 }
 
 /// One decoded hit.
@@ -171,6 +185,8 @@ pub struct Event {
 pub enum EventKind {
     Call,
     Return,
+    /// A source line was reached (a logpoint).
+    Line,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,60 +202,64 @@ impl<'a> Prepared<'a> {
             .probes
             .get(hit.probe as usize)
             .filter(|p| p.id == hit.probe)?;
-        let func = &self.planner.image.functions[probe.func];
-        let goroutine = probe
-            .recipe
-            .goid
-            .and_then(|c| hit.captures.get(c as usize))
-            .and_then(|c| c.as_deref())
-            .and_then(|b| b.get(..8))
-            .map(|b| {
-                let mut x = [0u8; 8];
-                x.copy_from_slice(b);
-                u64::from_le_bytes(x)
-            });
         let mut guard = match self.decoding.lock() {
             Ok(g) => g,
             // A panic while decoding another hit leaves the tables usable.
             Err(poisoned) => poisoned.into_inner(),
         };
-        let state = &mut *guard;
-        let mut runtime = Runtime {
-            image: self.planner.image,
-            cache: &mut state.cache,
-            by_descriptor: &mut state.by_descriptor,
-        };
-        let values = probe
-            .recipe
-            .values
-            .iter()
-            .map(|slot| NamedValue {
-                name: slot.name.clone(),
-                value: value::decode(
-                    &mut state.types,
-                    &mut runtime,
-                    self.planner.limits,
-                    slot,
-                    &hit.captures,
-                ),
-            })
-            .collect();
-        drop(guard);
-        Some(Event {
-            kind: match probe.kind {
-                ProbeKind::Entry => EventKind::Call,
-                ProbeKind::Return => EventKind::Return,
-            },
-            function: func.name.clone(),
-            goroutine,
-            pid: hit.pid,
-            thread: hit.tid,
-            time_ns: hit.time_ns,
-            file: func.file.clone(),
-            line: func.line,
-            values,
-            lang: func.lang,
+        Some(decode(self.planner.image, &mut guard, probe, hit))
+    }
+}
+
+/// Decodes a hit of `probe`, whose value slots refer to `state`'s types.
+pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) -> Event {
+    let func = &image.functions[probe.func];
+    let goroutine = probe
+        .recipe
+        .goid
+        .and_then(|c| hit.captures.get(c as usize))
+        .and_then(|c| c.as_deref())
+        .and_then(|b| b.get(..8))
+        .map(|b| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b);
+            u64::from_le_bytes(x)
+        });
+    let mut runtime = Runtime {
+        image,
+        cache: &mut state.cache,
+        by_descriptor: &mut state.by_descriptor,
+    };
+    let values = probe
+        .recipe
+        .values
+        .iter()
+        .map(|slot| NamedValue {
+            name: slot.name.clone(),
+            value: value::decode(
+                &mut state.types,
+                &mut runtime,
+                state.limits,
+                slot,
+                &hit.captures,
+            ),
         })
+        .collect();
+    Event {
+        kind: match probe.kind {
+            ProbeKind::Entry => EventKind::Call,
+            ProbeKind::Return => EventKind::Return,
+            ProbeKind::Line => EventKind::Line,
+        },
+        function: func.name.clone(),
+        goroutine,
+        pid: hit.pid,
+        thread: hit.tid,
+        time_ns: hit.time_ns,
+        file: func.file.clone(),
+        line: func.line,
+        values,
+        lang: func.lang,
     }
 }
 
@@ -275,6 +295,11 @@ pub fn render(e: &Event, style: Style) -> String {
     match e.kind {
         EventKind::Call => line.push_str(&format!("> {who}: {}({values})", e.function)),
         EventKind::Return => line.push_str(&format!(">> {who}: {} => ({values})", e.function)),
+        EventKind::Line => line.push_str(&format!(
+            "@ {who}: {}:{} ({values})",
+            e.file.as_deref().unwrap_or("?"),
+            e.line.unwrap_or(0)
+        )),
     }
     line
 }

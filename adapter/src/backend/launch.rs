@@ -73,6 +73,14 @@ pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
         Some(d) => Some(cstring(d.as_os_str().as_bytes())?),
         None => None,
     };
+    let fds = launch.stdio.as_ref().map(|s| {
+        use std::os::fd::AsRawFd;
+        [
+            s.stdin.as_raw_fd(),
+            s.stdout.as_raw_fd(),
+            s.stderr.as_raw_fd(),
+        ]
+    });
     if let Some(d) = &launch.cwd {
         if !d.is_dir() {
             bail!("working directory {} does not exist", d.display());
@@ -80,10 +88,20 @@ pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
     }
 
     // SAFETY: between fork and execve the child calls only async-signal-safe
-    // functions (chdir, raise, execve, _exit) on data prepared before the
+    // functions (dup2, chdir, raise, execve, _exit) on data prepared before the
     // fork; it allocates nothing and takes no locks.
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
+            if let Some(fds) = fds {
+                for (target, fd) in fds.into_iter().enumerate() {
+                    // SAFETY: dup2 is async-signal-safe; both are plain
+                    // descriptor numbers, `fd` open in this process.
+                    if unsafe { libc::dup2(fd, target as libc::c_int) } < 0 {
+                        // SAFETY: _exit is async-signal-safe.
+                        unsafe { libc::_exit(126) };
+                    }
+                }
+            }
             if let Some(d) = &cwd {
                 if nix::unistd::chdir(d.as_c_str()).is_err() {
                     // SAFETY: _exit is async-signal-safe.

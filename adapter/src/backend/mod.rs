@@ -10,9 +10,10 @@ pub mod exec;
 pub mod launch;
 pub mod ptrace;
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
@@ -36,6 +37,19 @@ pub trait HitSink {
     fn hit(&mut self, hit: RawHit);
     /// A one-line message for the user (a warning, a lost event count).
     fn notice(&mut self, message: &str);
+    /// The probes `ids` are now armed in process `pid`: called once after
+    /// the initial probes are armed (before a launched program runs) and
+    /// after each [`ProbeChanges`] is applied.
+    fn armed(&mut self, _pid: i32, _ids: &[u32]) {}
+}
+
+/// Probes to arm and to remove while a backend runs (see
+/// [`StopHandle::change_probes`]). Ids are `Probe::id`s; they stay unique
+/// for the whole run, so a removed id is never reused.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeChanges {
+    pub add: Vec<Probe>,
+    pub remove: Vec<u32>,
 }
 
 /// A program to start.
@@ -46,6 +60,16 @@ pub struct Launch {
     pub cwd: Option<PathBuf>,
     /// Extra environment variables, added to logprobe's own.
     pub env: Vec<(String, String)>,
+    /// Where the program's stdin, stdout and stderr go; `None`: logprobe's own.
+    pub stdio: Option<Stdio>,
+}
+
+/// File descriptors that become the launched program's 0, 1 and 2.
+#[derive(Debug, Clone)]
+pub struct Stdio {
+    pub stdin: Arc<OwnedFd>,
+    pub stdout: Arc<OwnedFd>,
+    pub stderr: Arc<OwnedFd>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +112,8 @@ struct StopInner {
     /// Kernel thread id of the thread blocked in the backend's wait, to
     /// interrupt it; 0 before the backend starts.
     waiter: AtomicI32,
+    /// Probe changes not yet taken by the backend.
+    changes: Mutex<Vec<ProbeChanges>>,
 }
 
 impl StopHandle {
@@ -101,6 +127,45 @@ impl StopHandle {
 
     pub fn requested(&self) -> bool {
         self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// Queues probes to add and remove while the backend runs, and wakes it.
+    /// The wake-up is repeated until the backend has taken the change, since
+    /// a signal that lands just before the backend blocks would be missed.
+    pub fn change_probes(&self, changes: ProbeChanges) {
+        if let Ok(mut q) = self.inner.changes.lock() {
+            q.push(changes);
+        }
+        let me = self.clone();
+        std::thread::spawn(move || {
+            for _ in 0..500 {
+                if !me.has_changes() {
+                    return;
+                }
+                let tid = me.inner.waiter.load(Ordering::SeqCst);
+                if tid > 0 {
+                    wake_thread(tid);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+    }
+
+    /// Whether changes are waiting for the backend.
+    pub fn has_changes(&self) -> bool {
+        self.inner
+            .changes
+            .lock()
+            .map(|q| !q.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Takes every queued change, oldest first (for backends).
+    pub fn take_changes(&self) -> Vec<ProbeChanges> {
+        match self.inner.changes.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Registers the calling thread as the one to interrupt.

@@ -24,7 +24,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use super::exec::{self, Machine, Regs};
-use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
+use super::{launch, Backend, HitSink, Outcome, ProbeChanges, RawHit, StopHandle, Target};
 use crate::plan::{condition_holds, Guard, Probe, Reg};
 
 const INT3: u8 = 0xcc;
@@ -50,11 +50,11 @@ impl Backend for PtraceBackend {
     }
 }
 
-/// A byte-level breakpoint and the probes that share its address.
+/// A byte-level breakpoint and the probes (ids) that share its address.
 struct Breakpoint {
     original: u8,
     instruction: Vec<u8>,
-    probes: Vec<usize>,
+    probes: Vec<u32>,
     /// Where a copy of the instruction sits for out-of-line stepping, and
     /// the padding bytes it replaced.
     scratch: Option<(u64, Vec<u8>)>,
@@ -67,7 +67,11 @@ struct Tracer<'a> {
     /// Threads auto-attached by a clone whose first stop has not been seen.
     fresh: HashSet<i32>,
     breakpoints: HashMap<u64, Breakpoint>,
-    probes: &'a [Probe],
+    /// Addresses whose breakpoint was removed while the program ran: a
+    /// thread that trapped there before the removal is sent back to the
+    /// restored instruction instead of receiving a stray SIGTRAP.
+    retired: HashSet<u64>,
+    probes: HashMap<u32, Probe>,
     sink: &'a mut dyn HitSink,
     /// Wait statuses collected while stopping threads, handled next.
     pending: VecDeque<(i32, i32)>,
@@ -339,7 +343,7 @@ impl<'a> Tracer<'a> {
     fn new(
         leader: i32,
         attached: bool,
-        probes: &'a [Probe],
+        probes: &[Probe],
         sink: &'a mut dyn HitSink,
     ) -> Result<Self> {
         let mem = std::fs::OpenOptions::new()
@@ -359,7 +363,8 @@ impl<'a> Tracer<'a> {
             threads,
             fresh: HashSet::new(),
             breakpoints: HashMap::new(),
-            probes,
+            retired: HashSet::new(),
+            probes: probes.iter().map(|p| (p.id, p.clone())).collect(),
             sink,
             pending: VecDeque::new(),
             mem,
@@ -368,46 +373,124 @@ impl<'a> Tracer<'a> {
         })
     }
 
-    fn arm_and_run(&mut self, stop: &StopHandle) -> Result<Outcome> {
-        for (i, p) in self.probes.iter().enumerate() {
-            let addr = p.address + self.bias;
-            if let Some(bp) = self.breakpoints.get_mut(&addr) {
-                bp.probes.push(i);
-                continue;
-            }
-            let mut original = [0u8; 1];
-            self.mem
-                .read_exact_at(&mut original, addr)
-                .with_context(|| format!("reading code at {addr:#x}"))?;
-            self.mem
-                .write_all_at(&[INT3], addr)
-                .with_context(|| format!("writing a breakpoint at {addr:#x}"))?;
-            let scratch = match p.scratch {
-                Some(at) if !p.instruction.is_empty() => {
-                    let at = at + self.bias;
-                    let mut padding = vec![0u8; p.instruction.len()];
-                    self.mem.read_exact_at(&mut padding, at)?;
-                    self.mem
-                        .write_all_at(&p.instruction, at)
-                        .with_context(|| format!("writing a step-out-of-line copy at {at:#x}"))?;
-                    Some((at, padding))
-                }
-                _ => None,
-            };
-            self.breakpoints.insert(
-                addr,
-                Breakpoint {
-                    original: original[0],
-                    instruction: p.instruction.clone(),
-                    probes: vec![i],
-                    scratch,
-                },
-            );
+    /// Writes the breakpoint for probe `id` (already in `self.probes`).
+    fn insert(&mut self, id: u32) -> Result<()> {
+        let Some(p) = self.probes.get(&id) else {
+            return Ok(());
+        };
+        let addr = p.address + self.bias;
+        if let Some(bp) = self.breakpoints.get_mut(&addr) {
+            bp.probes.push(id);
+            return Ok(());
         }
+        let mut original = [0u8; 1];
+        self.mem
+            .read_exact_at(&mut original, addr)
+            .with_context(|| format!("reading code at {addr:#x}"))?;
+        let scratch = match p.scratch {
+            Some(at) if !p.instruction.is_empty() => {
+                let at = at + self.bias;
+                let mut padding = vec![0u8; p.instruction.len()];
+                self.mem.read_exact_at(&mut padding, at)?;
+                self.mem
+                    .write_all_at(&p.instruction, at)
+                    .with_context(|| format!("writing a step-out-of-line copy at {at:#x}"))?;
+                Some((at, padding))
+            }
+            _ => None,
+        };
+        let instruction = p.instruction.clone();
+        self.mem
+            .write_all_at(&[INT3], addr)
+            .with_context(|| format!("writing a breakpoint at {addr:#x}"))?;
+        self.breakpoints.insert(
+            addr,
+            Breakpoint {
+                original: original[0],
+                instruction,
+                probes: vec![id],
+                scratch,
+            },
+        );
+        self.retired.remove(&addr);
+        Ok(())
+    }
+
+    /// Removes probe `id`, and its breakpoint when no other probe shares it.
+    fn remove(&mut self, id: u32) -> Result<()> {
+        let Some(p) = self.probes.remove(&id) else {
+            return Ok(());
+        };
+        let addr = p.address + self.bias;
+        let Some(bp) = self.breakpoints.get_mut(&addr) else {
+            return Ok(());
+        };
+        bp.probes.retain(|&q| q != id);
+        if bp.probes.is_empty() {
+            let original = bp.original;
+            let scratch = bp.scratch.take();
+            self.breakpoints.remove(&addr);
+            self.mem
+                .write_all_at(&[original], addr)
+                .with_context(|| format!("restoring the code at {addr:#x}"))?;
+            // A thread may still be stepping the copy only while this thread
+            // holds every thread stopped, which it does here.
+            if let Some((at, padding)) = scratch {
+                self.mem
+                    .write_all_at(&padding, at)
+                    .with_context(|| format!("restoring the padding at {at:#x}"))?;
+            }
+            self.retired.insert(addr);
+        }
+        Ok(())
+    }
+
+    /// Applies queued probe changes with every thread stopped, so no thread
+    /// runs over a half-written instruction.
+    fn apply_changes(&mut self, changes: Vec<ProbeChanges>) -> Result<()> {
+        let stopped = self.stop_others(None)?;
+        let mut armed = Vec::new();
+        let mut result = Ok(());
+        for change in changes {
+            for id in change.remove {
+                if let Err(e) = self.remove(id) {
+                    result = Err(e);
+                }
+            }
+            for p in change.add {
+                let id = p.id;
+                self.probes.insert(id, p);
+                match self.insert(id) {
+                    Ok(()) => armed.push(id),
+                    Err(e) => {
+                        self.probes.remove(&id);
+                        self.sink.notice(&format!("cannot arm probe {id}: {e:#}"));
+                    }
+                }
+            }
+        }
+        for t in stopped {
+            cont(t, 0);
+        }
+        self.sink.armed(self.leader, &armed);
+        result
+    }
+
+    fn arm_and_run(&mut self, stop: &StopHandle) -> Result<Outcome> {
+        let mut ids: Vec<u32> = self.probes.keys().copied().collect();
+        ids.sort_unstable();
+        for &id in &ids {
+            self.insert(id)?;
+        }
+        self.sink.armed(self.leader, &ids);
         if !self.attached {
             cont(self.leader, 0);
         }
         loop {
+            let changes = stop.take_changes();
+            if !changes.is_empty() && !stop.requested() {
+                self.apply_changes(changes)?;
+            }
             if stop.requested() {
                 if self.attached {
                     self.detach_all()?;
@@ -496,6 +579,13 @@ impl<'a> Tracer<'a> {
                 self.on_breakpoint(tid, addr, regs)?;
                 return Ok(None);
             }
+            if self.retired.contains(&addr) {
+                let mut regs = regs;
+                regs[Reg::Rip.slot()] = addr;
+                set_regs(tid, &regs)?;
+                cont(tid, 0);
+                return Ok(None);
+            }
         }
         cont(tid, sig);
         Ok(None)
@@ -530,8 +620,10 @@ impl<'a> Tracer<'a> {
             ),
             None => return Ok(()),
         };
-        for i in probes {
-            let probe = &self.probes[i];
+        for id in probes {
+            let Some(probe) = self.probes.get(&id) else {
+                continue;
+            };
             if let Some(Guard::UnlessJumpTaken { cc }) = probe.guard {
                 if condition_holds(cc, regs[Reg::Eflags.slot()]) {
                     continue;
@@ -691,7 +783,7 @@ impl<'a> Tracer<'a> {
             if sig == libc::SIGTRAP {
                 if let Ok(mut regs) = get_regs(tid) {
                     let addr = regs[Reg::Rip.slot()].wrapping_sub(1);
-                    if self.breakpoints.contains_key(&addr) {
+                    if self.breakpoints.contains_key(&addr) || self.retired.contains(&addr) {
                         // Caught on a breakpoint: run the original instruction again.
                         regs[Reg::Rip.slot()] = addr;
                         set_regs(tid, &regs)?;

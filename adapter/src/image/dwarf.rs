@@ -14,7 +14,7 @@ use object::{Object, ObjectSection};
 use super::types::{Field, Type, TypeId, TypeKind, TypeTable};
 use super::{Function, Lang, Param};
 
-type R = gimli::EndianArcSlice<RunTimeEndian>;
+pub(super) type R = gimli::EndianArcSlice<RunTimeEndian>;
 
 /// Go's vendor attribute carrying `reflect.Kind`.
 const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
@@ -23,9 +23,11 @@ const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
 const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
 
 pub(super) struct Dwarf {
-    dwarf: gimli::Dwarf<R>,
+    pub(super) dwarf: gimli::Dwarf<R>,
     /// Parsed units, sorted by their offset in `.debug_info`.
-    units: Vec<(u64, gimli::Unit<R>)>,
+    pub(super) units: Vec<(u64, gimli::Unit<R>)>,
+    /// Call frame information (`.debug_frame`), to find the CFA at a PC.
+    pub(super) frame: Option<gimli::DebugFrame<R>>,
 }
 
 impl Dwarf {
@@ -63,7 +65,19 @@ impl Dwarf {
             };
             units.push((offset, dwarf.unit(header)?));
         }
-        Ok(Some(Dwarf { dwarf, units }))
+        let frame = match find(".debug_frame") {
+            Some(_) => {
+                let mut f = gimli::DebugFrame::from(load(gimli::SectionId::DebugFrame)?);
+                f.set_address_size(8);
+                Some(f)
+            }
+            None => None,
+        };
+        Ok(Some(Dwarf {
+            dwarf,
+            units,
+            frame,
+        }))
     }
 
     /// Every function with code, with its parameters and first line.
@@ -211,7 +225,7 @@ impl Dwarf {
         Ok(())
     }
 
-    fn file_path(
+    pub(super) fn file_path(
         &self,
         unit: &gimli::Unit<R>,
         header: &gimli::LineProgramHeader<R>,
@@ -249,7 +263,7 @@ impl Dwarf {
         })
     }
 
-    fn name(
+    pub(super) fn name(
         &self,
         unit: &gimli::Unit<R>,
         entry: &gimli::DebuggingInformationEntry<R>,
@@ -610,7 +624,7 @@ fn is_eface(fields: &[Field]) -> bool {
     fields.first().is_some_and(|f| f.name == "_type")
 }
 
-fn unit_ref_to_global(unit: &gimli::Unit<R>, o: UnitOffset) -> u64 {
+pub(super) fn unit_ref_to_global(unit: &gimli::Unit<R>, o: UnitOffset) -> u64 {
     match o.to_debug_info_offset(&unit.header) {
         Some(DebugInfoOffset(g)) => g as u64,
         None => 0,

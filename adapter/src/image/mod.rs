@@ -11,6 +11,7 @@
 
 mod dwarf;
 mod pclntab;
+pub mod scope;
 pub mod types;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol, SymbolKind};
 
+pub use scope::{Place, PlacePiece, Variable};
 pub use types::{Field, Type, TypeId, TypeKind, TypeTable};
 
 /// Index of a function in [`Image::functions`].
@@ -239,6 +241,56 @@ impl Image {
         (0..self.functions.len())
             .filter(|&i| re.is_match(&self.functions[i].name))
             .collect()
+    }
+
+    /// The first statement address of `file:line` in each function that
+    /// has code for that line (an inlined copy counts as its own place).
+    pub fn line_addresses(&self, file: &str, line: u64) -> Result<Vec<(FuncId, u64)>> {
+        let Some(d) = &self.dwarf else {
+            bail!("{} has no DWARF line table", self.path.display());
+        };
+        let mut out: Vec<(FuncId, u64)> = Vec::new();
+        for addr in d.statement_addresses(file, line)? {
+            let Some(f) = self.function_at(addr) else {
+                continue;
+            };
+            // Addresses come sorted, so the first one per function wins.
+            if !out.iter().any(|(g, _)| *g == f) {
+                out.push((f, addr));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The function whose code holds `file:line`: from the line table, or
+    /// else the last function declared in that file at or before the line.
+    pub fn function_around(&self, file: &str, line: u64) -> Result<Option<FuncId>> {
+        if let Some((f, _)) = self.line_addresses(file, line)?.first() {
+            return Ok(Some(*f));
+        }
+        Ok(self
+            .functions
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.file.as_deref().is_some_and(|p| scope::same_file(p, file))
+                    && f.line.is_some_and(|l| l <= line)
+            })
+            .max_by_key(|(_, f)| f.line)
+            .map(|(i, _)| i))
+    }
+
+    /// Parameters and locals in scope at `pc`, outermost first.
+    pub fn variables_at(&self, pc: u64) -> Result<Vec<Variable>> {
+        match &self.dwarf {
+            Some(d) => d.variables_at(pc),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The canonical frame address rule at `pc`: (DWARF register, offset).
+    pub fn cfa_at(&self, pc: u64) -> Option<(u16, i64)> {
+        self.dwarf.as_ref().and_then(|d| d.cfa_at(pc))
     }
 
     /// The function containing `addr`.

@@ -23,10 +23,12 @@ use capstone::Capstone;
 
 use super::goabi::{self, Assignment, Loc};
 use super::{
-    Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg,
-    ValueSlot, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
+    Buffer, Capture, DerefSlot, Guard, Len, Limits, Path, PathStep, Piece, Probe, ProbeKind,
+    Recipe, Reg, ValueSlot, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
 };
-use crate::image::{Field, FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTable};
+use crate::image::{
+    Field, FuncId, Image, Lang, Param, Place, TypeId, TypeKind, TypeTable, Variable,
+};
 
 /// Largest stack-assigned value copied whole, in bytes.
 const MAX_STACK_VALUE: u64 = 4096;
@@ -183,6 +185,106 @@ impl<'a> Planner<'a> {
         Ok(probes)
     }
 
+    /// A probe at `address` (a statement of function `id`) capturing every
+    /// variable in `vars` where it lives at that address. A variable that
+    /// cannot be read there gets a slot saying why.
+    ///
+    /// Each of `paths` that goes through a pointer or a slice gets a slot of
+    /// its own (see [`Path`]); a path that stays inside its variable needs
+    /// none (the decoded variable holds it) and one that cannot be followed
+    /// gets a slot saying why.
+    pub fn plan_line(
+        &mut self,
+        id: FuncId,
+        address: u64,
+        vars: &[Variable],
+        paths: &[Path],
+    ) -> Result<Probe> {
+        let image = self.image;
+        let func = &image.functions[id];
+        let code = image
+            .code(func)
+            .ok_or_else(|| anyhow!("{}: code is not in the file", func.name))?;
+        let start = address
+            .checked_sub(func.low)
+            .filter(|&o| (o as usize) < code.len())
+            .ok_or_else(|| anyhow!("{address:#x} is outside {}", func.name))?;
+        let instruction = {
+            let decoded = self
+                .cs
+                .disasm_count(&code[start as usize..], address, 1)
+                .map_err(|e| anyhow!("{}: cannot disassemble: {e}", func.name))?;
+            decoded
+                .iter()
+                .next()
+                .map(|i| i.bytes().to_vec())
+                .ok_or_else(|| anyhow!("no instruction at {address:#x}"))?
+        };
+        let mut recipe = self.recipe(func.lang, &[], &[]);
+        let cfa = image.cfa_at(address);
+        for v in vars {
+            let ty = v.type_ref.and_then(|die| {
+                image
+                    .resolve_type(&mut self.types, &mut self.cache, die)
+                    .ok()
+            });
+            let mut slot = ValueSlot {
+                name: v.name.clone(),
+                ty,
+                pieces: Vec::new(),
+                size: 0,
+                derefs: Vec::new(),
+                unavailable: None,
+            };
+            match (ty, &v.location) {
+                (None, _) => slot.unavailable = Some(String::from("type unknown")),
+                (_, Err(why)) => slot.unavailable = Some(why.clone()),
+                (Some(ty), Ok(places)) => {
+                    let size = self.types.get(ty).size;
+                    slot.size = size as u32;
+                    if size > MAX_STACK_VALUE {
+                        slot.unavailable =
+                            Some(format!("value of {size} bytes is too large to capture"));
+                    } else {
+                        let mut at = 0u32;
+                        for p in places {
+                            let len = p.size.unwrap_or(size - at as u64) as u32;
+                            match place_capture(&mut recipe, p.place, len, cfa) {
+                                Some(capture) => slot.pieces.push(Piece { at, len, capture }),
+                                None => {
+                                    slot.unavailable =
+                                        Some(String::from("frame address unknown at this line"));
+                                    break;
+                                }
+                            }
+                            at += len;
+                        }
+                        if slot.unavailable.is_none() {
+                            self.follow_whole(&mut recipe, &mut slot, ty);
+                        }
+                    }
+                }
+            }
+            recipe.values.push(slot);
+        }
+        for path in paths {
+            if let Some(slot) = self.plan_path(&mut recipe, path) {
+                recipe.values.push(slot);
+            }
+        }
+        self.probe(
+            id,
+            ProbeKind::Line,
+            Site {
+                address,
+                guard: None,
+                instruction,
+                scratch: None,
+            },
+            recipe,
+        )
+    }
+
     fn probe(
         &mut self,
         func: FuncId,
@@ -328,6 +430,16 @@ impl<'a> Planner<'a> {
         }
         recipe.values = slots;
         recipe
+    }
+
+    /// Follows what one value points to with whatever the budgets have left
+    /// (line probes: their values share no plan of shares).
+    fn follow_whole(&self, recipe: &mut Recipe, slot: &mut ValueSlot, ty: TypeId) {
+        self.budget.set(Budget {
+            captures: MAX_CAPTURES,
+            bytes: MAX_RECIPE_BYTES as u64,
+        });
+        self.follow(recipe, slot, ty, Buffer::Image, 0, 0);
     }
 
     /// Bytes the value being followed may still have read.
@@ -683,6 +795,270 @@ fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
 /// The most bytes a recipe's steps can read in all.
 fn recipe_bytes(recipe: &Recipe) -> u64 {
     recipe.captures.iter().map(|c| c.max_len() as u64).sum()
+}
+
+/// Where the bytes of a value being followed along a path are.
+#[derive(Clone, Copy)]
+enum At {
+    /// Inside the base variable's image, at this byte.
+    Image(u32),
+    /// In memory at the pointer found at byte `offset` of capture `capture`,
+    /// plus `add`; not read yet.
+    Memory { capture: u16, offset: u16, add: i64 },
+}
+
+impl Planner<'_> {
+    /// A slot for `path`; `None` if the path never leaves its variable.
+    fn plan_path(&self, recipe: &mut Recipe, path: &Path) -> Option<ValueSlot> {
+        let unavailable = |why: String| ValueSlot {
+            name: path.name.clone(),
+            ty: None,
+            pieces: Vec::new(),
+            size: 0,
+            derefs: Vec::new(),
+            unavailable: Some(why),
+        };
+        // The innermost variable of that name (later ones shadow earlier).
+        let base = recipe.values.iter().rev().find(|v| v.name == path.base)?;
+        if let Some(why) = &base.unavailable {
+            return Some(unavailable(format!("{}: {why}", path.base)));
+        }
+        let mut ty = base.ty?;
+        let base = base.clone();
+        let mut at = At::Image(0);
+        let mut left_image = false;
+        // The (capture, offset) holding the 8 bytes at `at`, reading memory
+        // into a capture when needed.
+        let pointer_at = |recipe: &mut Recipe, at: At| -> Option<(u16, u16)> {
+            match at {
+                At::Image(o) => locate(&base, o),
+                At::Memory {
+                    capture,
+                    offset,
+                    add,
+                } => {
+                    let c = push(
+                        recipe,
+                        Capture::Deref {
+                            base: capture,
+                            offset,
+                            add: add as i32,
+                            len: Len::Fixed(8),
+                        },
+                    );
+                    Some((c, 0))
+                }
+            }
+        };
+        for step in &path.steps {
+            let t = self.types.underlying(ty).clone();
+            match (step, &t.kind) {
+                (PathStep::Deref, TypeKind::Pointer { pointee: Some(p) }) => {
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("pointer not captured")));
+                    };
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: 0,
+                    };
+                    ty = *p;
+                    left_image = true;
+                }
+                (PathStep::Field(name), TypeKind::Pointer { pointee: Some(p) }) => {
+                    let inner = self.types.underlying(*p);
+                    let TypeKind::Struct { fields } = &inner.kind else {
+                        return Some(unavailable(format!("{} has no field {name}", t.name)));
+                    };
+                    let Some(f) = fields.iter().find(|f| &f.name == name) else {
+                        return Some(unavailable(format!("{} has no field {name}", inner.name)));
+                    };
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("pointer not captured")));
+                    };
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: f.offset as i64,
+                    };
+                    ty = f.ty;
+                    left_image = true;
+                }
+                (PathStep::Field(name), TypeKind::Struct { fields }) => {
+                    let Some(f) = fields.iter().find(|f| &f.name == name) else {
+                        return Some(unavailable(format!("{} has no field {name}", t.name)));
+                    };
+                    at = match at {
+                        At::Image(o) => At::Image(o + f.offset as u32),
+                        At::Memory {
+                            capture,
+                            offset,
+                            add,
+                        } => At::Memory {
+                            capture,
+                            offset,
+                            add: add + f.offset as i64,
+                        },
+                    };
+                    ty = f.ty;
+                }
+                (
+                    PathStep::Index(i),
+                    TypeKind::Array {
+                        elem: Some(e),
+                        count,
+                    },
+                ) => {
+                    if i >= count {
+                        return Some(unavailable(format!("index {i} out of range [0:{count}]")));
+                    }
+                    let size = self.types.get(*e).size;
+                    at = match at {
+                        At::Image(o) => At::Image(o + (i * size) as u32),
+                        At::Memory {
+                            capture,
+                            offset,
+                            add,
+                        } => At::Memory {
+                            capture,
+                            offset,
+                            add: add + (i * size) as i64,
+                        },
+                    };
+                    ty = *e;
+                }
+                (PathStep::Index(i), TypeKind::Slice { elem: Some(e) }) => {
+                    // The data pointer is the slice's first word. The
+                    // length is not checked here: the element is read
+                    // from the backing array, which holds at least `cap`.
+                    let Some((capture, offset)) = pointer_at(recipe, at) else {
+                        return Some(unavailable(String::from("slice not captured")));
+                    };
+                    let size = self.types.get(*e).size;
+                    at = At::Memory {
+                        capture,
+                        offset,
+                        add: (i * size) as i64,
+                    };
+                    ty = *e;
+                    left_image = true;
+                }
+                (step, _) => {
+                    let what = match step {
+                        PathStep::Field(f) => format!("no field {f}"),
+                        PathStep::Deref => String::from("nothing to dereference"),
+                        PathStep::Index(i) => format!("no element [{i}] to read"),
+                    };
+                    return Some(unavailable(format!("{}: {what}", t.name)));
+                }
+            }
+        }
+        if !left_image {
+            return None;
+        }
+        let At::Memory {
+            capture,
+            offset,
+            add,
+        } = at
+        else {
+            return None;
+        };
+        let size = self.types.get(ty).size;
+        if size > MAX_STACK_VALUE {
+            return Some(unavailable(format!("value of {size} bytes is too large")));
+        }
+        let c = push(
+            recipe,
+            Capture::Deref {
+                base: capture,
+                offset,
+                add: add as i32,
+                len: Len::Fixed(size as u32),
+            },
+        );
+        let mut slot = ValueSlot {
+            name: path.name.clone(),
+            ty: Some(ty),
+            pieces: vec![Piece {
+                at: 0,
+                len: size as u32,
+                capture: c,
+            }],
+            size: size as u32,
+            derefs: Vec::new(),
+            unavailable: None,
+        };
+        self.follow_whole(recipe, &mut slot, ty);
+        Some(slot)
+    }
+}
+
+/// The capture reading `len` bytes of a value that lives at `place`;
+/// `None` when it is relative to a CFA that is not known.
+fn place_capture(
+    recipe: &mut Recipe,
+    place: Place,
+    len: u32,
+    cfa: Option<(u16, i64)>,
+) -> Option<u16> {
+    // Memory at DWARF register `reg` plus `add`.
+    let memory = |recipe: &mut Recipe, reg: u16, add: i64| -> Option<u16> {
+        if reg == DWARF_RSP {
+            return Some(push(
+                recipe,
+                Capture::Stack {
+                    offset: add as i32,
+                    len,
+                },
+            ));
+        }
+        let base = push(recipe, Capture::Reg(dwarf_reg(reg)?));
+        Some(push(
+            recipe,
+            Capture::Deref {
+                base,
+                offset: 0,
+                add: add as i32,
+                len: Len::Fixed(len),
+            },
+        ))
+    };
+    match place {
+        Place::Reg(r @ 17..=32) => Some(push(recipe, Capture::Xmm((r - 17) as u8))),
+        Place::Reg(r) => Some(push(recipe, Capture::Reg(dwarf_reg(r)?))),
+        Place::RegMem { reg, offset } => memory(recipe, reg, offset),
+        Place::Cfa(k) => {
+            let (reg, off) = cfa?;
+            memory(recipe, reg, off + k)
+        }
+    }
+}
+
+/// DWARF's number for RSP on x86-64.
+const DWARF_RSP: u16 = 7;
+
+/// A DWARF x86-64 general-purpose register number as a `pt_regs` register.
+fn dwarf_reg(n: u16) -> Option<Reg> {
+    Some(match n {
+        0 => Reg::Rax,
+        1 => Reg::Rdx,
+        2 => Reg::Rcx,
+        3 => Reg::Rbx,
+        4 => Reg::Rsi,
+        5 => Reg::Rdi,
+        6 => Reg::Rbp,
+        7 => Reg::Rsp,
+        8 => Reg::R8,
+        9 => Reg::R9,
+        10 => Reg::R10,
+        11 => Reg::R11,
+        12 => Reg::R12,
+        13 => Reg::R13,
+        14 => Reg::R14,
+        15 => Reg::R15,
+        _ => return None,
+    })
 }
 
 fn push(recipe: &mut Recipe, c: Capture) -> u16 {

@@ -1,0 +1,179 @@
+//! The session's life: `initialize`, `launch`, `attach`,
+//! `configurationDone` (the program starts, or probes go in, only then),
+//! `threads`, `disconnect` and `terminate`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value as Json};
+
+use super::protocol::{
+    AttachArguments, Capabilities, CommonArguments, DisconnectArguments, LaunchArguments,
+};
+use super::session::{Config, Session, Table};
+use crate::backend::{launch, Launch, Target};
+use crate::image::Image;
+use crate::plan::Limits;
+
+/// Every capability logprobe has, and a reason for each deliberate `false`.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        supports_configuration_done_request: true,
+        supports_conditional_breakpoints: true,
+        supports_hit_conditional_breakpoints: true,
+        supports_log_points: true,
+        supports_terminate_request: true,
+        support_terminate_debuggee: true,
+        // Function breakpoints would stop the program; function traces are
+        // the custom `traceFunctions` request instead.
+        supports_function_breakpoints: false,
+        // Nothing is ever stopped, so there is no frame to evaluate in.
+        supports_evaluate_for_hovers: false,
+        // No recording of execution.
+        supports_step_back: false,
+        // Values are read, never written.
+        supports_set_variable: false,
+        // A restart is a new launch; the client can do that itself.
+        supports_restart_request: false,
+        // Exceptions are not intercepted.
+        supports_exception_info_request: false,
+        // Watchpoints are not implemented.
+        supports_data_breakpoints: false,
+        // There is no stepping at all.
+        supports_single_thread_execution_requests: false,
+    }
+}
+
+impl Session {
+    pub(super) fn initialize(&mut self) -> Result<Option<Json>> {
+        if self.initialized {
+            bail!("'initialize' was already sent in this session");
+        }
+        self.initialized = true;
+        Ok(Some(serde_json::to_value(capabilities())?))
+    }
+
+    pub(super) fn launch(&mut self, args: LaunchArguments) -> Result<Option<Json>> {
+        if self.config.is_some() {
+            bail!("a program was already launched or attached in this session");
+        }
+        if args.program.is_empty() {
+            bail!("'program' is required");
+        }
+        let path = launch::resolve_program(std::path::Path::new(&args.program))?;
+        let target = Target::Launch(Launch {
+            program: PathBuf::from(&args.program),
+            args: args.args,
+            cwd: args.cwd.map(PathBuf::from),
+            env: args.env.into_iter().collect(),
+            stdio: None,
+        });
+        self.choose(path, target, &args.common)
+    }
+
+    pub(super) fn attach(&mut self, args: AttachArguments) -> Result<Option<Json>> {
+        if self.config.is_some() {
+            bail!("a program was already launched or attached in this session");
+        }
+        let pid = args.pid;
+        if pid <= 0 {
+            bail!("'pid' must be a process id, not {pid}");
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .with_context(|| format!("no process with pid {pid} (or not allowed to inspect it)"))?;
+        self.choose(exe, Target::Attach(pid), &args.common)
+    }
+
+    /// Common part of launch and attach: the image, the options, the
+    /// functions traced from the start; then `initialized`.
+    fn choose(
+        &mut self,
+        exe: PathBuf,
+        target: Target,
+        common: &CommonArguments,
+    ) -> Result<Option<Json>> {
+        let backend = common.backend.clone().unwrap_or_else(|| "ptrace".into());
+        super::run::check_backend(&backend)?;
+        let image = Arc::new(Image::open(&exe)?);
+        let mut limits = Limits::default();
+        if let Some(n) = common.max_string_len {
+            limits.max_string_len = n;
+        }
+        self.table = Some(Arc::new(Mutex::new(Table::new(image.clone()))));
+        self.config = Some(Config {
+            target,
+            limits,
+            backend,
+            program: exe.display().to_string(),
+        });
+        let mut groups = Vec::new();
+        for regex in &common.trace {
+            let entry = super::protocol::TraceEntry {
+                regex: Some(regex.clone()),
+                position: None,
+                condition: None,
+                hit_condition: None,
+                log_message: None,
+            };
+            let (group, _) = self.plan_trace(&image, &entry)?;
+            groups.push(group);
+        }
+        self.launch_traces = self.replace(&[], groups)?;
+        self.then_send("initialized", None);
+        Ok(None)
+    }
+
+    pub(super) fn configuration_done(&mut self) -> Result<Option<Json>> {
+        if self.configured {
+            bail!("'configurationDone' was already sent");
+        }
+        let config = self
+            .config
+            .as_ref()
+            .ok_or_else(|| anyhow!("no program yet: send 'launch' or 'attach' first"))?;
+        let table = self.table()?;
+        let running = super::run::start(
+            self.out.clone(),
+            table,
+            &config.target,
+            &config.backend,
+            &config.program,
+        )?;
+        self.running = Some(running);
+        self.configured = true;
+        Ok(None)
+    }
+
+    pub(super) fn threads(&mut self) -> Result<Option<Json>> {
+        // logprobe never stops the program, so it does not track threads
+        // for the client; one entry stands for the process.
+        let name = self
+            .config
+            .as_ref()
+            .map(|c| c.program.rsplit('/').next().unwrap_or("").to_string())
+            .unwrap_or_else(|| String::from("program"));
+        Ok(Some(json!({ "threads": [ { "id": 1, "name": name } ] })))
+    }
+
+    pub(super) fn disconnect(&mut self, args: DisconnectArguments) -> Result<Option<Json>> {
+        // A launched program is always ended (it is traced with
+        // PTRACE_O_EXITKILL); an attached one is always left running, with
+        // every probe removed, whatever terminateDebuggee says: logprobe
+        // does not kill what it did not start.
+        let _ = args.terminate_debuggee;
+        self.stop_backend();
+        self.end();
+        Ok(None)
+    }
+
+    pub(super) fn terminate(&mut self) -> Result<Option<Json>> {
+        let Some(r) = &self.running else {
+            bail!("nothing is running");
+        };
+        // Launched: SIGTERM, and `exited`/`terminated` follow when it ends.
+        // Attached: detach, leaving it running.
+        r.stop.request();
+        Ok(None)
+    }
+}

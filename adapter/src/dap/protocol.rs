@@ -1,0 +1,225 @@
+//! The DAP messages logprobe reads and writes, as serde types.
+//!
+//! Field names follow `debugAdapterProtocol.json` exactly (camelCase); every
+//! optional field is left out when unset, never written as `null`. Requests
+//! are read in two steps: the envelope ([`Request`]) with its arguments as
+//! raw JSON, then the arguments of the one command being handled, typed, so
+//! a malformed argument fails that request alone. The custom requests
+//! `traceFunctions` and `functions` are documented in docs/protocol.md.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Any incoming message; only requests are acted on.
+#[derive(Debug, Deserialize)]
+pub struct Incoming {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: Option<String>,
+    pub arguments: Option<Json>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response<'a> {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(rename = "request_seq")]
+    pub request_seq: i64,
+    pub success: bool,
+    pub command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Json>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Json>,
+}
+
+/// `Capabilities` (only the fields logprobe sets).
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub supports_configuration_done_request: bool,
+    pub supports_conditional_breakpoints: bool,
+    pub supports_hit_conditional_breakpoints: bool,
+    pub supports_log_points: bool,
+    pub supports_terminate_request: bool,
+    pub support_terminate_debuggee: bool,
+    pub supports_function_breakpoints: bool,
+    pub supports_evaluate_for_hovers: bool,
+    pub supports_step_back: bool,
+    pub supports_set_variable: bool,
+    pub supports_restart_request: bool,
+    pub supports_exception_info_request: bool,
+    pub supports_data_breakpoints: bool,
+    pub supports_single_thread_execution_requests: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Source {
+    pub fn from_path(path: &str) -> Source {
+        Source {
+            name: path.rsplit('/').next().map(str::to_string),
+            path: Some(path.to_string()),
+        }
+    }
+}
+
+/// `launch` arguments (logprobe's own; mirrored by the extension's package.json).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchArguments {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub common: CommonArguments,
+}
+
+/// `attach` arguments.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachArguments {
+    pub pid: i32,
+    #[serde(flatten)]
+    pub common: CommonArguments,
+}
+
+/// Options shared by launch and attach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommonArguments {
+    /// `ptrace` (default) or `ebpf`.
+    pub backend: Option<String>,
+    /// Function regexes traced from the start.
+    #[serde(default)]
+    pub trace: Vec<String>,
+    /// Longest string shown, in bytes.
+    pub max_string_len: Option<u32>,
+    #[serde(default)]
+    pub no_debug: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectArguments {
+    pub terminate_debuggee: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetBreakpointsArguments {
+    pub source: Source,
+    pub breakpoints: Option<Vec<SourceBreakpoint>>,
+    /// Deprecated form: lines only.
+    pub lines: Option<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceBreakpoint {
+    pub line: u64,
+    pub column: Option<u64>,
+    pub condition: Option<String>,
+    pub hit_condition: Option<String>,
+    pub log_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breakpoint {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+/// `traceFunctions` arguments (custom).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceFunctionsArguments {
+    pub functions: Vec<TraceEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceEntry {
+    /// Functions whose names match this regular expression…
+    pub regex: Option<String>,
+    /// …or the function around this position (LSP, 0-based line).
+    pub position: Option<lsp_types::TextDocumentPositionParams>,
+    pub condition: Option<String>,
+    pub hit_condition: Option<String>,
+    pub log_message: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceResult {
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub functions: Vec<FunctionInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+/// `functions` arguments (custom).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionsArguments {
+    /// An executable to list instead of the session's program (so a picker
+    /// works before `launch`).
+    pub program: Option<String>,
+    pub filter: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `output` event body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputBody {
+    pub category: &'static str,
+    pub output: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Json>,
+}

@@ -1,0 +1,405 @@
+//! One DAP session: its state, the outgoing message stream, and the single
+//! `match` that dispatches every request, standard and custom.
+//!
+//! A request that fails gets an error response and the session goes on;
+//! only the end of the client's stream or `disconnect` ends it. The probes
+//! of every trace entry and logpoint live in a [`Table`] shared with the
+//! backend thread (see `run`), grouped so that a `setBreakpoints` or
+//! `traceFunctions` can replace its own groups and nothing else.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Result};
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use super::expr::{Expr, HitCondition, Template};
+use super::protocol::{Event, Incoming, OutputBody, Response, Source};
+use super::{codec, log};
+use crate::backend::{ProbeChanges, StopHandle, Target};
+use crate::image::Image;
+use crate::plan::{Limits, Probe};
+
+/// Messages queued for the client before a sender waits (backpressure
+/// from a client that stops reading reaches the backend only then).
+const QUEUE: usize = 4096;
+
+/// The stream to the client, shared by every thread that reports something.
+/// Messages are encoded by the sender and written by a writer thread, so
+/// the backend thread (which holds the traced thread stopped) never waits
+/// for a write unless the queue is full.
+pub struct Outgoing {
+    queue: Mutex<Option<std::sync::mpsc::SyncSender<Vec<u8>>>>,
+    seq: AtomicI64,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Outgoing {
+    pub fn new(mut writer: Box<dyn Write + Send>) -> Outgoing {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let thread = std::thread::spawn(move || {
+            let mut failed = false;
+            for frame in rx {
+                if failed {
+                    continue; // drain, so senders never block on a dead client
+                }
+                if let Err(e) = writer.write_all(&frame).and_then(|_| writer.flush()) {
+                    log(&format!("writing to the client failed: {e}"));
+                    failed = true;
+                }
+            }
+        });
+        Outgoing {
+            queue: Mutex::new(Some(tx)),
+            seq: AtomicI64::new(1),
+            writer: Mutex::new(Some(thread)),
+        }
+    }
+
+    fn send(&self, make: impl FnOnce(i64) -> serde_json::Result<Vec<u8>>) {
+        let Ok(queue) = self.queue.lock() else {
+            return;
+        };
+        let Some(tx) = queue.as_ref() else {
+            return; // finished
+        };
+        // The sequence number is taken under the lock so that messages go
+        // out in sequence order.
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        match make(seq) {
+            Ok(body) => {
+                let _ = tx.send(codec::encode_frame(&body));
+            }
+            Err(e) => log(&format!("cannot encode a message: {e}")),
+        }
+    }
+
+    /// Writes out everything queued and stops the writer thread.
+    pub fn finish(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let thread = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, String>) {
+        self.send(|seq| {
+            let (success, message, body) = match result {
+                Ok(body) => (true, None, body),
+                Err(m) => (false, Some(m), None),
+            };
+            serde_json::to_vec(&Response {
+                seq,
+                kind: "response",
+                request_seq,
+                success,
+                command,
+                message,
+                body,
+            })
+        });
+    }
+
+    pub fn event(&self, event: &str, body: Option<Json>) {
+        self.send(|seq| {
+            serde_json::to_vec(&Event {
+                seq,
+                kind: "event",
+                event,
+                body,
+            })
+        });
+    }
+
+    pub fn output(&self, body: OutputBody) {
+        match serde_json::to_value(body) {
+            Ok(b) => self.event("output", Some(b)),
+            Err(e) => log(&format!("cannot encode output: {e}")),
+        }
+    }
+}
+
+/// What a group of probes is for.
+#[derive(Debug, Clone)]
+pub enum GroupKind {
+    /// One `traceFunctions` entry.
+    Trace,
+    /// One logpoint; `reported` once its `breakpoint` event went out.
+    Logpoint { breakpoint: i64, reported: bool },
+}
+
+/// The probes of one trace entry or logpoint, with what decides whether
+/// and how a hit is shown.
+pub struct Group {
+    pub kind: GroupKind,
+    /// The types the probes' value slots refer to, for decoding.
+    pub decoding: crate::trace::Decoding,
+    pub probe_ids: Vec<u32>,
+    pub condition: Option<Expr>,
+    pub hit_condition: Option<HitCondition>,
+    pub message: Option<Template>,
+    /// Hits that passed the condition.
+    pub hits: u64,
+    /// Per goroutine (or thread), whether each open call was shown, so a
+    /// return is shown exactly when its call was.
+    pub open_calls: HashMap<u64, Vec<bool>>,
+    /// Where a logpoint is, as the client named it.
+    pub source: Option<Source>,
+    pub line: Option<u64>,
+    /// A condition that failed to evaluate was reported already.
+    pub warned: bool,
+}
+
+impl Group {
+    pub fn new(kind: GroupKind, decoding: crate::trace::Decoding) -> Group {
+        Group {
+            kind,
+            decoding,
+            probe_ids: Vec::new(),
+            condition: None,
+            hit_condition: None,
+            message: None,
+            hits: 0,
+            open_calls: HashMap::new(),
+            source: None,
+            line: None,
+            warned: false,
+        }
+    }
+}
+
+/// Every probe of the session, shared with the backend thread.
+pub struct Table {
+    pub image: Arc<Image>,
+    pub groups: HashMap<u64, Group>,
+    /// Probe id → (group, probe).
+    pub probes: HashMap<u32, (u64, Probe)>,
+    /// Probe ids the backend reported armed.
+    pub armed: HashSet<u32>,
+    next_probe: u32,
+    next_group: u64,
+}
+
+impl Table {
+    pub fn new(image: Arc<Image>) -> Table {
+        Table {
+            image,
+            groups: HashMap::new(),
+            probes: HashMap::new(),
+            armed: HashSet::new(),
+            next_probe: 0,
+            next_group: 1,
+        }
+    }
+
+    /// Adds a group with its probes, giving the probes session-unique ids.
+    /// Returns the group id and the renumbered probes.
+    pub fn add(&mut self, mut group: Group, probes: Vec<Probe>) -> (u64, Vec<Probe>) {
+        let gid = self.next_group;
+        self.next_group += 1;
+        let mut out = Vec::with_capacity(probes.len());
+        for mut p in probes {
+            p.id = self.next_probe;
+            self.next_probe += 1;
+            group.probe_ids.push(p.id);
+            self.probes.insert(p.id, (gid, p.clone()));
+            out.push(p);
+        }
+        self.groups.insert(gid, group);
+        (gid, out)
+    }
+
+    /// Removes groups; returns the ids of their probes.
+    pub fn remove(&mut self, groups: &[u64]) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for g in groups {
+            if let Some(group) = self.groups.remove(g) {
+                for id in group.probe_ids {
+                    self.probes.remove(&id);
+                    self.armed.remove(&id);
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// The program and options a launch or attach chose.
+pub struct Config {
+    pub target: Target,
+    pub limits: Limits,
+    pub backend: String,
+    pub program: String,
+}
+
+/// A backend running on its thread.
+pub struct Running {
+    pub stop: StopHandle,
+    pub thread: std::thread::JoinHandle<()>,
+    /// The launched program's pid once known (0 before; always 0 after attach).
+    pub launched_pid: Arc<std::sync::atomic::AtomicI32>,
+}
+
+pub struct Session {
+    pub out: Arc<Outgoing>,
+    pub initialized: bool,
+    pub config: Option<Config>,
+    pub table: Option<Arc<Mutex<Table>>>,
+    /// Logpoint groups per source path.
+    pub logpoints: HashMap<String, Vec<u64>>,
+    /// `traceFunctions` groups, and those of the launch's `trace` list.
+    pub traces: Vec<u64>,
+    pub launch_traces: Vec<u64>,
+    pub running: Option<Running>,
+    pub configured: bool,
+    pub next_breakpoint: i64,
+    ended: bool,
+    /// Events to send after the current response.
+    after: Vec<(&'static str, Option<Json>)>,
+}
+
+impl Session {
+    pub fn new(out: Arc<Outgoing>) -> Session {
+        Session {
+            out,
+            initialized: false,
+            config: None,
+            table: None,
+            logpoints: HashMap::new(),
+            traces: Vec::new(),
+            launch_traces: Vec::new(),
+            running: None,
+            configured: false,
+            next_breakpoint: 1,
+            ended: false,
+            after: Vec::new(),
+        }
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    /// Queues an event to go out right after the response being built.
+    pub fn then_send(&mut self, event: &'static str, body: Option<Json>) {
+        self.after.push((event, body));
+    }
+
+    /// Handles one request: exactly one response, then any queued events.
+    pub fn handle(&mut self, req: Incoming) {
+        let command = req.command.clone().unwrap_or_default();
+        let result = self.dispatch(&command, &req);
+        if let Err(e) = &result {
+            log(&format!("{command} failed: {e:#}"));
+        }
+        self.out
+            .respond(req.seq, &command, result.map_err(|e| format!("{e:#}")));
+        for (event, body) in std::mem::take(&mut self.after) {
+            self.out.event(event, body);
+        }
+    }
+
+    fn dispatch(&mut self, command: &str, req: &Incoming) -> Result<Option<Json>> {
+        if command != "initialize" && !self.initialized && command != "disconnect" {
+            bail!("'{command}' before 'initialize'");
+        }
+        match command {
+            "initialize" => self.initialize(),
+            "launch" => self.launch(arguments(req)?),
+            "attach" => self.attach(arguments(req)?),
+            "configurationDone" => self.configuration_done(),
+            "setBreakpoints" => self.set_breakpoints(arguments(req)?),
+            "setExceptionBreakpoints" => Ok(Some(serde_json::json!({ "breakpoints": [] }))),
+            "traceFunctions" => self.trace_functions(arguments(req)?),
+            "functions" => self.functions(arguments(req)?),
+            "threads" => self.threads(),
+            "disconnect" => self.disconnect(arguments(req)?),
+            "terminate" => self.terminate(),
+            "" => bail!("request without a command"),
+            other => bail!("unsupported request '{other}': logprobe traces without stopping"),
+        }
+    }
+
+    /// The shared probe table, once a program was chosen.
+    pub fn table(&self) -> Result<Arc<Mutex<Table>>> {
+        self.table
+            .clone()
+            .ok_or_else(|| anyhow!("no program yet: send 'launch' or 'attach' first"))
+    }
+
+    /// Replaces groups `old` by `new` in the table, and in the running
+    /// program when there is one. Returns the new group ids.
+    pub fn replace(&mut self, old: &[u64], new: Vec<(Group, Vec<Probe>)>) -> Result<Vec<u64>> {
+        let table = self.table()?;
+        let mut t = table.lock().map_err(|_| anyhow!("probe table poisoned"))?;
+        let remove = t.remove(old);
+        let mut add = Vec::new();
+        let mut ids = Vec::new();
+        for (group, probes) in new {
+            let (gid, probes) = t.add(group, probes);
+            ids.push(gid);
+            add.extend(probes);
+        }
+        drop(t);
+        if let Some(r) = &self.running {
+            if !add.is_empty() || !remove.is_empty() {
+                r.stop.change_probes(ProbeChanges { add, remove });
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Stops the backend (detaching or ending the program) and waits for it.
+    pub fn stop_backend(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop.request();
+            // A launched program that ignores SIGTERM is killed after a grace
+            // period, so a disconnect always ends; it is logprobe's own child.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while !r.thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let pid = r.launched_pid.load(Ordering::SeqCst);
+            if !r.thread.is_finished() && pid > 0 {
+                log(&format!("program {pid} ignored SIGTERM; killing it"));
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if r.thread.join().is_err() {
+                log("the backend thread panicked");
+            }
+        }
+    }
+
+    /// The client went away: leave nothing behind.
+    pub fn shutdown(&mut self) {
+        self.stop_backend();
+    }
+}
+
+/// The typed arguments of a request; malformed ones fail that request.
+fn arguments<T: DeserializeOwned>(req: &Incoming) -> Result<T> {
+    let args = match &req.arguments {
+        None | Some(Json::Null) => Json::Object(Default::default()),
+        Some(v) => v.clone(),
+    };
+    serde_json::from_value(args).map_err(|e| {
+        anyhow!(
+            "invalid arguments for '{}': {e}",
+            req.command.as_deref().unwrap_or("")
+        )
+    })
+}

@@ -1,0 +1,694 @@
+//! End-to-end tests of `logprobe dap`: a small DAP client drives the real
+//! binary over stdio and over TCP against the real fixtures, under every
+//! backend: logpoints, traceFunctions by regex and by position, conditions
+//! and hit conditions, probes added and removed while the program runs,
+//! attach/detach, and malformed input that must not stop the server.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A DAP client over any byte stream.
+struct Client {
+    writer: Box<dyn Write + Send>,
+    rx: Receiver<Value>,
+    seq: i64,
+    /// Events received while waiting for something else.
+    events: Vec<Value>,
+}
+
+fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Client {
+    fn new(reader: impl Read + Send + 'static, writer: Box<dyn Write + Send>) -> Client {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(reader);
+            while let Some(m) = read_message(&mut r) {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            writer,
+            rx,
+            seq: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to adapter");
+        self.writer.flush().expect("flush");
+    }
+
+    fn send(&mut self, command: &str, args: Value) -> i64 {
+        self.seq += 1;
+        let body =
+            json!({"seq": self.seq, "type": "request", "command": command, "arguments": args})
+                .to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        self.seq
+    }
+
+    fn next(&mut self, deadline: Instant) -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no message from the adapter in time; events so far: {:#?}",
+                self.events
+            )
+        })
+    }
+
+    /// Sends a request and returns its response, keeping events seen meanwhile.
+    fn request(&mut self, command: &str, args: Value) -> Value {
+        let seq = self.send(command, args);
+        self.response_to(seq)
+    }
+
+    fn response_to(&mut self, seq: i64) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = self.next(deadline);
+            if m["type"] == "response" && m["request_seq"] == seq {
+                return m;
+            }
+            if m["type"] == "event" {
+                self.events.push(m);
+            }
+        }
+    }
+
+    fn ok(&mut self, command: &str, args: Value) -> Value {
+        let r = self.request(command, args);
+        assert_eq!(r["success"], true, "{command} failed: {r}");
+        r
+    }
+
+    /// Waits for an event matching `pred` (seen before or arriving).
+    fn wait_event(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = self.next(deadline);
+            if m["type"] == "event" {
+                if pred(&m) {
+                    return m;
+                }
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// Collects events for `d`.
+    fn drain_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(m) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if m["type"] == "event" {
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// Waits for `terminated`, then returns every output event's text by category.
+    fn run_to_end(&mut self) -> (String, String) {
+        self.wait_event(|e| e["event"] == "terminated");
+        (self.output("console"), self.output("stdout"))
+    }
+
+    fn output(&self, category: &str) -> String {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "output" && e["body"]["category"] == category)
+            .filter_map(|e| e["body"]["output"].as_str())
+            .collect()
+    }
+
+    fn outputs(&self, category: &str) -> Vec<Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "output" && e["body"]["category"] == category)
+            .cloned()
+            .collect()
+    }
+
+    fn exit_code(&self) -> Option<i64> {
+        self.events
+            .iter()
+            .find(|e| e["event"] == "exited")
+            .and_then(|e| e["body"]["exitCode"].as_i64())
+    }
+}
+
+/// `logprobe dap` on stdio; the client and the process (reaped on drop).
+fn stdio_adapter() -> (Client, Reaper) {
+    let mut child = Reaper(Some(
+        logprobe()
+            .arg("dap")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn logprobe dap"),
+    ));
+    let stdin = child.child().stdin.take().expect("stdin");
+    let stdout = child.child().stdout.take().expect("stdout");
+    (Client::new(stdout, Box::new(stdin)), child)
+}
+
+/// `logprobe dap --listen 127.0.0.1:0` and the port it listens on.
+fn tcp_adapter() -> (Reaper, u16) {
+    let mut child = Reaper(Some(
+        logprobe()
+            .args(["dap", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logprobe dap --listen"),
+    ));
+    let mut err = BufReader::new(child.child().stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read the listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    // Keep draining the log so the server never blocks on it.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, port)
+}
+
+fn tcp_client(port: u16) -> Client {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let reader = stream.try_clone().expect("clone");
+    Client::new(reader, Box::new(stream))
+}
+
+fn seed_source() -> String {
+    root()
+        .join("fixtures/go/seed/main.go")
+        .display()
+        .to_string()
+}
+
+fn attach_source() -> String {
+    root()
+        .join("fixtures/go/attach/main.go")
+        .display()
+        .to_string()
+}
+
+/// initialize + launch (+ the `initialized` event).
+fn launch(c: &mut Client, backend: &str, program: &str, args: &[&str], extra: Value) {
+    let init = c.ok(
+        "initialize",
+        json!({"adapterID": "logprobe", "linesStartAt1": true}),
+    );
+    assert_eq!(init["body"]["supportsLogPoints"], true);
+    let mut a = json!({"program": fixture(program).display().to_string(), "args": args, "backend": backend});
+    if let (Some(a), Some(extra)) = (a.as_object_mut(), extra.as_object()) {
+        a.extend(extra.clone());
+    }
+    c.ok("launch", a);
+    c.wait_event(|e| e["event"] == "initialized");
+}
+
+fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
+    launch(c, backend, build, &[], json!({}));
+    let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7, "logMessage": "x={x} y={y}"}]}));
+    let bp = &r["body"]["breakpoints"][0];
+    assert_eq!(
+        bp["verified"], false,
+        "not armed before the program starts: {bp}"
+    );
+    let id = bp["id"].clone();
+    c.ok("configurationDone", json!({}));
+    let changed = c.wait_event(|e| e["event"] == "breakpoint");
+    assert_eq!(changed["body"]["breakpoint"]["id"], id);
+    assert_eq!(changed["body"]["breakpoint"]["verified"], true);
+    let (console, stdout) = c.run_to_end();
+    assert_eq!(console, "x=99 y=9801\n", "{backend} {build}");
+    assert_eq!(stdout, "x=99, y=9801, z=0\nz=9900\n", "{backend} {build}");
+    let hit = &c.outputs("console")[0]["body"];
+    assert_eq!(hit["line"], 7);
+    assert_eq!(hit["source"]["path"], seed_source());
+    assert_eq!(hit["data"]["kind"], "line");
+    assert_eq!(hit["data"]["function"], "main.foo");
+    assert_eq!(c.exit_code(), Some(0));
+    assert!(c
+        .events
+        .iter()
+        .any(|e| e["event"] == "process" && e["body"]["startMethod"] == "launch"));
+    c.ok("disconnect", json!({}));
+}
+
+#[test]
+fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
+    for backend in backends() {
+        for build in ["seed", "seed-debug"] {
+            let (mut c, _adapter) = stdio_adapter();
+            seed_logpoint_case(&mut c, backend, build);
+        }
+    }
+}
+
+#[test]
+fn tcp_serves_one_session_after_another() {
+    for backend in backends() {
+        let (_adapter, port) = tcp_adapter();
+        for build in ["seed", "seed-debug"] {
+            let mut c = tcp_client(port);
+            seed_logpoint_case(&mut c, backend, build);
+        }
+    }
+}
+
+#[test]
+fn trace_functions_by_regex_and_by_position() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "seed", &[], json!({}));
+        let r = c.ok(
+            "traceFunctions",
+            json!({"functions": [{"regex": r"^main\.foo$"}, {"regex": "nothing_is_called_this"}]}),
+        );
+        let f = &r["body"]["functions"];
+        assert_eq!(f[0]["verified"], true);
+        assert_eq!(f[0]["functions"][0]["name"], "main.foo");
+        assert_eq!(f[0]["functions"][0]["line"], 5);
+        assert_eq!(f[1]["verified"], false);
+        assert!(
+            f[1]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no function"),
+            "{f}"
+        );
+        c.ok("configurationDone", json!({}));
+        let (console, _) = c.run_to_end();
+        assert_eq!(
+            console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
+            "{backend}"
+        );
+        let call = &c.outputs("console")[0]["body"];
+        assert_eq!(call["line"], 5);
+        assert_eq!(call["data"]["values"][0]["value"]["value"], 99);
+        c.ok("disconnect", json!({}));
+
+        // By position: the cursor on `z = x + y` (LSP line 6, 0-based).
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "seed-debug", &[], json!({}));
+        let uri = format!("file://{}", seed_source());
+        let r = c.ok("traceFunctions", json!({"functions": [{"position": {"textDocument": {"uri": uri}, "position": {"line": 6, "character": 1}}}]}));
+        assert_eq!(
+            r["body"]["functions"][0]["functions"][0]["name"], "main.foo",
+            "{r}"
+        );
+        c.ok("configurationDone", json!({}));
+        let (console, _) = c.run_to_end();
+        assert_eq!(
+            console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
+            "{backend}"
+        );
+        c.ok("disconnect", json!({}));
+    }
+}
+
+#[test]
+fn logpoint_expressions_follow_pointers_fields_and_strings() {
+    let source = root()
+        .join("fixtures/go/kinds/main.go")
+        .display()
+        .to_string();
+    for backend in backends() {
+        for build in ["kinds", "kinds-debug"] {
+            let (mut c, _adapter) = stdio_adapter();
+            launch(&mut c, backend, build, &[], json!({}));
+            c.ok(
+                "setBreakpoints",
+                json!({"source": {"path": source}, "breakpoints": [
+                    // func (p *Point) Scale(k int): p is a pointer.
+                    {"line": 20, "logMessage": "$FUNCTION g=$GOROUTINE p.X={p.X} (*p).Y={(*p).Y} *p={*p} k={k} bad={p[1]}"},
+                    // func (p Point) Sum(): p is a value.
+                    {"line": 17, "logMessage": "sum {p.X}+{p.Y}", "condition": "p.X == 3"},
+                    {"line": 24, "logMessage": "mix {s} len={len(s)} a={a}", "condition": "s == \"ab\" && n > 2"},
+                    {"line": 24, "logMessage": "never", "condition": "s != \"ab\""},
+                ]}),
+            );
+            c.ok("configurationDone", json!({}));
+            let (console, _) = c.run_to_end();
+            assert_eq!(
+                console,
+                "sum 3+4\n\
+                 main.(*Point).Scale g=1 p.X=3 (*p).Y=4 *p=main.Point {X: 3, Y: 4} k=2 bad=<error: *main.Point: no element [1] to read>\n\
+                 mix \"ab\" len=2 a=2.5\n",
+                "{backend} {build}"
+            );
+            c.ok("disconnect", json!({}));
+        }
+    }
+}
+
+#[test]
+fn functions_request_lists_traceable_functions() {
+    let (mut c, _adapter) = stdio_adapter();
+    launch(&mut c, "ptrace", "seed", &[], json!({}));
+    let r = c.ok("functions", json!({"filter": r"^main\."}));
+    let names: Vec<&str> = r["body"]["functions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["main.foo", "main.main"]);
+    // Another program, named in the request.
+    let r = c.ok(
+        "functions",
+        json!({"filter": r"^main\.t", "program": fixture("attach").display().to_string()}),
+    );
+    assert_eq!(r["body"]["functions"][0]["name"], "main.tick");
+    assert_eq!(r["body"]["functions"][0]["line"], 13);
+    c.ok("disconnect", json!({}));
+}
+
+#[test]
+fn conditions_and_hit_conditions() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "attach-debug", &["20"], json!({}));
+        // tick(i) for i = 0..19: calls with i >= 5 count; every 3rd is shown.
+        c.ok("traceFunctions", json!({"functions": [{"regex": r"^main\.tick$", "condition": "i >= 5", "hitCondition": "% 3"}]}));
+        // The loop line: only the 5th time i > 10 && n == 20 holds (i = 15).
+        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [
+            {"line": 23, "logMessage": "i={i} sum={sum}", "condition": "i > 10 && n == 20", "hitCondition": "5"},
+            {"line": 23, "logMessage": "late {i}", "hitCondition": ">= 19"},
+        ]}));
+        c.ok("configurationDone", json!({}));
+        let (console, stdout) = c.run_to_end();
+        let mut expected = String::new();
+        for i in 5..20 {
+            let shown = (i - 4) % 3 == 0;
+            if shown {
+                expected += &format!(
+                    "> goroutine(1): main.tick({i})\n>> goroutine(1): main.tick => ({})\n",
+                    i * 2
+                );
+            }
+            if i == 15 {
+                expected += "i=15 sum=210\n";
+            }
+            if i >= 18 {
+                expected += &format!("late {i}\n");
+            }
+        }
+        let mut got: Vec<&str> = console.lines().collect();
+        let mut want: Vec<&str> = expected.lines().collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{backend}: {console}");
+        assert!(stdout.ends_with("done sum=380\n"), "{stdout}");
+        c.ok("disconnect", json!({}));
+    }
+}
+
+#[test]
+fn traces_and_logpoints_are_added_and_removed_while_running() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "attach", &["60"], json!({}));
+        c.ok("configurationDone", json!({}));
+        c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");
+
+        // Add a trace while running, see it fire, remove it, see it stop.
+        c.ok(
+            "traceFunctions",
+            json!({"functions": [{"regex": r"^main\.tick$"}]}),
+        );
+        for _ in 0..2 {
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("> goroutine(1): main.tick("))
+            });
+        }
+        c.ok("traceFunctions", json!({"functions": []}));
+        c.drain_for(Duration::from_millis(300));
+        let before = c.outputs("console").len();
+        c.drain_for(Duration::from_millis(600));
+        assert_eq!(
+            c.outputs("console").len(),
+            before,
+            "{backend}: trace still firing after removal"
+        );
+
+        // The same with a logpoint.
+        let r = c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "tick {i}"}]}));
+        let id = r["body"]["breakpoints"][0]["id"].clone();
+        let ev = c.wait_event(|e| e["event"] == "breakpoint");
+        assert_eq!(ev["body"]["breakpoint"]["id"], id);
+        assert_eq!(ev["body"]["breakpoint"]["verified"], true);
+        for _ in 0..2 {
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with("tick "))
+            });
+        }
+        c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": attach_source()}, "breakpoints": []}),
+        );
+        c.drain_for(Duration::from_millis(300));
+        let before = c.outputs("console").len();
+        c.drain_for(Duration::from_millis(600));
+        assert_eq!(
+            c.outputs("console").len(),
+            before,
+            "{backend}: logpoint still firing after removal"
+        );
+
+        // The program is unharmed by all of this.
+        let (_, stdout) = c.run_to_end();
+        // (`ready` was taken by the wait above.)
+        assert_eq!(stdout, "done sum=3540\n", "{backend}");
+        assert_eq!(c.exit_code(), Some(0));
+        c.ok("disconnect", json!({}));
+    }
+}
+
+#[test]
+fn terminate_ends_a_launched_program() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(
+            &mut c,
+            backend,
+            "attach",
+            &["600"],
+            json!({"trace": [r"^main\.tick$"]}),
+        );
+        c.ok("configurationDone", json!({}));
+        let process = c.wait_event(|e| e["event"] == "process");
+        let pid = process["body"]["systemProcessId"].as_i64().expect("pid");
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("> goroutine(1): main.tick("))
+        });
+        c.ok("terminate", json!({}));
+        let exited = c.wait_event(|e| e["event"] == "exited");
+        assert_eq!(
+            exited["body"]["exitCode"],
+            128 + 15,
+            "{backend}: killed by SIGTERM"
+        );
+        c.wait_event(|e| e["event"] == "terminated");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{backend}: program {pid} still there"
+        );
+        c.ok("disconnect", json!({}));
+    }
+}
+
+#[test]
+fn attach_then_disconnect_leaves_the_program_running_unharmed() {
+    for backend in backends() {
+        let mut program = Command::new(fixture("attach"));
+        program
+            .arg("60")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
+        let pid = target.child().id();
+        let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
+        let mut line = String::new();
+        target_out.read_line(&mut line).expect("read");
+        assert_eq!(line, "ready\n");
+
+        let (mut c, _adapter) = stdio_adapter();
+        c.ok("initialize", json!({"adapterID": "logprobe"}));
+        c.ok(
+            "attach",
+            json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
+        );
+        c.wait_event(|e| e["event"] == "initialized");
+        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "i={i}"}]}));
+        c.ok("configurationDone", json!({}));
+        let process = c.wait_event(|e| e["event"] == "process");
+        assert_eq!(process["body"]["systemProcessId"], pid);
+        assert_eq!(process["body"]["startMethod"], "attach");
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("i="))
+        });
+        for _ in 0..2 {
+            c.wait_event(|e| {
+                e["event"] == "output"
+                    && e["body"]["output"]
+                        .as_str()
+                        .is_some_and(|o| o.starts_with(">> goroutine(1): main.tick => ("))
+            });
+        }
+        c.ok("disconnect", json!({"terminateDebuggee": false}));
+
+        let mut rest = String::new();
+        target_out.read_to_string(&mut rest).expect("read");
+        let status = target.child().wait().expect("wait fixture");
+        assert_eq!(status.code(), Some(0), "{backend}: target died: {rest}");
+        assert_eq!(rest, "done sum=3540\n", "{backend}");
+    }
+}
+
+#[test]
+fn malformed_input_gets_errors_and_the_server_keeps_serving() {
+    let (mut c, _adapter) = stdio_adapter();
+    let important = |c: &mut Client, needle: &str| {
+        let needle = needle.to_string();
+        c.wait_event(move |e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains(&needle))
+        });
+    };
+    // A request before initialize.
+    let r = c.request("launch", json!({"program": "/bin/true"}));
+    assert_eq!(r["success"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("before 'initialize'"),
+        "{r}"
+    );
+    // Broken framing, broken JSON, an oversized message.
+    c.send_raw(b"Content-Length: banana\r\n\r\n");
+    important(&mut c, "bad Content-Length");
+    c.send_raw(b"Content-Length: 9\r\n\r\n{not json");
+    important(&mut c, "invalid message");
+    let big = 17 * 1024 * 1024;
+    let mut huge = format!("Content-Length: {big}\r\n\r\n").into_bytes();
+    huge.resize(huge.len() + big, b' ');
+    c.send_raw(&huge);
+    important(&mut c, "refused");
+    // Unknown commands and wrong argument types get error responses.
+    c.ok("initialize", json!({"adapterID": "x"}));
+    let r = c.request("stepIn", json!({"threadId": 1}));
+    assert_eq!(r["success"], false);
+    let r = c.request("launch", json!({"program": 5}));
+    assert_eq!(r["success"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("invalid arguments"),
+        "{r}"
+    );
+    let r = c.request("launch", json!({"program": "/no/such/program"}));
+    assert_eq!(r["success"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/no/such/program"),
+        "{r}"
+    );
+    let r = c.request(
+        "setBreakpoints",
+        json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}]}),
+    );
+    assert_eq!(r["body"]["breakpoints"][0]["verified"], false);
+    // Still serving: a real session works after all that.
+    launch_after_init(&mut c, "seed");
+    let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}, {"line": 7, "logMessage": "{x + } {{x}} {nope}"}]}));
+    assert!(
+        r["body"]["breakpoints"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("without stopping"),
+        "{r}"
+    );
+    c.ok("configurationDone", json!({}));
+    let (console, _) = c.run_to_end();
+    assert!(console.starts_with("<error: "), "{console}");
+    assert!(
+        console.contains(" {x} <error: no variable nope here>\n"),
+        "{console}"
+    );
+    c.ok("disconnect", json!({}));
+}
+
+fn launch_after_init(c: &mut Client, program: &str) {
+    c.ok(
+        "launch",
+        json!({"program": fixture(program).display().to_string()}),
+    );
+    c.wait_event(|e| e["event"] == "initialized");
+}
