@@ -27,6 +27,11 @@ for tool in chromium rg node npm go; do
   fi
 done
 
+if [ "$(node -p 'process.versions.node.split(".")[0]')" != 20 ]; then
+  echo "test-vscode-e2e: code-server 4.100.3 needs Node.js 20, found $(node --version)" >&2
+  exit 1
+fi
+
 # 1. The .vsix, with the adapter bundled.
 (cd vscode-extension && npm ci --no-audit --no-fund --loglevel=error &&
   LOGPROBE_BUNDLE_SOURCE="$adapter" npm run --silent package >/dev/null)
