@@ -90,6 +90,9 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   if (config.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(config.backend)) {
     return error(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(config.backend)}.`);
   }
+  if (config.backend === 'auto') {
+    delete config.backend; // "auto" is the adapter's own choice: say nothing
+  }
   if (config.trace !== undefined && !isStringArray(config.trace)) {
     return error('"trace" must be a list of function-name regular expressions.');
   }

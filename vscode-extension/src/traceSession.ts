@@ -10,8 +10,24 @@ import { ApplyOutcome, TraceEntry, TraceFunctionsResponse, TraceSet } from './tr
 /** Sends a DAP request to the adapter and resolves with the response body. */
 export type SendRequest = (command: string, args: unknown) => Promise<unknown>;
 
-function isResponse(body: unknown): body is TraceFunctionsResponse {
-  return typeof body === 'object' && body !== null && Array.isArray((body as { entries?: unknown }).entries);
+/**
+ * The request's arguments. The list goes under both names in use: `functions`
+ * (what `logprobe dap` reads today, docs/protocol.md) and `entries` (the name
+ * the editor side was specified with). The adapter ignores the one it does not
+ * know; drop one when the protocol settles.
+ */
+export function traceFunctionsArguments(entries: TraceEntry[]): { functions: TraceEntry[]; entries: TraceEntry[] } {
+  return { functions: entries, entries };
+}
+
+/** The per-entry results of a response body, under either name; undefined if malformed. */
+export function traceFunctionsResults(body: unknown): TraceFunctionsResponse | undefined {
+  if (typeof body !== 'object' || body === null) {
+    return undefined;
+  }
+  const { functions, entries } = body as { functions?: unknown; entries?: unknown };
+  const results = Array.isArray(functions) ? functions : Array.isArray(entries) ? entries : undefined;
+  return results ? { entries: results as TraceFunctionsResponse['entries'] } : undefined;
 }
 
 export class TraceSession {
@@ -36,15 +52,15 @@ export class TraceSession {
   sync(): Promise<ApplyOutcome> {
     const run = async (): Promise<ApplyOutcome> => {
       const sent = this.traceSet.entries();
-      const body = await this.send('traceFunctions', { entries: sent });
-      if (!isResponse(body)) {
-        throw new Error(`traceFunctions answered without "entries": ${JSON.stringify(body)}`);
+      const body = traceFunctionsResults(await this.send('traceFunctions', traceFunctionsArguments(sent)));
+      if (!body) {
+        throw new Error('traceFunctions answered without a list of results');
       }
       const outcome = this.traceSet.apply(sent, body);
       if (outcome.resend) {
         const again = this.traceSet.entries();
-        const second = await this.send('traceFunctions', { entries: again });
-        if (isResponse(second)) {
+        const second = traceFunctionsResults(await this.send('traceFunctions', traceFunctionsArguments(again)));
+        if (second) {
           this.traceSet.apply(again, second);
         }
       }

@@ -56,3 +56,10 @@ test('the first logprobe launch configuration is chosen', () => {
   assert.equal(firstLaunchConfiguration(configs.slice(0, 2)), undefined);
   assert.equal(firstLaunchConfiguration(undefined), undefined);
 });
+
+test('backend "auto" leaves the choice to the adapter; ebpf and ptrace are passed on', () => {
+  const auto = resolveAfterSubstitution({ ...launch, backend: 'auto' }, undefined);
+  assert.equal(auto.kind === 'ok' && 'backend' in auto.config, false);
+  const ebpf = resolveAfterSubstitution({ ...launch, backend: 'ebpf' }, undefined);
+  assert.equal(ebpf.kind === 'ok' && ebpf.config.backend, 'ebpf');
+});

@@ -2,7 +2,7 @@
 // semantics: what it traces is exactly the last set it was sent.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TraceSession } from '../src/traceSession';
+import { TraceSession, traceFunctionsArguments, traceFunctionsResults } from '../src/traceSession';
 import { TraceEntry } from '../src/traceSet';
 
 /** Resolves a position to the function declared last at or above it, like the adapter does from DWARF. */
@@ -21,7 +21,7 @@ function adapterModel(functions: { name: string; line: number }[]) {
     assert.equal(command, 'traceFunctions');
     state.requests++;
     await new Promise((r) => setTimeout(r, 1));
-    const entries = (args as { entries: TraceEntry[] }).entries;
+    const entries = (args as { functions: TraceEntry[] }).functions;
     const results = entries.map((e) => {
       const found = resolve(e);
       return found.length === 0
@@ -29,7 +29,7 @@ function adapterModel(functions: { name: string; line: number }[]) {
         : { verified: true, functions: found.map((f) => ({ name: f.name, source: { path: '/w/main.go' }, line: f.line })) };
     });
     state.traced = results.flatMap((r) => (r.functions ?? []).map((f) => f.name));
-    return { entries: results };
+    return { functions: results };
   };
   return { state, send };
 }
@@ -76,9 +76,19 @@ test('a failed request rejects without blocking the next one', async () => {
       fail = false;
       return Promise.reject(new Error('adapter gone'));
     }
-    return Promise.resolve({ entries: [{ verified: true, functions: [] }] });
+    return Promise.resolve({ entries: [{ verified: true, functions: [] }] }); // the older name is read too
   });
   await assert.rejects(session.add({ regex: 'a' }), /adapter gone/);
   const outcome = await session.sync();
   assert.equal(outcome.rejected.length, 0);
+});
+
+test('the list is sent under both names and results are read under either', () => {
+  const entries: TraceEntry[] = [{ regex: 'a' }];
+  assert.deepEqual(traceFunctionsArguments(entries), { functions: entries, entries });
+  const results = [{ verified: true }];
+  assert.deepEqual(traceFunctionsResults({ functions: results }), { entries: results });
+  assert.deepEqual(traceFunctionsResults({ entries: results }), { entries: results });
+  assert.equal(traceFunctionsResults({ other: [] }), undefined);
+  assert.equal(traceFunctionsResults(undefined), undefined);
 });
