@@ -3,7 +3,8 @@
 # extension with the release adapter bundled, installs the .vsix into
 # code-server 4.100.3 (from npm), and drives it with playwright-core and
 # Debian's headless Chromium (vscode-extension/e2e/run.mjs): Trace function on
-# the seed fixture's `foo`, then a logpoint. Screenshots go to docs/.
+# the seed fixture's `foo`, then a logpoint, then tracing changes made while
+# the attach fixture runs. Screenshots go to docs/.
 #
 # Everything it starts (code-server and its children, Chromium) runs in a
 # process group of its own that is killed on exit; scratch files live in one
@@ -71,12 +72,18 @@ trap cleanup EXIT
 ws="$scratch/seed"
 mkdir -p "$ws/.vscode" "$scratch/data" "$scratch/extensions" "$scratch/home"
 cp fixtures/go/seed/main.go fixtures/go/seed/go.mod "$ws/"
+mkdir -p "$ws/ticker"
+cp fixtures/go/attach/main.go fixtures/go/attach/go.mod "$ws/ticker/"
 (cd "$ws" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o seed .)
+(cd "$ws/ticker" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o ticker .)
+# seed comes first: it is what "Trace function" starts when no session runs.
+# ticker calls tick() every 50 ms for 100 s, for changes made while it runs.
 cat >"$ws/.vscode/launch.json" <<'JSON'
 {
   "version": "0.2.0",
   "configurations": [
-    { "type": "logprobe", "request": "launch", "name": "seed", "program": "${workspaceFolder}/seed" }
+    { "type": "logprobe", "request": "launch", "name": "seed", "program": "${workspaceFolder}/seed" },
+    { "type": "logprobe", "request": "launch", "name": "ticker", "program": "${workspaceFolder}/ticker/ticker", "args": ["2000"] }
   ]
 }
 JSON

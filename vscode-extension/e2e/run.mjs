@@ -6,7 +6,11 @@
 //      `> goroutine(1): main.foo(99, 9801)` with a link to main.go;
 //   2. add a logpoint `x={x} y={y}` on the `z = x + y` line with the editor's
 //      "Add Logpoint..." action, start the configuration again, and wait for
-//      `x=99 y=9801`.
+//      `x=99 y=9801`;
+//   3. start the "ticker" configuration (calls tick() every 50 ms), right-click
+//      inside tick -> "Trace function" and see `main.tick(` calls arrive;
+//      right-click -> "Stop tracing function" and see none for two seconds;
+//      "Trace functions matching…", pick main.tick, and see them again.
 // A screenshot of each result is saved. Started by scripts/test-vscode-e2e.sh,
 // which provides the environment variables read below; fails with a
 // screenshot named *-failure.png and a non-zero exit on the first step that
@@ -88,6 +92,47 @@ try {
   await repl.locator('.monaco-list-row', { hasText: logLine }).first().waitFor();
   await waitForSessionEnd();
   await page.screenshot({ path: `${shots}/vscode-logpoint.png` });
+
+  step('starting the ticker configuration');
+  await runCommand('Go to File', 'workbench.action.quickOpen', 'ticker/main.go', 'ticker');
+  const tickLine = editor.locator('.view-line', { hasText: 'func tick(i int) int' });
+  await tickLine.waitFor();
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('debug ticker');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'ticker' }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await repl.locator('.monaco-list-row', { hasText: 'ready' }).first().waitFor();
+
+  step('right-click inside tick, "Trace function", while it runs');
+  await tickLine.click();
+  await tickLine.click({ button: 'right' });
+  await clickMenuItem('Trace function');
+  const tickRows = repl.locator('.monaco-list-row', { hasText: /> goroutine\(1\): main\.tick\(\d+\)/ });
+  await tickRows.first().waitFor();
+
+  step('right-click inside tick, "Stop tracing function"');
+  await tickLine.click();
+  await tickLine.click({ button: 'right' });
+  await clickMenuItem('Stop tracing function');
+  await page.waitForTimeout(500); // lines already in flight
+  await runCommand('Clear Console', 'workbench.debug.panel.action.clearReplAction');
+  await page.waitForTimeout(2000); // 40 calls would have been traced
+  if ((await tickRows.count()) > 0) {
+    throw new Error('main.tick is still traced after "Stop tracing function"');
+  }
+
+  step('"Trace functions matching…" tick, pick main.tick');
+  await runCommand('logprobe: Trace functions matching…', 'logprobe.traceFunctionsMatching');
+  await page.locator('.quick-input-widget input').fill('tick');
+  const item = page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.tick' }).first();
+  await item.waitFor();
+  await item.click(); // toggles its check box: the picker selects many
+  await page.locator('.quick-input-widget', { hasText: '1 Selected' }).waitFor();
+  await page.keyboard.press('Enter');
+  await tickRows.first().waitFor();
+  await page.screenshot({ path: `${shots}/vscode-live-trace.png` });
+  await page.keyboard.press('Shift+F5');
+  await waitForSessionEnd();
   step('passed');
 } catch (error) {
   failed = true;
@@ -105,20 +150,20 @@ try {
 }
 process.exit(failed ? 1 : 0);
 
-/** Runs a command through the command palette; `id` is only documentation. */
-async function runCommand(title, _id, argument) {
+/**
+ * Runs a command through the command palette (`id` is only documentation), or
+ * with `argument`, opens a file through Quick Open, picking the row showing
+ * `rowText` (default: the argument).
+ */
+async function runCommand(title, _id, argument, rowText) {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor();
-  if (argument !== undefined) {
-    // Quick Open ("Go to File") is the palette without the leading '>'.
-    await input.fill(argument);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: argument }).first().waitFor();
-  } else {
-    await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
-  }
-  await page.keyboard.press('Enter');
+  // Quick Open ("Go to File") is the palette without the leading '>'.
+  await input.fill(argument ?? `>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rowText ?? argument ?? title }).first();
+  await row.waitFor();
+  await row.click();
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }
 
