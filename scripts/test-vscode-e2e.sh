@@ -116,9 +116,11 @@ for _ in $(seq 1 60); do
 done
 
 # 5. Drive it.
-mkdir -p docs
+# Screenshots refresh the README's pictures in docs/ unless sent elsewhere.
+shots="${LOGPROBE_SCREENSHOT_DIR:-$root/docs}"
+mkdir -p "$shots"
 status=0
-CODE_URL="http://127.0.0.1:$port/?folder=$ws" SCREENSHOT_DIR="$root/docs" FAILURE_SHOT="$root/vscode-e2e-failure.png" \
+CODE_URL="http://127.0.0.1:$port/?folder=$ws" SCREENSHOT_DIR="$shots" FAILURE_SHOT="$shots/vscode-e2e-failure.png" \
   node "$e2e/run.mjs" || status=$?
 if [ "$status" != 0 ]; then
   echo "test-vscode-e2e: code-server log:" >&2
