@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev nodejs npm)
 if [ "${LOGPROBE_WITH_DELVE:-0}" = 1 ]; then packages+=(delve); fi
+# The VS Code end-to-end test (scripts/test-vscode-e2e.sh) drives a headless
+# Chromium and gives code-server Debian's ripgrep; it also needs Node.js 20.
+if [ "${LOGPROBE_WITH_VSCODE_E2E:-0}" = 1 ]; then packages+=(chromium ripgrep); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,185 @@
+// Drives a real VS Code (code-server) in headless Chromium through the
+// logprobe extension, as a person would:
+//   1. open main.go of the seed fixture, right-click inside `foo`, choose
+//      "Trace function" (no session runs, so the extension starts the
+//      workspace's launch configuration) and wait for the Debug Console to show
+//      `> goroutine(1): main.foo(99, 9801)` with a link to main.go;
+//   2. add a logpoint `x={x} y={y}` on the `z = x + y` line with the editor's
+//      "Add Logpoint..." action, start the configuration again, and wait for
+//      `x=99 y=9801`;
+//   3. start the "ticker" configuration (calls tick() every 50 ms), right-click
+//      inside tick -> "Trace function" and see `main.tick(` calls arrive;
+//      right-click -> "Stop tracing function" and see none for two seconds;
+//      "Trace functions matching…", pick main.tick, and see them again.
+// A screenshot of each result is saved. Started by scripts/test-vscode-e2e.sh,
+// which provides the environment variables read below; fails with a
+// screenshot named *-failure.png and a non-zero exit on the first step that
+// does not happen.
+import { chromium } from 'playwright-core';
+
+const url = must('CODE_URL');
+const shots = must('SCREENSHOT_DIR');
+const failureShot = must('FAILURE_SHOT');
+const TIMEOUT = 60_000;
+
+function must(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`e2e: ${name} is not set`);
+    process.exit(2);
+  }
+  return value;
+}
+
+function step(text) {
+  console.log(`e2e: ${text}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+page.setDefaultTimeout(TIMEOUT);
+let failed = false;
+try {
+  step(`opening ${url}`);
+  await page.goto(url);
+  await page.locator('.monaco-workbench').waitFor();
+
+  step('opening main.go');
+  await runCommand('Go to File', 'workbench.action.quickOpen', 'main.go');
+  const editor = page.locator('.editor-instance .monaco-editor').first();
+  const bodyLine = editor.locator('.view-line', { hasText: 'z = x + y' });
+  await bodyLine.waitFor();
+
+  step('right-click inside foo, "Trace function"');
+  await bodyLine.click();
+  await bodyLine.click({ button: 'right' });
+  await clickMenuItem('Trace function');
+
+  const traceLine = '> goroutine(1): main.foo(99, 9801)';
+  step(`waiting for "${traceLine}" in the Debug Console`);
+  const repl = page.locator('.repl');
+  const traceRow = repl.locator('.monaco-list-row', { hasText: traceLine });
+  await traceRow.first().waitFor();
+  const link = traceRow.first().locator('.source');
+  await link.waitFor();
+  const linkText = (await link.textContent()) ?? '';
+  if (!/main\.go:5\b/.test(linkText)) {
+    throw new Error(`the trace line links to "${linkText}", expected main.go:5`);
+  }
+  await waitForSessionEnd();
+  await page.screenshot({ path: `${shots}/vscode-trace-function.png` });
+
+  step('adding the logpoint x={x} y={y} on the z = x + y line');
+  await bodyLine.click();
+  await page.keyboard.press('Home'); // a line logpoint, not one at the click's column
+  await runCommand('Debug: Add Logpoint...', 'editor.debug.action.addLogPoint');
+  const widget = page.locator('.breakpoint-widget');
+  await widget.waitFor();
+  await widget.locator('.inputContainer .monaco-editor').click();
+  await page.keyboard.type('x={x} y={y}');
+  await page.keyboard.press('Enter');
+  await widget.waitFor({ state: 'hidden' });
+
+  step('starting the session again (F5)');
+  await editor.click();
+  await page.keyboard.press('F5');
+  const logLine = 'x=99 y=9801';
+  step(`waiting for "${logLine}" in the Debug Console`);
+  await repl.locator('.monaco-list-row', { hasText: logLine }).first().waitFor();
+  await waitForSessionEnd();
+  await page.screenshot({ path: `${shots}/vscode-logpoint.png` });
+
+  step('starting the ticker configuration');
+  await runCommand('Go to File', 'workbench.action.quickOpen', 'ticker/main.go', 'ticker');
+  const tickLine = editor.locator('.view-line', { hasText: 'func tick(i int) int' });
+  await tickLine.waitFor();
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('debug ticker');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'ticker' }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await repl.locator('.monaco-list-row', { hasText: 'ready' }).first().waitFor();
+
+  step('right-click inside tick, "Trace function", while it runs');
+  await tickLine.click();
+  await tickLine.click({ button: 'right' });
+  await clickMenuItem('Trace function');
+  const tickRows = repl.locator('.monaco-list-row', { hasText: /> goroutine\(1\): main\.tick\(\d+\)/ });
+  await tickRows.first().waitFor();
+
+  step('right-click inside tick, "Stop tracing function"');
+  await tickLine.click();
+  await tickLine.click({ button: 'right' });
+  await clickMenuItem('Stop tracing function');
+  await page.waitForTimeout(500); // lines already in flight
+  await runCommand('Clear Console', 'workbench.debug.panel.action.clearReplAction');
+  await page.waitForTimeout(2000); // 40 calls would have been traced
+  if ((await tickRows.count()) > 0) {
+    throw new Error('main.tick is still traced after "Stop tracing function"');
+  }
+
+  step('"Trace functions matching…" tick, pick main.tick');
+  await runCommand('logprobe: Trace functions matching…', 'logprobe.traceFunctionsMatching');
+  await page.locator('.quick-input-widget input').fill('tick');
+  const item = page.locator('.quick-input-list .monaco-list-row', { hasText: 'main.tick' }).first();
+  await item.waitFor();
+  await item.click(); // toggles its check box: the picker selects many
+  await page.locator('.quick-input-widget', { hasText: '1 Selected' }).waitFor();
+  await page.keyboard.press('Enter');
+  await tickRows.first().waitFor();
+  await page.screenshot({ path: `${shots}/vscode-live-trace.png` });
+  await page.keyboard.press('Shift+F5');
+  await waitForSessionEnd();
+  step('passed');
+} catch (error) {
+  failed = true;
+  console.error(`e2e: FAILED: ${error instanceof Error ? error.message : String(error)}`);
+  try {
+    const text = await page.locator('.repl').innerText({ timeout: 2000 });
+    console.error(`e2e: Debug Console:\n${text}`);
+  } catch {
+    console.error('e2e: no Debug Console');
+  }
+  await page.screenshot({ path: failureShot }).catch(() => undefined);
+  console.error(`e2e: screenshot of the failure: ${failureShot}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
+
+/**
+ * Runs a command through the command palette (`id` is only documentation), or
+ * with `argument`, opens a file through Quick Open, picking the row showing
+ * `rowText` (default: the argument).
+ */
+async function runCommand(title, _id, argument, rowText) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor();
+  // Quick Open ("Go to File") is the palette without the leading '>'.
+  await input.fill(argument ?? `>${title}`);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rowText ?? argument ?? title }).first();
+  await row.waitFor();
+  await row.click();
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+}
+
+/**
+ * Clicks an entry of the open context menu. VS Code ignores a click that comes
+ * too soon after the menu opened, so hover first, wait, and check it closed.
+ */
+async function clickMenuItem(label) {
+  const item = page.locator('.monaco-menu .action-label', { hasText: new RegExp(`^${label}$`) });
+  await item.hover();
+  await page.waitForTimeout(500);
+  await item.click();
+  await page.locator('.monaco-menu').waitFor({ state: 'hidden', timeout: 5000 });
+}
+
+/** The debug toolbar disappears when the session is over. */
+async function waitForSessionEnd() {
+  await page.locator('.debug-toolbar').waitFor({ state: 'hidden' });
+}

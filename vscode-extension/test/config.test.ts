@@ -1,0 +1,65 @@
+// Debug configuration checks and defaults.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { firstLaunchConfiguration, resolveAfterSubstitution, resolveBeforeSubstitution } from '../src/config';
+
+const launch = { type: 'logprobe', request: 'launch', name: 'l', program: '/w/seed' };
+
+test('F5 without launch.json asks for launch.json', () => {
+  assert.equal(resolveBeforeSubstitution({}).kind, 'openLaunchJson');
+  assert.equal(resolveBeforeSubstitution(launch).kind, 'ok');
+});
+
+test('launch gets the workspace folder as cwd unless given', () => {
+  const r = resolveAfterSubstitution(launch, '/w');
+  assert.deepEqual(r, { kind: 'ok', config: { ...launch, cwd: '/w' } });
+  const given = resolveAfterSubstitution({ ...launch, cwd: '/tmp' }, '/w');
+  assert.equal(given.kind === 'ok' && given.config.cwd, '/tmp');
+});
+
+test('launch without program, or with bad field types, is refused with the field named', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...launch, program: '' }, /"program"/],
+    [{ ...launch, args: 'a b' }, /"args"/],
+    [{ ...launch, env: { A: 1 } }, /"env\.A"/],
+    [{ ...launch, backend: 'kprobe' }, /"backend".*ebpf, ptrace, auto/],
+    [{ ...launch, trace: 'main.foo' }, /"trace"/],
+    [{ ...launch, maxDepth: -1 }, /"maxDepth"/],
+    [{ ...launch, request: 'run' }, /"request"/],
+  ];
+  for (const [config, message] of cases) {
+    const r = resolveAfterSubstitution(config, undefined);
+    assert.equal(r.kind, 'error', JSON.stringify(config));
+    assert.match(r.kind === 'error' ? r.message : '', message);
+  }
+});
+
+test('attach takes a pid as number or as the string a picker returns', () => {
+  const base = { type: 'logprobe', request: 'attach', name: 'a' };
+  const r = resolveAfterSubstitution({ ...base, pid: '4242' }, '/w');
+  assert.equal(r.kind === 'ok' && r.config.pid, 4242);
+  assert.equal(r.kind === 'ok' && r.config.cwd, undefined);
+  assert.equal(resolveAfterSubstitution({ ...base, pid: 7 }, undefined).kind, 'ok');
+  for (const pid of [undefined, 0, '', 'abc', 1.5]) {
+    assert.equal(resolveAfterSubstitution({ ...base, pid }, undefined).kind, 'error', String(pid));
+  }
+});
+
+test('the first logprobe launch configuration is chosen', () => {
+  const configs = [
+    { type: 'go', request: 'launch', name: 'go' },
+    { type: 'logprobe', request: 'attach', name: 'attach', pid: 1 },
+    { type: 'logprobe', request: 'launch', name: 'first', program: 'a' },
+    { type: 'logprobe', request: 'launch', name: 'second', program: 'b' },
+  ];
+  assert.equal(firstLaunchConfiguration(configs)?.name, 'first');
+  assert.equal(firstLaunchConfiguration(configs.slice(0, 2)), undefined);
+  assert.equal(firstLaunchConfiguration(undefined), undefined);
+});
+
+test('backend "auto" leaves the choice to the adapter; ebpf and ptrace are passed on', () => {
+  const auto = resolveAfterSubstitution({ ...launch, backend: 'auto' }, undefined);
+  assert.equal(auto.kind === 'ok' && 'backend' in auto.config, false);
+  const ebpf = resolveAfterSubstitution({ ...launch, backend: 'ebpf' }, undefined);
+  assert.equal(ebpf.kind === 'ok' && ebpf.config.backend, 'ebpf');
+});
