@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev nodejs npm)
+packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev)
+# Node.js (the extension's checks, the DAP client suite): any Node.js with npm
+# will do; Debian's packages only when there is none (a Node.js from another
+# source often ships npm inside its own nodejs package).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 if [ "${LOGPROBE_WITH_DELVE:-0}" = 1 ]; then packages+=(delve); fi
 # The VS Code end-to-end test (scripts/test-vscode-e2e.sh) drives a headless
 # Chromium and gives code-server Debian's ripgrep; it also needs Node.js 20.
