@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::backend::ebpf::{self, EbpfBackend};
 use crate::backend::ptrace::PtraceBackend;
 use crate::backend::{launch, Backend, HitSink, Launch, Outcome, RawHit, StopHandle, Target};
 use crate::image::Image;
@@ -51,8 +52,9 @@ pub struct TraceArgs {
     /// Attach to this running process instead of launching one.
     #[arg(short, long, conflicts_with = "command")]
     pub pid: Option<i32>,
-    /// Probe mechanism.
-    #[arg(long, value_enum, default_value_t = BackendKind::Ptrace)]
+    /// Probe mechanism: `auto` uses eBPF where the kernel and privileges
+    /// allow, else ptrace (saying why).
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Prefix every line with the time of the hit.
     #[arg(long)]
@@ -67,8 +69,12 @@ pub struct TraceArgs {
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// eBPF uprobes: the program never stops.
+    Ebpf,
     /// int3 breakpoints through ptrace: works everywhere ptrace does.
     Ptrace,
+    /// eBPF when it can be used here, else ptrace.
+    Auto,
 }
 
 /// Runs the command line; returns the process exit status.
@@ -225,6 +231,14 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     };
     let mut backend: Box<dyn Backend> = match args.backend {
         BackendKind::Ptrace => Box::new(PtraceBackend),
+        BackendKind::Ebpf => Box::new(EbpfBackend),
+        BackendKind::Auto => match ebpf::unavailable_reason(&prepared.probes) {
+            None => Box::new(EbpfBackend),
+            Some(why) => {
+                eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
+                Box::new(PtraceBackend)
+            }
+        },
     };
     let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop)?;
     if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {

@@ -6,6 +6,7 @@
 //! the bytes each capture step read. Backends never look at types; turning
 //! bytes into values is the decoder's job (`crate::value`).
 
+pub mod ebpf;
 pub mod exec;
 pub mod launch;
 pub mod ptrace;

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* logprobe's kernel side: one generic executor of capture recipes.
+ *
+ * Every uprobe runs `lp_probe`; its attach cookie is the probe id, which
+ * selects the probe's recipe in `recipes`. The program checks the probe's
+ * guard (Go's stack-check jump about to be taken: skip this pass), copies
+ * the registers, runs the capture steps in order (registers, stack slots,
+ * memory behind earlier captures, each bounded), and emits one record to
+ * the `events` ring buffer without waking the reader (it polls on a
+ * timer). Hits and lost records are counted in `counters`, so the reader
+ * can prove that seen + dropped = hits. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "probe.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of probes before load */
+	__type(key, __u32);
+	__type(value, struct lp_recipe);
+} recipes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LP_NCOUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* The record being built (too large for the BPF stack), plus where each
+ * capture's bytes start and the copied registers. */
+struct lp_scratch {
+	struct lp_event ev;
+	__u8 data[LP_DATA_SIZE + LP_MAX_CAP_LEN];
+	__u16 off[LP_MAX_CAPS];
+	__u64 regs[LP_NREGS];
+	__u32 used;
+	__u32 busy;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &slot);
+	if (c)
+		*c += 1;
+}
+
+/* Same as plan::condition_holds. */
+static __always_inline int condition_holds(__u32 cc, __u64 flags)
+{
+	int cf = (flags & 0x1) != 0, pf = (flags & 0x4) != 0;
+	int zf = (flags & 0x40) != 0, sf = (flags & 0x80) != 0;
+	int of = (flags & 0x800) != 0;
+	int base;
+	switch ((cc >> 1) & 7) {
+	case 0: base = of; break;
+	case 1: base = cf; break;
+	case 2: base = zf; break;
+	case 3: base = cf || zf; break;
+	case 4: base = sf; break;
+	case 5: base = pf; break;
+	case 6: base = sf != of; break;
+	default: base = zf || (sf != of); break;
+	}
+	return (cc & 1) ? !base : base;
+}
+
+/* Reads up to `len` bytes of user memory like process_vm_readv: when the
+ * whole range is not readable, the part before the page boundary may be.
+ * Returns the bytes read, or -1. */
+static __always_inline long read_user(__u8 *dst, __u64 len, __u64 addr)
+{
+	if (len > LP_MAX_CAP_LEN)
+		len = LP_MAX_CAP_LEN;
+	if (len == 0)
+		return 0;
+	if (bpf_probe_read_user(dst, len, (const void *)addr) == 0)
+		return len;
+	__u64 first = 4096 - (addr & 4095);
+	if (first < len && first > 0 && first <= LP_MAX_CAP_LEN &&
+	    bpf_probe_read_user(dst, first, (const void *)addr) == 0)
+		return first;
+	return -1;
+}
+
+/* The little-endian u64 at byte `at` of capture `c` (which must come
+ * before capture `i`); 0 in *ok when there is none. */
+static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u32 at, int *ok)
+{
+	*ok = 0;
+	if (c >= i || c >= LP_MAX_CAPS)
+		return 0;
+	__u32 n = s->ev.len[c];
+	if (n == LP_UNREADABLE || at + 8 > n)
+		return 0;
+	__u32 pos = (s->off[c] + at) & (LP_DATA_SIZE - 1);
+	__u64 v = 0;
+	__builtin_memcpy(&v, &s->data[pos], 8);
+	*ok = 1;
+	return v;
+}
+
+struct loop_ctx {
+	struct lp_scratch *s;
+	struct lp_recipe *r;
+};
+
+static long run_capture(__u64 index, void *arg)
+{
+	struct loop_ctx *lc = arg;
+	struct lp_scratch *s = lc->s;
+	struct lp_recipe *r = lc->r;
+	__u32 i = index;
+	if (i >= LP_MAX_CAPS)
+		return 1;
+	struct lp_capture *cap = &r->caps[i];
+	__u32 used = s->used;
+	if (used >= LP_DATA_SIZE)
+		return 1;
+	__u8 *dst = &s->data[used & (LP_DATA_SIZE - 1)];
+	long n = -1;
+	int ok = 0;
+
+	switch (cap->kind) {
+	case LP_CAP_REG: {
+		__u32 reg = cap->reg;
+		if (reg < LP_NREGS) {
+			__u64 v = s->regs[reg];
+			__builtin_memcpy(dst, &v, 8);
+			n = 8;
+		}
+		break;
+	}
+	case LP_CAP_XMM:
+		/* Not readable from a uprobe: see docs/architecture.md. */
+		break;
+	case LP_CAP_STACK:
+		n = read_user(dst, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);
+		break;
+	case LP_CAP_DEREF: {
+		__u64 ptr = u64_of(s, i, cap->base, cap->offset, &ok);
+		if (!ok || ptr == 0)
+			break;
+		__u64 want;
+		if (cap->len_kind == LP_LEN_FIXED) {
+			want = cap->len;
+		} else {
+			__u64 c = u64_of(s, i, cap->count_capture, cap->count_offset, &ok);
+			if (!ok || (__s64)c < 0)
+				break;
+			__u64 max = cap->max;
+			if (c > max)
+				c = max;
+			want = c * cap->len;
+			if (want > max)
+				want = max;
+		}
+		n = read_user(dst, want, ptr + (__s64)cap->add);
+		break;
+	}
+	default:
+		break;
+	}
+	if (n < 0) {
+		s->ev.len[i] = LP_UNREADABLE;
+		s->off[i] = used;
+	} else {
+		if (n > LP_MAX_CAP_LEN)
+			n = LP_MAX_CAP_LEN;
+		s->ev.len[i] = n;
+		s->off[i] = used;
+		s->used = used + n;
+	}
+	return 0;
+}
+
+SEC("uprobe")
+int lp_probe(struct pt_regs *ctx)
+{
+	__u32 id = bpf_get_attach_cookie(ctx);
+	struct lp_recipe *r = bpf_map_lookup_elem(&recipes, &id);
+	if (!r)
+		return 0;
+	__u32 zero = 0;
+	struct lp_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__u64 flags = ((__u64 *)ctx)[LP_REG_EFLAGS];
+	if (r->guard_cc != LP_NO_GUARD && condition_holds(r->guard_cc, flags))
+		return 0;
+	count(LP_COUNT_HITS);
+	/* Another hit on this CPU preempted one in flight: its scratch is in
+	 * use, so this one is lost, and counted. */
+	if (s->busy) {
+		count(LP_COUNT_DROPS);
+		return 0;
+	}
+	s->busy = 1;
+	__builtin_memcpy(s->regs, ctx, sizeof(s->regs));
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	s->ev.probe = id;
+	s->ev.pid = pid_tgid >> 32;
+	s->ev.tid = (__u32)pid_tgid;
+	s->ev.time_ns = bpf_ktime_get_ns();
+	__u32 ncaps = r->ncaps;
+	if (ncaps > LP_MAX_CAPS)
+		ncaps = LP_MAX_CAPS;
+	s->ev.ncaps = ncaps;
+	s->used = 0;
+	struct loop_ctx lc = { .s = s, .r = r };
+	bpf_loop(ncaps, run_capture, &lc, 0);
+	__u64 size = s->used;
+	if (size > LP_DATA_SIZE)
+		size = LP_DATA_SIZE;
+	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + size, BPF_RB_NO_WAKEUP))
+		count(LP_COUNT_DROPS);
+	s->busy = 0;
+	return 0;
+}
