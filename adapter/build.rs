@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let bpf = manifest.join("../bpf");
     let src = bpf.join("probe.bpf.c");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("probe.skel.rs");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("probe.skel.rs");
     let mut args = vec![format!("-I{}", bpf.display())];
     // <linux/bpf.h> needs <asm/types.h>, which Debian keeps in the
     // multiarch include directory that clang's BPF target does not search.
@@ -18,7 +21,11 @@ fn main() {
     if std::path::Path::new(&multiarch).is_dir() {
         args.push(format!("-I{multiarch}"));
     }
-    if let Err(e) = SkeletonBuilder::new().source(&src).clang_args(args).build_and_generate(&out) {
+    if let Err(e) = SkeletonBuilder::new()
+        .source(&src)
+        .clang_args(args)
+        .build_and_generate(&out)
+    {
         panic!("building {}: {e:#}", src.display());
     }
     println!("cargo:rerun-if-changed={}", src.display());

@@ -59,6 +59,10 @@ pub struct TraceArgs {
     /// Prefix every line with the time of the hit.
     #[arg(long)]
     pub timestamp: bool,
+    /// Show how long each call took on its return line (`in 1.2µs`),
+    /// pairing returns with calls per goroutine or thread.
+    #[arg(long)]
+    pub duration: bool,
     /// Longest string shown, in bytes; longer ones end in `...+N more`.
     #[arg(long, default_value_t = Limits::default().max_string_len)]
     pub max_string_len: u32,
@@ -146,12 +150,14 @@ fn install_signal_handlers(stop: StopHandle, attached: bool) {
 struct Printer<'p, 'a> {
     prepared: &'p Prepared<'a>,
     style: Style,
+    durations: Option<trace::Durations>,
 }
 
 impl HitSink for Printer<'_, '_> {
     fn hit(&mut self, hit: RawHit) {
         if let Some(event) = self.prepared.event(&hit) {
-            let line = trace::render(&event, self.style);
+            let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
+            let line = trace::render_with_duration(&event, self.style, duration);
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             let _ = writeln!(out, "{line}");
@@ -228,6 +234,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     let mut printer = Printer {
         prepared: &prepared,
         style,
+        durations: args.duration.then(trace::Durations::default),
     };
     let mut backend: Box<dyn Backend> = match args.backend {
         BackendKind::Ptrace => Box::new(PtraceBackend),

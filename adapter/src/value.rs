@@ -56,7 +56,9 @@ pub enum Value {
         value: Box<Value>,
     },
     /// A nil interface.
-    Nil { r#type: String },
+    Nil {
+        r#type: String,
+    },
     /// A kind the decoder does not show yet.
     Opaque {
         r#type: String,

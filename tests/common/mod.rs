@@ -8,7 +8,10 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The path of a built fixture (built on first use by scripts/build-fixtures.sh).
@@ -31,20 +34,68 @@ pub fn logprobe() -> Command {
 }
 
 /// The backends every end-to-end case runs under.
+/// `LOGPROBE_TEST_BACKENDS=ebpf` (comma-separated) narrows the list.
 pub fn backends() -> Vec<&'static str> {
-    vec!["ptrace"]
+    let all = vec!["ptrace", "ebpf"];
+    match std::env::var("LOGPROBE_TEST_BACKENDS") {
+        Ok(only) => all
+            .into_iter()
+            .filter(|b| only.split(',').any(|o| o.trim() == *b))
+            .collect(),
+        Err(_) => all,
+    }
+}
+
+/// Checks a traced program's stdout against the text ptrace prints.
+///
+/// ptrace prints each line while the program is stopped, so trace lines
+/// and the program's own lines interleave exactly. The eBPF backend never
+/// stops the program and prints from its ring buffer a few milliseconds
+/// later, so there the trace lines and the program's lines are compared
+/// each in their own order, not their interleaving.
+pub fn assert_same_text(backend: &str, got: &str, expected: &str, what: &str) {
+    if backend == "ptrace" {
+        assert_eq!(got, expected, "{what}");
+        return;
+    }
+    let split = |s: &str| -> (Vec<String>, Vec<String>) {
+        let (t, p): (Vec<&str>, Vec<&str>) = s.lines().partition(|l| l.starts_with('>'));
+        (
+            t.into_iter().map(String::from).collect(),
+            p.into_iter().map(String::from).collect(),
+        )
+    };
+    let (gt, gp) = split(got);
+    let (et, ep) = split(expected);
+    assert_eq!(gt, et, "{what}: trace lines");
+    assert_eq!(gp, ep, "{what}: program lines");
 }
 
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.
-pub fn trace(backend: &str, regex: &str, fixture_name: &str, args: &[&str], extra: &[&str]) -> Output {
+pub fn trace(
+    backend: &str,
+    regex: &str,
+    fixture_name: &str,
+    args: &[&str],
+    extra: &[&str],
+) -> Output {
     let mut cmd = logprobe();
-    cmd.arg("trace").arg("--backend").arg(backend).args(extra).arg(regex).arg("--").arg(fixture(fixture_name)).args(args);
+    cmd.arg("trace")
+        .arg("--backend")
+        .arg(backend)
+        .args(extra)
+        .arg(regex)
+        .arg("--")
+        .arg(fixture(fixture_name))
+        .args(args);
     run_with_timeout(cmd, Duration::from_secs(120))
 }
 
 /// Runs a command to completion, killing it (by pid) if it takes too long.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawning");
     let guard = Reaper(Some(child));
     let start = Instant::now();
@@ -56,7 +107,10 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
                 return false;
             }
             // A zombie is finished; wait_with_output below reaps it.
-            if std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true) {
+            if std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+            {
                 return false;
             }
         }
@@ -101,5 +155,9 @@ pub fn stderr(o: &Output) -> String {
 
 /// The trace lines (those starting with `>`) of an output.
 pub fn trace_lines(o: &Output) -> Vec<String> {
-    stdout(o).lines().filter(|l| l.starts_with('>')).map(str::to_string).collect()
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with('>'))
+        .map(str::to_string)
+        .collect()
 }

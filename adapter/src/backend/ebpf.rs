@@ -81,7 +81,10 @@ pub fn unavailable_reason(probes: &[Probe]) -> Option<String> {
     loaded.err().map(|e| format!("{e:#}"))
 }
 
-fn load(object: &mut MaybeUninit<libbpf_rs::OpenObject>, entries: u32) -> Result<skel::ProbeSkel<'_>> {
+fn load(
+    object: &mut MaybeUninit<libbpf_rs::OpenObject>,
+    entries: u32,
+) -> Result<skel::ProbeSkel<'_>> {
     let mut open = ProbeSkelBuilder::default()
         .open(object)
         .map_err(|e| load_error(&e))?;
@@ -321,10 +324,7 @@ impl Backend for EbpfBackend {
 /// Reports lost records, and any mismatch between what the kernel counted
 /// and what arrived.
 fn report_losses(skel: &skel::ProbeSkel<'_>, seen: u64, malformed: u64, sink: &mut dyn HitSink) {
-    let (hits, drops) = match (
-        counter(skel, COUNT_HITS),
-        counter(skel, COUNT_DROPS),
-    ) {
+    let (hits, drops) = match (counter(skel, COUNT_HITS), counter(skel, COUNT_DROPS)) {
         (Ok(h), Ok(d)) => (h, d),
         (Err(e), _) | (_, Err(e)) => {
             sink.notice(&format!("cannot read the kernel's hit counters: {e:#}"));
