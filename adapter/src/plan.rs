@@ -135,6 +135,10 @@ pub struct Probe {
     pub guard: Option<Guard>,
     /// The original bytes of the probed instruction (for step-over).
     pub instruction: Vec<u8>,
+    /// Never-executed padding (the `int3` fill after the function) where a
+    /// copy of the instruction can be single-stepped out of line; `None` when
+    /// there is no room or the instruction depends on its own address.
+    pub scratch: Option<u64>,
     pub recipe: Recipe,
 }
 

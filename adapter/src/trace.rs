@@ -24,8 +24,7 @@ pub fn compile_pattern(pattern: &str) -> Result<Regex> {
             let detail = e.to_string();
             let last = detail
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
                 .to_string();

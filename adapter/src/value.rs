@@ -214,6 +214,17 @@ impl Decoder<'_> {
                     })
                     .collect(),
             },
+            TypeKind::Named { underlying }
+                if matches!(self.types.underlying(*underlying).kind, TypeKind::Interface) =>
+            {
+                // `error` is a typedef of an interface typedef: one name is enough.
+                match self.value(*underlying, buf, from, at, depth + 1) {
+                    Value::Nil { .. } => Value::Nil {
+                        r#type: t.name.clone(),
+                    },
+                    other => other,
+                }
+            }
             TypeKind::Named { underlying } => {
                 let inner = self.value(*underlying, buf, from, at, depth + 1);
                 match inner {
@@ -227,6 +238,9 @@ impl Decoder<'_> {
                     },
                 }
             }
+            TypeKind::Interface if le(&bytes[..8]) == 0 => Value::Nil {
+                r#type: t.name.clone(),
+            },
             _ => Value::Opaque {
                 r#type: t.name.clone(),
             },

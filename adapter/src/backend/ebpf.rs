@@ -458,6 +458,7 @@ mod tests {
             file_offset: 0,
             guard: Some(Guard::UnlessJumpTaken { cc: 6 }),
             instruction: Vec::new(),
+            scratch: None,
             recipe: Recipe {
                 captures,
                 goid: None,

@@ -45,11 +45,8 @@ impl Backend for PtraceBackend {
             Target::Attach(pid) => (attach(*pid)?, true),
         };
         let mut tracer = Tracer::new(leader, attached, probes, sink)?;
-        let result = tracer.arm_and_run(stop);
-        if result.is_err() {
-            tracer.abandon();
-        }
-        result
+        // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
+        tracer.arm_and_run(stop)
     }
 }
 
@@ -58,6 +55,9 @@ struct Breakpoint {
     original: u8,
     instruction: Vec<u8>,
     probes: Vec<usize>,
+    /// Where a copy of the instruction sits for out-of-line stepping, and
+    /// the padding bytes it replaced.
+    scratch: Option<(u64, Vec<u8>)>,
 }
 
 struct Tracer<'a> {
@@ -382,12 +382,25 @@ impl<'a> Tracer<'a> {
             self.mem
                 .write_all_at(&[INT3], addr)
                 .with_context(|| format!("writing a breakpoint at {addr:#x}"))?;
+            let scratch = match p.scratch {
+                Some(at) if !p.instruction.is_empty() => {
+                    let at = at + self.bias;
+                    let mut padding = vec![0u8; p.instruction.len()];
+                    self.mem.read_exact_at(&mut padding, at)?;
+                    self.mem
+                        .write_all_at(&p.instruction, at)
+                        .with_context(|| format!("writing a step-out-of-line copy at {at:#x}"))?;
+                    Some((at, padding))
+                }
+                _ => None,
+            };
             self.breakpoints.insert(
                 addr,
                 Breakpoint {
                     original: original[0],
                     instruction: p.instruction.clone(),
                     probes: vec![i],
+                    scratch,
                 },
             );
         }
@@ -427,6 +440,8 @@ impl<'a> Tracer<'a> {
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             self.threads.remove(&tid);
             if tid == self.leader {
+                // The process is gone, and its code with it.
+                self.breakpoints.clear();
                 return Ok(Some(if libc::WIFEXITED(status) {
                     Outcome::Exited(libc::WEXITSTATUS(status))
                 } else {
@@ -445,20 +460,7 @@ impl<'a> Tracer<'a> {
         match event_of(status) {
             0 => {}
             libc::PTRACE_EVENT_CLONE => {
-                let mut new: libc::c_ulong = 0;
-                if pt(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    0,
-                    &mut new as *mut libc::c_ulong as usize,
-                )
-                .is_ok()
-                {
-                    let new = new as i32;
-                    if self.threads.insert(new) {
-                        self.fresh.insert(new);
-                    }
-                }
+                self.note_clone(tid);
                 cont(tid, 0);
                 return Ok(None);
             }
@@ -493,11 +495,33 @@ impl<'a> Tracer<'a> {
         Ok(None)
     }
 
+    /// Records the thread a `PTRACE_EVENT_CLONE` stop of `tid` created.
+    fn note_clone(&mut self, tid: i32) {
+        let mut new: libc::c_ulong = 0;
+        if pt(
+            libc::PTRACE_GETEVENTMSG,
+            tid,
+            0,
+            &mut new as *mut libc::c_ulong as usize,
+        )
+        .is_ok()
+        {
+            let new = new as i32;
+            if self.threads.insert(new) {
+                self.fresh.insert(new);
+            }
+        }
+    }
+
     fn on_breakpoint(&mut self, tid: i32, addr: u64, mut regs: Regs) -> Result<()> {
         regs[Reg::Rip.slot()] = addr;
         let time_ns = super::monotonic_ns();
-        let (instruction, probes) = match self.breakpoints.get(&addr) {
-            Some(bp) => (bp.instruction.clone(), bp.probes.clone()),
+        let (instruction, probes, scratch) = match self.breakpoints.get(&addr) {
+            Some(bp) => (
+                bp.instruction.clone(),
+                bp.probes.clone(),
+                bp.scratch.as_ref().map(|s| s.0),
+            ),
             None => return Ok(()),
         };
         for i in probes {
@@ -525,6 +549,8 @@ impl<'a> Tracer<'a> {
             set_regs(tid, &regs)?;
             cont(tid, 0);
             Ok(())
+        } else if let Some(scratch) = scratch {
+            self.step_out_of_line(tid, addr, scratch, instruction.len() as u64, &mut regs)
         } else {
             self.step_over_with_others_stopped(tid, addr, &regs)
         }
@@ -570,51 +596,76 @@ impl<'a> Tracer<'a> {
             .unwrap_or(INT3);
         self.mem.write_all_at(&[original], addr)?;
         set_regs(tid, regs)?;
-        let mut deferred = 0;
-        let mut alive = true;
-        loop {
-            if pt(libc::PTRACE_SINGLESTEP, tid, 0, 0).is_err() {
-                alive = false;
-                break;
-            }
-            let Some((_, status)) = wait_retrying(tid)? else {
-                break;
-            };
-            if !libc::WIFSTOPPED(status) {
-                self.pending.push_back((tid, status));
-                alive = false;
-                break;
-            }
-            let sig = libc::WSTOPSIG(status);
-            if event_of(status) == 0 && sig != libc::SIGTRAP {
-                // A signal arrived first: deliver it after the step.
-                deferred = sig;
-                continue;
-            }
-            if event_of(status) == libc::PTRACE_EVENT_CLONE {
-                let mut new: libc::c_ulong = 0;
-                if pt(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    0,
-                    &mut new as *mut libc::c_ulong as usize,
-                )
-                .is_ok()
-                {
-                    self.threads.insert(new as i32);
-                    self.fresh.insert(new as i32);
-                }
-            }
-            break;
-        }
+        let step = self.single_step(tid, addr);
         self.mem.write_all_at(&[INT3], addr)?;
         for t in stopped {
             cont(t, 0);
         }
-        if alive {
+        if let Some(deferred) = step? {
             cont(tid, deferred);
         }
         Ok(())
+    }
+
+    /// Runs the copy of the probed instruction at `scratch` (see
+    /// `Probe::scratch`) and resumes after the original one. Other threads
+    /// keep running and keep hitting the breakpoint, which stays in place.
+    fn step_out_of_line(
+        &mut self,
+        tid: i32,
+        addr: u64,
+        scratch: u64,
+        len: u64,
+        regs: &mut Regs,
+    ) -> Result<()> {
+        regs[Reg::Rip.slot()] = scratch;
+        set_regs(tid, regs)?;
+        let Some(deferred) = self.single_step(tid, scratch)? else {
+            return Ok(());
+        };
+        let mut after = get_regs(tid)?;
+        if after[Reg::Rip.slot()] == scratch + len {
+            after[Reg::Rip.slot()] = addr + len;
+            set_regs(tid, &after)?;
+        }
+        cont(tid, deferred);
+        Ok(())
+    }
+
+    /// Single-steps `tid` until it has left `addr`. Returns the signal to
+    /// deliver when resuming it (one that arrived meanwhile), or `None` if the
+    /// thread is gone.
+    fn single_step(&mut self, tid: i32, addr: u64) -> Result<Option<i32>> {
+        let mut deferred = 0;
+        loop {
+            if pt(libc::PTRACE_SINGLESTEP, tid, 0, 0).is_err() {
+                return Ok(None);
+            }
+            let Some((_, status)) = wait_retrying(tid)? else {
+                return Ok(None);
+            };
+            if !libc::WIFSTOPPED(status) {
+                self.pending.push_back((tid, status));
+                return Ok(None);
+            }
+            let sig = libc::WSTOPSIG(status);
+            match event_of(status) {
+                0 if sig != libc::SIGTRAP => {
+                    // A signal arrived first: deliver it after the step.
+                    deferred = sig;
+                    continue;
+                }
+                // An interrupt left pending from an earlier stop of this
+                // thread: the instruction has not run yet.
+                libc::PTRACE_EVENT_STOP => continue,
+                libc::PTRACE_EVENT_CLONE => self.note_clone(tid),
+                _ => {}
+            }
+            match get_regs(tid) {
+                Ok(r) if r[Reg::Rip.slot()] == addr => continue,
+                _ => return Ok(Some(deferred)),
+            }
+        }
     }
 
     /// Stops the process, removes every breakpoint, and lets it go.
@@ -657,20 +708,29 @@ impl<'a> Tracer<'a> {
 
     fn restore_code(&mut self) {
         for (addr, bp) in self.breakpoints.drain() {
+            if let Some((at, padding)) = &bp.scratch {
+                if let Err(e) = self.mem.write_all_at(padding, *at) {
+                    self.sink
+                        .notice(&format!("could not restore the padding at {at:#x}: {e}"));
+                }
+            }
             if let Err(e) = self.mem.write_all_at(&[bp.original], addr) {
                 self.sink
                     .notice(&format!("could not restore the code at {addr:#x}: {e}"));
             }
         }
     }
+}
 
-    /// After an internal error: never leave an attached process with
-    /// breakpoints in it. A launched one dies with us (PTRACE_O_EXITKILL).
-    fn abandon(&mut self) {
-        if self.attached {
+impl Drop for Tracer<'_> {
+    /// Never leave an attached process with breakpoints in it, whatever
+    /// ended the trace (an error, a panic). A launched program dies with
+    /// logprobe (PTRACE_O_EXITKILL).
+    fn drop(&mut self) {
+        if self.attached && !self.breakpoints.is_empty() {
             if let Err(e) = self.detach_all() {
                 self.sink
-                    .notice(&format!("detaching after an error failed: {e}"));
+                    .notice(&format!("detaching after an error failed: {e:#}"));
             }
         }
     }

@@ -183,6 +183,11 @@ impl Image {
         self.data.get(start..start + len)
     }
 
+    /// `len` bytes of the file at `offset`.
+    pub fn bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        self.data.get(offset..offset.checked_add(len)?)
+    }
+
     /// Resolves a type DIE into `table`, once per DIE.
     pub fn resolve_type(
         &self,

@@ -40,7 +40,12 @@ pub struct Planner<'a> {
 struct Site {
     address: u64,
     guard: Option<Guard>,
+    instruction: Vec<u8>,
+    scratch: Option<u64>,
 }
+
+/// A decoded instruction: address, mnemonic, operands, bytes.
+type Insn = (u64, String, String, Vec<u8>);
 
 impl<'a> Planner<'a> {
     pub fn new(image: &'a Image, limits: Limits) -> Result<Self> {
@@ -67,7 +72,7 @@ impl<'a> Planner<'a> {
         let code = image
             .code(func)
             .ok_or_else(|| anyhow!("{}: code is not in the file", func.name))?;
-        let insns: Vec<(u64, String, String, Vec<u8>)> = {
+        let insns: Vec<Insn> = {
             let decoded = self
                 .cs
                 .disasm_all(code, func.low)
@@ -85,28 +90,29 @@ impl<'a> Planner<'a> {
                 .collect()
         };
 
-        let entry = match func.lang {
-            Lang::Go => go_entry_site(&insns).unwrap_or(Site {
-                address: func.low,
-                guard: None,
-            }),
-            _ => Site {
-                address: func.low,
-                guard: None,
-            },
+        let at_low = Site {
+            address: func.low,
+            guard: None,
+            instruction: Vec::new(),
+            scratch: None,
         };
-        let bytes_at = |a: u64| {
-            insns
-                .iter()
-                .find(|i| i.0 == a)
-                .map(|i| i.3.clone())
-                .unwrap_or_default()
+        let mut entry = match func.lang {
+            Lang::Go if !entry_at_low() => go_entry_site(&insns).unwrap_or(at_low),
+            _ => at_low,
         };
-        let entry_bytes = bytes_at(entry.address);
-        let returns: Vec<(u64, Vec<u8>)> = insns
+        if let Some(insn) = insns.iter().find(|i| i.0 == entry.address) {
+            entry.instruction = insn.3.clone();
+            entry.scratch = scratch_after(image, id, insn);
+        }
+        let returns: Vec<Site> = insns
             .iter()
             .filter(|i| i.1 == "ret")
-            .map(|i| (i.0, i.3.clone()))
+            .map(|i| Site {
+                address: i.0,
+                guard: None,
+                instruction: i.3.clone(),
+                scratch: None,
+            })
             .collect();
 
         let params: Vec<Param> = func.params.clone();
@@ -133,19 +139,10 @@ impl<'a> Planner<'a> {
 
         let mut probes = Vec::with_capacity(1 + returns.len());
         let recipe = self.recipe(lang, &args, &arg_locs);
-        probes.push(self.probe(id, ProbeKind::Entry, entry, entry_bytes, recipe)?);
-        for (ret, bytes) in returns {
+        probes.push(self.probe(id, ProbeKind::Entry, entry, recipe)?);
+        for ret in returns {
             let recipe = self.recipe(lang, &results, &result_locs);
-            probes.push(self.probe(
-                id,
-                ProbeKind::Return,
-                Site {
-                    address: ret,
-                    guard: None,
-                },
-                bytes,
-                recipe,
-            )?);
+            probes.push(self.probe(id, ProbeKind::Return, ret, recipe)?);
         }
         Ok(probes)
     }
@@ -155,7 +152,6 @@ impl<'a> Planner<'a> {
         func: FuncId,
         kind: ProbeKind,
         site: Site,
-        instruction: Vec<u8>,
         recipe: Recipe,
     ) -> Result<Probe> {
         let file_offset = self
@@ -171,7 +167,8 @@ impl<'a> Planner<'a> {
             address: site.address,
             file_offset,
             guard: site.guard,
-            instruction,
+            instruction: site.instruction,
+            scratch: site.scratch,
             recipe,
         })
     }
@@ -346,7 +343,7 @@ fn locate(slot: &ValueSlot, at: u32) -> Option<(u16, u16)> {
 }
 
 /// The Go stack-check jump: `CMP rsp|r12, [r14 + 0x10]` then `Jcc`.
-fn go_entry_site(insns: &[(u64, String, String, Vec<u8>)]) -> Option<Site> {
+fn go_entry_site(insns: &[Insn]) -> Option<Site> {
     let check = insns
         .iter()
         .take(6)
@@ -363,7 +360,39 @@ fn go_entry_site(insns: &[(u64, String, String, Vec<u8>)]) -> Option<Site> {
     Some(Site {
         address: *address,
         guard: Some(Guard::UnlessJumpTaken { cc }),
+        instruction: Vec::new(),
+        scratch: None,
     })
+}
+
+/// `LOGPROBE_ENTRY_AT_LOW=1` puts Go entry probes on the function's first
+/// instruction instead of the stack-check jump: the benchmark uses it to
+/// show what the probe site costs.
+fn entry_at_low() -> bool {
+    std::env::var_os("LOGPROBE_ENTRY_AT_LOW").is_some_and(|v| v == "1")
+}
+
+/// The `int3` padding right after function `id`, if it can hold a copy of
+/// `insn` that behaves the same there: not RIP-relative, not a branch.
+fn scratch_after(image: &Image, id: FuncId, insn: &Insn) -> Option<u64> {
+    let (_, mnemonic, operands, bytes) = insn;
+    if operands.contains("rip")
+        || mnemonic.starts_with('j')
+        || mnemonic.starts_with("call")
+        || mnemonic.starts_with("ret")
+        || mnemonic == "syscall"
+    {
+        return None;
+    }
+    let func = &image.functions[id];
+    let next = image.functions.get(id + 1).map(|f| f.low)?;
+    let start = func.high;
+    if next < start + bytes.len() as u64 {
+        return None;
+    }
+    let at = image.file_offset(start)? as usize;
+    let padding = image.bytes(at, bytes.len())?;
+    padding.iter().all(|&b| b == 0xcc).then_some(start)
 }
 
 /// System V x86-64 classification for scalar parameters: integers and
