@@ -43,6 +43,10 @@ pub enum Command {
         /// Only functions matching this regular expression.
         regex: Option<String>,
     },
+    /// The probe sites `trace` would arm: kind, file offset, address,
+    /// function (for the benchmark's bare-uprobe floor).
+    #[command(hide = true)]
+    Probes { program: PathBuf, regex: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +91,27 @@ pub fn run() -> Result<i32> {
     match cli.command {
         Command::Trace(args) => run_trace(args),
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
+        Command::Probes { program, regex } => list_probes(&program, &regex),
     }
+}
+
+fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
+    let path = launch::resolve_program(program)?;
+    let image = Image::open(&path)?;
+    let re = trace::compile_pattern(regex)?;
+    let functions = trace::select(&image, &re);
+    let prepared = trace::prepare(&image, &functions, Limits::default(), &mut |w| {
+        eprintln!("logprobe: {w}")
+    })?;
+    for p in &prepared.probes {
+        let kind = match p.kind {
+            crate::plan::ProbeKind::Entry => "entry",
+            crate::plan::ProbeKind::Return => "return",
+        };
+        let name = &image.functions[p.func].name;
+        println!("{kind} {:#x} {:#x} {name}", p.file_offset, p.address);
+    }
+    Ok(0)
 }
 
 fn list_functions(program: &std::path::Path, regex: Option<&str>) -> Result<i32> {
