@@ -14,7 +14,8 @@
 # Probe sites: "JBE" is logprobe's choice for Go entry probes (the stack
 # check's conditional jump, which the kernel emulates); "low" is the
 # function's first instruction (the CMP, which the kernel single-steps),
-# chosen with LOGPROBE_ENTRY_AT_LOW=1. Return probes sit on every RET.
+# chosen with LOGPROBE_ENTRY_AT_LOW=1. Return probes sit on every RET;
+# "entry only" rows leave them out (LOGPROBE_BENCH_ENTRY_ONLY=1 for eBPF).
 # Needs root (uprobes, tracefs); mounts tracefs if it is not mounted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +78,8 @@ floor() {
 base=$(median "$bin" "$n" target)
 base_slow=$(median "$bin" "$slow_n" target)
 base_dlv=$(median "$bin" "$dlv_n" target)
+ebpf_entry_jbe=$(LOGPROBE_BENCH_ENTRY_ONLY=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
+ebpf_entry_low=$(LOGPROBE_BENCH_ENTRY_ONLY=1 LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
 ebpf_jbe=$(median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
 ebpf_low=$(LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
 floor_jbe=$(floor 'entry|return')
@@ -90,7 +93,7 @@ if command -v dlv >/dev/null 2>&1; then
 fi
 
 awk -v n="$n" -v sn="$slow_n" -v dn="$dlv_n" -v base="$base" -v bases="$base_slow" -v based="$base_dlv" \
-  -v ej="$ebpf_jbe" -v el="$ebpf_low" -v fj="$floor_jbe" -v fl="$floor_low" \
+  -v eej="$ebpf_entry_jbe" -v eel="$ebpf_entry_low" -v ej="$ebpf_jbe" -v el="$ebpf_low" -v fj="$floor_jbe" -v fl="$floor_low" \
   -v fej="$floor_entry_jbe" -v fel="$floor_entry_low" -v pt="$ptrace" -v dlv="$dlv" '
 function per(t, b, k) { return (t - b) / k }
 function row(name, calls, t, b, note) {
@@ -106,8 +109,11 @@ BEGIN {
   row("uprobe floor, entry only, low", n, fel, base, "")
   row("uprobe floor, entry+RET, JBE", n, fj, base, "")
   row("uprobe floor, entry+RET, low", n, fl, base, "")
-  row("logprobe eBPF, JBE", n, ej, base, fjo > 0 ? sprintf("%.2fx floor", per(ej, base, n) / fjo) : "")
-  row("logprobe eBPF, low", n, el, base, flo > 0 ? sprintf("%.2fx floor", per(el, base, n) / flo) : "")
+  fejo = (fej == "") ? 0 : per(fej, base, n); felo = (fel == "") ? 0 : per(fel, base, n)
+  row("logprobe eBPF, entry only, JBE", n, eej, base, fejo > 0 ? sprintf("%.2fx floor", per(eej, base, n) / fejo) : "")
+  row("logprobe eBPF, entry only, low", n, eel, base, felo > 0 ? sprintf("%.2fx floor", per(eel, base, n) / felo) : "")
+  row("logprobe eBPF, entry+RET, JBE", n, ej, base, fjo > 0 ? sprintf("%.2fx floor", per(ej, base, n) / fjo) : "")
+  row("logprobe eBPF, entry+RET, low", n, el, base, flo > 0 ? sprintf("%.2fx floor", per(el, base, n) / flo) : "")
   ebo = per(ej, base, n); pto = per(pt, bases, sn)
   row("logprobe ptrace, JBE", sn, pt, bases, sprintf("%.1fx eBPF", pto / ebo))
   if (dlv != "") {

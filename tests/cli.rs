@@ -501,3 +501,85 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
         "calls {calls} + returns {returns} + dropped {dropped}"
     );
 }
+
+/// Runs `logprobe ARGS` as the unprivileged user `nobody` (via setpriv);
+/// `None` where that is impossible (not root, no setpriv).
+fn as_nobody(args: &[&str]) -> Option<std::process::Output> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: needs root and setpriv to drop privileges");
+        return None;
+    }
+    let mut c = Command::new("/usr/bin/setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_logprobe"))
+        .args(args);
+    Some(run_with_timeout(c, Duration::from_secs(60)))
+}
+
+#[test]
+fn without_bpf_permission_ebpf_says_so_and_auto_falls_back_to_ptrace() {
+    let seed = fixture("seed");
+    let seed = seed.to_str().expect("path");
+    let Some(out) = as_nobody(&["trace", "--backend", "ebpf", "foo", "--", seed]) else {
+        return;
+    };
+    let err = one_line_error(&out);
+    assert!(err.contains("no permission to load BPF programs"), "{err}");
+
+    let Some(out) = as_nobody(&["trace", "foo", "--", seed]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)\n"
+    );
+    assert_eq!(
+        trace_lines(&out),
+        vec![
+            "> goroutine(1): main.foo(99, 9801)",
+            ">> goroutine(1): main.foo => (9900)"
+        ]
+    );
+}
+
+#[test]
+fn an_attached_process_that_exits_ends_the_ebpf_trace_with_one_line() {
+    if !backends().contains(&"ebpf") {
+        return;
+    }
+    let mut program = Command::new(fixture("attach"));
+    program
+        .arg("20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
+    let pid = target.child().id().to_string();
+    let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
+    let mut line = String::new();
+    target_out.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    let out = run_with_timeout(
+        {
+            let mut c = logprobe();
+            c.args(["trace", "--backend", "ebpf", "-p", &pid, r"^main\.tick$"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!("process {pid} exited during the trace")),
+        "{err}"
+    );
+    assert!(
+        !trace_lines(&out).is_empty(),
+        "no call was traced before the exit"
+    );
+    assert!(target.child().wait().expect("wait").success());
+}

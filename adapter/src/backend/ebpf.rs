@@ -85,6 +85,9 @@ fn load(
     object: &mut MaybeUninit<libbpf_rs::OpenObject>,
     entries: u32,
 ) -> Result<skel::ProbeSkel<'_>> {
+    // libbpf's own multi-line diagnostics would bury the one line that
+    // says what is wrong; its errors reach us as return codes.
+    libbpf_rs::set_print(None);
     let mut open = ProbeSkelBuilder::default()
         .open(object)
         .map_err(|e| load_error(&e))?;
@@ -365,8 +368,13 @@ fn attach_all(
     path: &Path,
     probes: &[Probe],
 ) -> Result<Vec<Link>> {
+    // For the benchmark only: the cost of entry probes alone.
+    let entry_only = std::env::var_os("LOGPROBE_BENCH_ENTRY_ONLY").is_some_and(|v| v == "1");
     let mut links = Vec::with_capacity(probes.len());
     for p in probes {
+        if entry_only && p.kind != crate::plan::ProbeKind::Entry {
+            continue;
+        }
         let opts = UprobeOpts {
             cookie: u64::from(p.id),
             retprobe: false,
