@@ -475,7 +475,7 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
         {
             let i: u64 = arg.parse().expect("argument");
             assert!(
-                last_call.map_or(true, |l| i > l),
+                last_call.is_none_or(|l| i > l),
                 "call {i} printed twice or out of order"
             );
             last_call = Some(i);
