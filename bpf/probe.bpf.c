@@ -146,7 +146,7 @@ static long run_capture(__u64 index, void *arg)
 		break;
 	}
 	case LP_CAP_XMM:
-		/* Not readable from a uprobe: see docs/architecture.md. */
+		/* Not readable from a uprobe: see docs/architecture.md, "The eBPF backend". */
 		break;
 	case LP_CAP_STACK:
 		n = read_user(dst, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);

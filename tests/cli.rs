@@ -112,7 +112,7 @@ fn methods_floats_strings_and_multiple_results() {
             let lines = trace_lines(&out).join("\n") + "\n";
             let expected = if backend == "ebpf" {
                 // A uprobe cannot read the XMM registers (see
-                // docs/ebpf.md): float arguments and results are shown
+                // docs/architecture.md): float arguments and results are shown
                 // unreadable, never guessed.
                 expected
                     .replace(

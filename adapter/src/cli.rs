@@ -175,6 +175,49 @@ struct Printer<'p, 'a> {
     prepared: &'p Prepared<'a>,
     style: Style,
     durations: Option<trace::Durations>,
+    /// Lines not written yet: with a backend that reports hits in
+    /// batches (eBPF), one write per batch instead of one per line.
+    pending: String,
+    batched: bool,
+}
+
+/// Writes of at most this many bytes to a pipe are never interleaved
+/// with other writers' (POSIX PIPE_BUF on Linux).
+const PIPE_BUF: usize = 4096;
+
+/// Most bytes of lines held back in batched mode.
+const MAX_PENDING: usize = 1 << 16;
+
+impl Printer<'_, '_> {
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        // Whole lines, at most PIPE_BUF bytes a write where possible: a
+        // pipe keeps such writes whole, so the traced program's own output
+        // (same pipe) never lands inside one of our lines.
+        let mut rest = self.pending.as_bytes();
+        while !rest.is_empty() {
+            let cut = if rest.len() <= PIPE_BUF {
+                rest.len()
+            } else {
+                match rest[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    // A single line longer than PIPE_BUF: written whole.
+                    None => rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |i| i + 1),
+                }
+            };
+            let _ = out.write_all(&rest[..cut]);
+            let _ = out.flush();
+            rest = &rest[cut..];
+        }
+        self.pending.clear();
+    }
 }
 
 impl HitSink for Printer<'_, '_> {
@@ -182,15 +225,21 @@ impl HitSink for Printer<'_, '_> {
         if let Some(event) = self.prepared.event(&hit) {
             let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
             let line = trace::render_with_duration(&event, self.style, duration);
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            self.pending.push_str(&line);
+            self.pending.push('\n');
+            if !self.batched || self.pending.len() >= MAX_PENDING {
+                self.write_pending();
+            }
         }
     }
 
     fn notice(&mut self, message: &str) {
+        self.write_pending();
         eprintln!("logprobe: {message}");
+    }
+
+    fn flush(&mut self) {
+        self.write_pending();
     }
 }
 
@@ -259,19 +308,29 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         prepared: &prepared,
         style,
         durations: args.duration.then(trace::Durations::default),
+        pending: String::new(),
+        batched: false,
     };
     let mut backend: Box<dyn Backend> = match args.backend {
         BackendKind::Ptrace => Box::new(PtraceBackend),
-        BackendKind::Ebpf => Box::new(EbpfBackend),
+        BackendKind::Ebpf => {
+            printer.batched = true;
+            Box::new(EbpfBackend)
+        }
         BackendKind::Auto => match ebpf::unavailable_reason(&prepared.probes) {
-            None => Box::new(EbpfBackend),
+            None => {
+                printer.batched = true;
+                Box::new(EbpfBackend)
+            }
             Some(why) => {
                 eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
                 Box::new(PtraceBackend)
             }
         },
     };
-    let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop)?;
+    let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop);
+    printer.write_pending();
+    let outcome = outcome?;
     if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {
         eprintln!("logprobe: detached from {pid}; it keeps running");
     }

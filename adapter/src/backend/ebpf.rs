@@ -13,7 +13,7 @@
 //! XMM registers cannot be read from a uprobe: the trap leaves the user's
 //! vector registers live in the CPU, and the copy in the task's FPU save
 //! area is only current after a context switch. Such captures are
-//! reported unreadable (see docs/architecture.md).
+//! reported unreadable (see docs/architecture.md, "The eBPF backend").
 //!
 //! Launch mode forks the program stopped before `execve`, arms every
 //! uprobe for that pid, then lets it run, so no early call is missed.
@@ -264,6 +264,7 @@ impl Backend for EbpfBackend {
                 sink.hit(h);
                 n += 1;
             }
+            sink.flush();
             Ok(n)
         };
 

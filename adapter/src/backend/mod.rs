@@ -37,6 +37,9 @@ pub trait HitSink {
     fn hit(&mut self, hit: RawHit);
     /// A one-line message for the user (a warning, a lost event count).
     fn notice(&mut self, message: &str);
+    /// The end of a batch of hits: a sink may hold hits back until then.
+    /// Backends that report hits one at a time (ptrace) need not call it.
+    fn flush(&mut self) {}
 }
 
 /// A program to start.
