@@ -583,3 +583,33 @@ fn an_attached_process_that_exits_ends_the_ebpf_trace_with_one_line() {
     );
     assert!(target.child().wait().expect("wait").success());
 }
+
+#[test]
+fn duration_shows_how_long_each_call_took_on_its_return_line() {
+    let ret = regex::Regex::new(
+        r"^>> goroutine\(1\): main\.foo => \(9900\) in [0-9]+(\.[0-9]+)?(ns|µs|ms|s)$",
+    )
+    .expect("regex");
+    let stamped =
+        regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{9} > goroutine\(1\): main\.foo\(99, 9801\)$")
+            .expect("regex");
+    for backend in backends() {
+        let out = trace(backend, "foo", "seed", &[], &["--duration"]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let lines = trace_lines(&out);
+        assert_eq!(lines.len(), 2, "{backend}: {lines:?}");
+        assert_eq!(lines[0], "> goroutine(1): main.foo(99, 9801)", "{backend}");
+        assert!(ret.is_match(&lines[1]), "{backend}: {}", lines[1]);
+
+        let out = trace(backend, "foo", "seed", &[], &["--timestamp"]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let first = stdout(&out)
+            .lines()
+            .find(|l| l.contains("> goroutine"))
+            .map(str::to_string);
+        assert!(
+            first.as_deref().is_some_and(|l| stamped.is_match(l)),
+            "{backend}: {first:?}"
+        );
+    }
+}
