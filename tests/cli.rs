@@ -442,7 +442,7 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
     if !backends().contains(&"ebpf") {
         return;
     }
-    let n: u64 = 1_000_000;
+    let n = 1_000_000;
     let out = trace(
         "ebpf",
         r"^main\.target$",
@@ -450,10 +450,32 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
         &[&n.to_string(), "target"],
         &[],
     );
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(stdout(&out).contains(&format!("calls={n} ")), "{err}");
+    calls_printed_or_counted(&out, n);
+}
 
+#[test]
+fn an_overflowing_ring_buffer_reports_exactly_how_many_events_it_dropped() {
+    if !backends().contains(&"ebpf") {
+        return;
+    }
+    let n = 100_000;
+    let mut cmd = logprobe();
+    cmd.env("LOGPROBE_EBPF_RINGBUF_BYTES", "16384")
+        .args(["trace", "--backend", "ebpf", r"^main\.target$", "--"])
+        .arg(fixture("bench"))
+        .args([&n.to_string(), "target"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let dropped = calls_printed_or_counted(&out, n);
+    assert!(dropped > 0, "a 16 KiB ring buffer did not overflow");
+}
+
+/// Checks a trace of `bench N target`: every call and return printed at
+/// most once, in order, with the right values, and printed + dropped =
+/// 2 N hits. Returns the drop count.
+fn calls_printed_or_counted(out: &std::process::Output, n: u64) -> u64 {
+    let err = stderr(out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout(out).contains(&format!("calls={n} ")), "{err}");
     let mut dropped = 0u64;
     for line in err.lines() {
         let count = line
@@ -467,8 +489,9 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
     }
     let (mut calls, mut returns) = (0u64, 0u64);
     let mut last_call: Option<u64> = None;
+    let mut last_return: Option<u64> = None;
     let mut open: Option<u64> = None;
-    for line in stdout(&out).lines() {
+    for line in stdout(out).lines() {
         if let Some(arg) = line
             .strip_prefix("> goroutine(1): main.target(")
             .and_then(|r| r.strip_suffix(')'))
@@ -485,9 +508,18 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
             .strip_prefix(">> goroutine(1): main.target => (")
             .and_then(|r| r.strip_suffix(')'))
         {
+            // target(i) returns i: results name their calls.
             let r: u64 = r.parse().expect("result");
-            if let Some(i) = open.take() {
-                assert_eq!(r, i, "target({i}) returned {r}");
+            assert!(
+                last_return.is_none_or(|l| r > l),
+                "return of call {r} printed twice or out of order"
+            );
+            last_return = Some(r);
+            match open.take() {
+                // Without losses every return follows its own call.
+                Some(i) if dropped == 0 => assert_eq!(r, i, "target({i}) returned {r}"),
+                Some(i) => assert!(r >= i, "return of call {r} after call {i}"),
+                None => assert!(dropped > 0, "return {r} without a call"),
             }
             returns += 1;
         } else {
@@ -500,6 +532,7 @@ fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
         2 * n,
         "calls {calls} + returns {returns} + dropped {dropped}"
     );
+    dropped
 }
 
 /// Runs `logprobe ARGS` as the unprivileged user `nobody` (via setpriv);

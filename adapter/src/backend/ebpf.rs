@@ -95,6 +95,17 @@ fn load(
         .recipes
         .set_max_entries(entries.max(1))
         .map_err(|e| load_error(&e))?;
+    // For tests of the loss accounting: a ring buffer small enough to
+    // overflow (bytes, a power-of-two multiple of the page size).
+    if let Some(bytes) = std::env::var("LOGPROBE_EBPF_RINGBUF_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        open.maps
+            .events
+            .set_max_entries(bytes)
+            .map_err(|e| load_error(&e))?;
+    }
     open.load().map_err(|e| load_error(&e))
 }
 
