@@ -8,7 +8,12 @@
  * memory behind earlier captures, each bounded), and emits one record to
  * the `events` ring buffer without waking the reader (it polls on a
  * timer). Hits and lost records are counted in `counters`, so the reader
- * can prove that seen + dropped = hits. */
+ * can prove that seen + dropped = hits.
+ *
+ * Two syscall tracepoints mark the launched program's writes to its
+ * stdout/stderr (relayed through pipes by logprobe) in the same ring
+ * buffer, so its output and the trace lines are printed in the order they
+ * happened. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "probe.h"
@@ -33,6 +38,21 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_relay);
+} relay SEC(".maps");
+
+/* Threads inside a relayed write, and its fd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} writing SEC(".maps");
 
 /* The record being built (too large for the BPF stack), plus where each
  * capture's bytes start and the copied registers. */
@@ -229,5 +249,55 @@ int lp_probe(struct pt_regs *ctx)
 	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + size, BPF_RB_NO_WAKEUP))
 		count(LP_COUNT_DROPS);
 	s->busy = 0;
+	return 0;
+}
+
+/* The layouts of the syscalls tracepoints' records
+ * (events/syscalls/sys_{enter,exit}_write/format). */
+struct lp_sys_enter {
+	__u64 common;
+	__s64 nr;
+	__u64 args[6];
+};
+
+struct lp_sys_exit {
+	__u64 common;
+	__s64 nr;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int lp_enter_write(struct lp_sys_enter *ctx)
+{
+	__u32 zero = 0;
+	struct lp_relay *r = bpf_map_lookup_elem(&relay, &zero);
+	if (!r || r->tgid == 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((pid_tgid >> 32) != r->tgid)
+		return 0;
+	__u32 fd = ctx->args[0];
+	if (fd > 2 || !(r->fds & (1u << fd)))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
+	bpf_map_update_elem(&writing, &tid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int lp_exit_write(struct lp_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 *fd = bpf_map_lookup_elem(&writing, &tid);
+	if (!fd)
+		return 0;
+	struct lp_write w = { .mark = LP_WRITE_MARK, .fd = *fd, .bytes = 0 };
+	bpf_map_delete_elem(&writing, &tid);
+	if (ctx->ret <= 0)
+		return 0;
+	w.bytes = ctx->ret;
+	/* A lost mark only costs ordering: logprobe relays unclaimed bytes
+	 * after a moment. */
+	bpf_ringbuf_output(&events, &w, sizeof(w), BPF_RB_NO_WAKEUP);
 	return 0;
 }

@@ -68,4 +68,23 @@ struct lp_event {
 	__u16 len[LP_MAX_CAPS]; /* bytes captured, or LP_UNREADABLE */
 };
 
+/* `probe` of a record that marks a write by the launched program to a
+ * relayed stdout/stderr (struct lp_write), not a probe hit. */
+#define LP_WRITE_MARK 0xffffffffu
+
+/* Which process's writes to which of fds 1 and 2 are marked. */
+struct lp_relay {
+	__u32 tgid;
+	__u32 fds; /* bit n: fd n */
+};
+
+/* The program wrote `bytes` bytes to `fd`: they are in the relay pipe,
+ * and every hit recorded before this mark on the writing thread came
+ * before them. */
+struct lp_write {
+	__u32 mark; /* LP_WRITE_MARK */
+	__u32 fd;
+	__u64 bytes;
+};
+
 #endif

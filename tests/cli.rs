@@ -22,11 +22,11 @@ fn seed_prints_call_and_return_interleaved_with_program_output() {
     for backend in backends() {
         for build in ["seed", "seed-debug"] {
             let out = trace(backend, "foo", build, &[], &[]);
-            assert_same_text(
-                backend,
-                &stdout(&out),
+            assert_eq!(
+                stdout(&out),
                 "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
-                &format!("{backend} {build}: stderr: {}", stderr(&out)),
+                "{backend} {build}: stderr: {}",
+                stderr(&out)
             );
             assert_eq!(out.status.code(), Some(0), "{backend} {build}");
         }
@@ -371,11 +371,10 @@ fn binaries_without_dwarf_are_traced_by_symbol_name() {
         for build in ["seed-nodwarf", "seed-stripped"] {
             let out = trace(backend, "foo", build, &[], &[]);
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
-            assert_same_text(
-                backend,
-                &stdout(&out),
+            assert_eq!(
+                stdout(&out),
                 "> goroutine(1): main.foo(?)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (?)\nz=9900\n",
-                &format!("{backend} {build}"),
+                "{backend} {build}"
             );
             let err = stderr(&out);
             assert_eq!(err.lines().count(), 1, "{err}");

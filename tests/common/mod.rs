@@ -46,31 +46,6 @@ pub fn backends() -> Vec<&'static str> {
     }
 }
 
-/// Checks a traced program's stdout against the text ptrace prints.
-///
-/// ptrace prints each line while the program is stopped, so trace lines
-/// and the program's own lines interleave exactly. The eBPF backend never
-/// stops the program and prints from its ring buffer a few milliseconds
-/// later, so there the trace lines and the program's lines are compared
-/// each in their own order, not their interleaving.
-pub fn assert_same_text(backend: &str, got: &str, expected: &str, what: &str) {
-    if backend == "ptrace" {
-        assert_eq!(got, expected, "{what}");
-        return;
-    }
-    let split = |s: &str| -> (Vec<String>, Vec<String>) {
-        let (t, p): (Vec<&str>, Vec<&str>) = s.lines().partition(|l| l.starts_with('>'));
-        (
-            t.into_iter().map(String::from).collect(),
-            p.into_iter().map(String::from).collect(),
-        )
-    };
-    let (gt, gp) = split(got);
-    let (et, ep) = split(expected);
-    assert_eq!(gt, et, "{what}: trace lines");
-    assert_eq!(gp, ep, "{what}: program lines");
-}
-
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.
 pub fn trace(
     backend: &str,

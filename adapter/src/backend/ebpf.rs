@@ -33,8 +33,12 @@ use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeOpt
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use relay::Relay;
+
 use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
 use crate::plan::{Capture, Guard, Len, Probe};
+
+mod relay;
 
 #[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
 mod skel {
@@ -47,6 +51,7 @@ const MAX_CAPS: usize = 32;
 const MAX_CAP_LEN: u32 = 4096;
 const DATA_SIZE: u64 = 8192;
 const UNREADABLE: u16 = 0xffff;
+const WRITE_MARK: u32 = 0xffff_ffff;
 const NO_GUARD: u32 = 0xff;
 const CAP_REG: u8 = 1;
 const CAP_XMM: u8 = 2;
@@ -197,6 +202,53 @@ fn serialize(p: &Probe) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// One ring buffer record.
+enum Item {
+    Hit(RawHit),
+    /// The launched program wrote `bytes` bytes to its (relayed) `fd`.
+    Write {
+        fd: u32,
+        bytes: u64,
+    },
+}
+
+fn parse_item(data: &[u8]) -> Option<Item> {
+    let first = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+    if first == WRITE_MARK {
+        // struct lp_write
+        let fd = u32::from_ne_bytes(data.get(4..8)?.try_into().ok()?);
+        let bytes = u64::from_ne_bytes(data.get(8..16)?.try_into().ok()?);
+        return Some(Item::Write { fd, bytes });
+    }
+    parse_event(data).map(Item::Hit)
+}
+
+/// Marks the launched program's writes to the relayed descriptors
+/// (`fds`, a bit mask) in the ring buffer.
+fn relay_writes(skel: &skel::ProbeSkel<'_>, pid: i32, fds: u32) -> Result<Vec<Link>> {
+    if fds == 0 {
+        return Ok(Vec::new());
+    }
+    let mut value = Vec::with_capacity(8);
+    value.extend_from_slice(&(pid as u32).to_ne_bytes());
+    value.extend_from_slice(&fds.to_ne_bytes());
+    skel.maps
+        .relay
+        .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+        .context("configuring the output relay")?;
+    let enter = skel
+        .progs
+        .lp_enter_write
+        .attach()
+        .context("attaching to the write system call")?;
+    let exit = skel
+        .progs
+        .lp_exit_write
+        .attach()
+        .context("attaching to the write system call")?;
+    Ok(vec![enter, exit])
+}
+
 /// Decodes one ring buffer record (a `struct lp_event` and its bytes).
 fn parse_event(data: &[u8]) -> Option<RawHit> {
     let u32_at = |o: usize| -> Option<u32> {
@@ -249,7 +301,7 @@ impl Backend for EbpfBackend {
                 .context("storing a capture recipe in the kernel")?;
         }
 
-        let hits: Rc<RefCell<VecDeque<RawHit>>> = Rc::default();
+        let hits: Rc<RefCell<VecDeque<Item>>> = Rc::default();
         let malformed = Rc::new(RefCell::new(0u64));
         let mut builder = RingBufferBuilder::new();
         {
@@ -257,8 +309,8 @@ impl Backend for EbpfBackend {
             let malformed = malformed.clone();
             builder
                 .add(&skel.maps.events, move |data: &[u8]| {
-                    match parse_event(data) {
-                        Some(h) => hits.borrow_mut().push_back(h),
+                    match parse_item(data) {
+                        Some(item) => hits.borrow_mut().push_back(item),
                         None => *malformed.borrow_mut() += 1,
                     }
                     0
@@ -266,25 +318,44 @@ impl Backend for EbpfBackend {
                 .context("setting up the ring buffer")?;
         }
         let ring = builder.build().context("setting up the ring buffer")?;
-        let drain = |sink: &mut dyn HitSink| -> Result<u64> {
+        let drain = |sink: &mut dyn HitSink, relay: &mut Relay| -> Result<u64> {
             ring.consume().context("reading the ring buffer")?;
             let mut n = 0;
             loop {
                 let next = hits.borrow_mut().pop_front();
-                let Some(h) = next else { break };
-                sink.hit(h);
-                n += 1;
+                match next {
+                    None => break,
+                    Some(Item::Hit(h)) => {
+                        sink.hit(h);
+                        n += 1;
+                    }
+                    Some(Item::Write { fd, bytes }) => {
+                        sink.flush();
+                        relay.claim(fd, bytes);
+                    }
+                }
             }
             sink.flush();
+            relay.end_cycle();
             Ok(n)
         };
+        let mut relay = Relay::default();
 
         let mut seen = 0u64;
         let outcome = match target {
             Target::Launch(l) => {
                 let program = launch::resolve_program(&l.program)?;
-                let child = launch::spawn_stopped(l)?;
-                let links = match attach_all(&skel, child.as_raw(), &program, probes) {
+                let (diverted, saved) = Relay::divert()?;
+                let child = launch::spawn_stopped(l);
+                Relay::restore(saved);
+                let child = child?;
+                relay = diverted;
+                let armed =
+                    attach_all(&skel, child.as_raw(), &program, probes).and_then(|mut links| {
+                        links.extend(relay_writes(&skel, child.as_raw(), relay.fds())?);
+                        Ok(links)
+                    });
+                let links = match armed {
                     Ok(links) => links,
                     Err(e) => {
                         let _ = kill(child, Signal::SIGKILL);
@@ -295,7 +366,7 @@ impl Backend for EbpfBackend {
                 let _ = kill(child, Signal::SIGCONT);
                 let mut forwarded = false;
                 let outcome = loop {
-                    seen += drain(sink)?;
+                    seen += drain(sink, &mut relay)?;
                     if let Some(o) = reap(child)? {
                         break o;
                     }
@@ -306,6 +377,8 @@ impl Backend for EbpfBackend {
                     std::thread::sleep(POLL_INTERVAL);
                 };
                 drop(links);
+                seen += drain(sink, &mut relay)?;
+                relay.finish();
                 outcome
             }
             Target::Attach(pid) => {
@@ -314,7 +387,7 @@ impl Backend for EbpfBackend {
                 let links = attach_all(&skel, pid, &exe, probes)?;
                 let mut gone = false;
                 while !stop.requested() {
-                    seen += drain(sink)?;
+                    seen += drain(sink, &mut relay)?;
                     if !alive(pid) {
                         gone = true;
                         break;
@@ -322,7 +395,7 @@ impl Backend for EbpfBackend {
                     std::thread::sleep(POLL_INTERVAL);
                 }
                 drop(links);
-                seen += drain(sink)?;
+                seen += drain(sink, &mut relay)?;
                 if gone {
                     report_losses(&skel, seen, *malformed.borrow(), sink);
                     bail!("process {pid} exited during the trace");
@@ -330,7 +403,7 @@ impl Backend for EbpfBackend {
                 Outcome::Detached
             }
         };
-        seen += drain(sink)?;
+        seen += drain(sink, &mut relay)?;
         report_losses(&skel, seen, *malformed.borrow(), sink);
         Ok(outcome)
     }
