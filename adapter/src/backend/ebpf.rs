@@ -15,6 +15,10 @@
 //! area is only current after a context switch. Such captures are
 //! reported unreadable (see docs/architecture.md, "The eBPF backend").
 //!
+//! In launch mode the program's stdout/stderr are relayed (see
+//! `relay`) so that its output and the trace lines interleave as under
+//! ptrace.
+//!
 //! Launch mode forks the program stopped before `execve`, arms every
 //! uprobe for that pid, then lets it run, so no early call is missed.
 //! Attach mode arms the probes on a running process and, on a stop

@@ -49,33 +49,20 @@ impl Relay {
     /// them back. Returns the relay and the saved descriptors.
     pub fn divert() -> Result<(Relay, Saved)> {
         let mut relay = Relay::default();
-        let mut saved = Vec::new();
+        let mut saved = Saved(Vec::new());
         for fd in [1, 2] {
             if fcntl(fd, FcntlArg::F_GETFD).is_err() || nix::unistd::isatty(fd).unwrap_or(true) {
                 continue;
             }
-            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
-            let keep = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3)).context("saving stdout")?;
-            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that
-            // nothing else owns.
-            let keep = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keep) };
-            saved.push((fd, keep));
-            if let Err(e) = nix::unistd::dup2(w.as_raw_fd(), fd) {
-                Relay::restore(Saved(saved));
-                return Err(e).context("redirecting stdout");
+            match divert_one(fd, &mut saved) {
+                Ok(pipe) => relay.pipes.push(pipe),
+                Err(e) => {
+                    Relay::restore(saved);
+                    return Err(e);
+                }
             }
-            fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-                .context("making a pipe non-blocking")?;
-            relay.pipes.push(Pipe {
-                fd,
-                read: std::fs::File::from(r),
-                held: Vec::new(),
-                waited: 0,
-                claimed: false,
-                eof: false,
-            });
         }
-        Ok((relay, Saved(saved)))
+        Ok((relay, saved))
     }
 
     /// Puts logprobe's own stdout/stderr back.
@@ -127,6 +114,28 @@ impl Relay {
             p.copy_out(n);
         }
     }
+}
+
+/// Saves logprobe's `fd` into `saved` and points `fd` at a new pipe,
+/// whose read end is returned.
+fn divert_one(fd: i32, saved: &mut Saved) -> Result<Pipe> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
+    fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .context("making a pipe non-blocking")?;
+    let keep = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3)).context("saving stdout")?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else
+    // owns; the OwnedFd closes it once.
+    let keep = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keep) };
+    saved.0.push((fd, keep));
+    nix::unistd::dup2(w.as_raw_fd(), fd).context("redirecting stdout")?;
+    Ok(Pipe {
+        fd,
+        read: std::fs::File::from(r),
+        held: Vec::new(),
+        waited: 0,
+        claimed: false,
+        eof: false,
+    })
 }
 
 impl Pipe {
