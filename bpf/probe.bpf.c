@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* logprobe's kernel side: one generic executor of capture recipes.
  *
- * Every uprobe runs `lp_probe`; its attach cookie is the probe id, which
+ * Every uprobe (one uprobe-multi link holds them all) runs `lp_probe`;
+ * its attach cookie is the probe id, which
  * selects the probe's recipe in `recipes`. The program checks the probe's
  * guard (Go's stack-check jump about to be taken: skip this pass), copies
  * the registers, runs the capture steps in order (registers, stack slots,
@@ -208,7 +209,7 @@ static long run_capture(__u64 index, void *arg)
 	return 0;
 }
 
-SEC("uprobe")
+SEC("uprobe.multi")
 int lp_probe(struct pt_regs *ctx)
 {
 	__u32 id = bpf_get_attach_cookie(ctx);

@@ -645,3 +645,27 @@ fn duration_shows_how_long_each_call_took_on_its_return_line() {
         );
     }
 }
+
+#[test]
+fn another_process_running_the_same_program_is_not_traced() {
+    for backend in backends() {
+        let mut other = Command::new(fixture("attach"));
+        other
+            .arg("60")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        let mut other = Reaper(Some(other.spawn().expect("spawn fixture")));
+        let mut other_out = BufReader::new(other.child().stdout.take().expect("stdout"));
+        let mut line = String::new();
+        other_out.read_line(&mut line).expect("read");
+        assert_eq!(line, "ready\n");
+        let out = trace(backend, r"^main\.tick$", "attach", &["3"], &[]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "ready\n> goroutine(1): main.tick(0)\n>> goroutine(1): main.tick => (0)\n> goroutine(1): main.tick(1)\n>> goroutine(1): main.tick => (2)\n> goroutine(1): main.tick(2)\n>> goroutine(1): main.tick => (4)\ndone sum=6\n",
+            "{backend}"
+        );
+    }
+}

@@ -4,8 +4,8 @@
 //! The kernel side is `bpf/probe.bpf.c`, compiled by `build.rs` into a
 //! libbpf-rs skeleton. Each probe's recipe is serialized into the
 //! `recipes` map (layout in `bpf/probe.h`, mirrored here) at the index of
-//! its probe id, and every uprobe is attached with that id as its cookie.
-//! Hits come back through a ring buffer that is drained on a short timer
+//! its probe id, and all uprobes are attached through one uprobe-multi
+//! link, each with its probe id as cookie. Hits come back through a ring buffer that is drained on a short timer
 //! (records are submitted without wake-ups, which makes a hit several
 //! times cheaper). The kernel counts hits and lost records; the count of
 //! lost ones is always reported, and seen + lost = hits is checked.
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeOpts};
+use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -450,7 +450,8 @@ fn counter(skel: &skel::ProbeSkel<'_>, slot: u32) -> Result<u64> {
         .sum())
 }
 
-/// Arms one uprobe per probe in `pid`'s mapping of `path`.
+/// Arms every probe in `pid`'s mapping of `path`: one uprobe-multi link
+/// (no perf event per probe), each offset with its probe id as cookie.
 fn attach_all(
     skel: &skel::ProbeSkel<'_>,
     pid: i32,
@@ -459,24 +460,24 @@ fn attach_all(
 ) -> Result<Vec<Link>> {
     // For the benchmark only: the cost of entry probes alone.
     let entry_only = std::env::var_os("LOGPROBE_BENCH_ENTRY_ONLY").is_some_and(|v| v == "1");
-    let mut links = Vec::with_capacity(probes.len());
-    for p in probes {
-        if entry_only && p.kind != crate::plan::ProbeKind::Entry {
-            continue;
-        }
-        let opts = UprobeOpts {
-            cookie: u64::from(p.id),
-            retprobe: false,
-            ..Default::default()
-        };
-        let link = skel
-            .progs
-            .lp_probe
-            .attach_uprobe_with_opts(pid, path, p.file_offset as usize, opts)
-            .map_err(|e| attach_error(&e, path, p))?;
-        links.push(link);
+    let armed: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| !entry_only || p.kind == crate::plan::ProbeKind::Entry)
+        .collect();
+    if armed.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(links)
+    let opts = UprobeMultiOpts {
+        offsets: armed.iter().map(|p| p.file_offset as usize).collect(),
+        cookies: armed.iter().map(|p| u64::from(p.id)).collect(),
+        ..Default::default()
+    };
+    let link = skel
+        .progs
+        .lp_probe
+        .attach_uprobe_multi_with_opts(pid, path, "", opts)
+        .map_err(|e| attach_error(&e, path, armed[0]))?;
+    Ok(vec![link])
 }
 
 fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
@@ -488,9 +489,9 @@ fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
             anyhow!("this kernel has no uprobes (CONFIG_UPROBE_EVENTS)")
         }
         _ => anyhow!(
-            "cannot attach a uprobe at offset {:#x} of {}: {e}",
-            p.file_offset,
-            path.display()
+            "cannot attach uprobes to {} (first at offset {:#x}): {e}",
+            path.display(),
+            p.file_offset
         ),
     }
 }
