@@ -311,24 +311,32 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         pending: String::new(),
         batched: false,
     };
-    let mut backend: Box<dyn Backend> = match args.backend {
-        BackendKind::Ptrace => Box::new(PtraceBackend),
-        BackendKind::Ebpf => {
-            printer.batched = true;
-            Box::new(EbpfBackend)
-        }
+    let use_ebpf = match args.backend {
+        BackendKind::Ptrace => false,
+        BackendKind::Ebpf => true,
         BackendKind::Auto => match ebpf::unavailable_reason(&prepared.probes) {
-            None => {
-                printer.batched = true;
-                Box::new(EbpfBackend)
-            }
+            None => true,
             Some(why) => {
                 eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
-                Box::new(PtraceBackend)
+                false
             }
         },
     };
-    let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop);
+    let mut backend: Box<dyn Backend> = if use_ebpf {
+        printer.batched = true;
+        Box::new(EbpfBackend)
+    } else {
+        Box::new(PtraceBackend)
+    };
+    let mut outcome = backend.run(&target, &prepared.probes, &mut printer, &stop);
+    if let Err(e) = &outcome {
+        // Nothing was armed and the program has not run: ptrace can still.
+        if let (BackendKind::Auto, Some(why)) = (args.backend, e.downcast_ref::<ebpf::NotArmed>()) {
+            eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
+            printer.batched = false;
+            outcome = PtraceBackend.run(&target, &prepared.probes, &mut printer, &stop);
+        }
+    }
     printer.write_pending();
     let outcome = outcome?;
     if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {

@@ -118,13 +118,23 @@ fn load(
     open.load().map_err(|e| load_error(&e))
 }
 
+/// The probes could not be armed, and the program has not run any of its
+/// own code: `auto` may still fall back to ptrace.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotArmed(pub String);
+
+fn not_armed(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(NotArmed(format!("{e:#}")))
+}
+
 fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
-    match e.kind() {
+    not_armed(match e.kind() {
         ErrorKind::PermissionDenied => anyhow!(
             "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)"
         ),
         _ => anyhow!("the kernel refused logprobe's BPF program: {e}"),
-    }
+    })
 }
 
 /// Serializes a probe's guard and recipe as a `struct lp_recipe`.
@@ -240,16 +250,16 @@ fn relay_writes(skel: &skel::ProbeSkel<'_>, pid: i32, fds: u32) -> Result<Vec<Li
         .relay
         .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
         .context("configuring the output relay")?;
-    let enter = skel
-        .progs
-        .lp_enter_write
-        .attach()
-        .context("attaching to the write system call")?;
-    let exit = skel
-        .progs
-        .lp_exit_write
-        .attach()
-        .context("attaching to the write system call")?;
+    let enter = skel.progs.lp_enter_write.attach().map_err(|e| {
+        not_armed(anyhow!(
+            "cannot attach to the write system call's tracepoint: {e}"
+        ))
+    })?;
+    let exit = skel.progs.lp_exit_write.attach().map_err(|e| {
+        not_armed(anyhow!(
+            "cannot attach to the write system call's tracepoint: {e}"
+        ))
+    })?;
     Ok(vec![enter, exit])
 }
 
@@ -481,19 +491,19 @@ fn attach_all(
 }
 
 fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
-    match e.kind() {
+    not_armed(match e.kind() {
         ErrorKind::PermissionDenied => {
             anyhow!("no permission to attach uprobes (run as root, or grant CAP_PERFMON)")
         }
-        ErrorKind::NotFound if !Path::new("/sys/bus/event_source/devices/uprobe").exists() => {
-            anyhow!("this kernel has no uprobes (CONFIG_UPROBE_EVENTS)")
+        _ if !Path::new("/sys/bus/event_source/devices/uprobe").exists() => {
+            anyhow!("this kernel has no uprobes (CONFIG_UPROBES, CONFIG_UPROBE_EVENTS)")
         }
         _ => anyhow!(
             "cannot attach uprobes to {} (first at offset {:#x}): {e}",
             path.display(),
             p.file_offset
         ),
-    }
+    })
 }
 
 /// The exit of our launched child, if it has ended.
