@@ -88,14 +88,14 @@ fn methods_floats_strings_and_multiple_results() {
     let expected = "\
 > goroutine(1): main.Point.Sum(main.Point {X: 3, Y: 4})
 >> goroutine(1): main.Point.Sum => (7)
-> goroutine(1): main.(*Point).Scale((*main.Point)(0xADDR), 2)
+> goroutine(1): main.(*Point).Scale(*main.Point {X: 3, Y: 4}, 2)
 >> goroutine(1): main.(*Point).Scale => ()
 > goroutine(1): main.mix(2.5, 0.5, \"ab\", 3, true)
 >> goroutine(1): main.mix => (\"ababab\", 1.25, error nil)
 > goroutine(1): main.divmod(17, 5)
 >> goroutine(1): main.divmod => (3, 2)
-> goroutine(1): main.warm(20)
->> goroutine(1): main.warm => (21.5)
+> goroutine(1): main.warm(main.Celsius(20))
+>> goroutine(1): main.warm => (main.Celsius(21.5))
 > goroutine(1): main.long(\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...+36 more)
 >> goroutine(1): main.long => (100)
 ";

@@ -70,6 +70,16 @@ pub struct TraceArgs {
     /// Longest string shown, in bytes; longer ones end in `...+N more`.
     #[arg(long, default_value_t = Limits::default().max_string_len)]
     pub max_string_len: u32,
+    /// Most elements of a slice, array or map shown.
+    #[arg(long, default_value_t = Limits::default().max_array_values)]
+    pub max_array_values: u32,
+    /// Levels of pointers (and slice, map, interface contents) followed.
+    #[arg(long, default_value_t = Limits::default().max_depth)]
+    pub max_depth: u32,
+    /// Print each event as one JSON object (kind, function, goroutine,
+    /// timestamp, typed value trees) instead of a text line.
+    #[arg(long)]
+    pub json: bool,
     /// The program to launch and its arguments, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -174,6 +184,7 @@ fn install_signal_handlers(stop: StopHandle, attached: bool) {
 struct Printer<'p, 'a> {
     prepared: &'p Prepared<'a>,
     style: Style,
+    json: bool,
     durations: Option<trace::Durations>,
     /// Lines not written yet: with a backend that reports hits in
     /// batches (eBPF), one write per batch instead of one per line.
@@ -223,8 +234,15 @@ impl Printer<'_, '_> {
 impl HitSink for Printer<'_, '_> {
     fn hit(&mut self, hit: RawHit) {
         if let Some(event) = self.prepared.event(&hit) {
-            let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
-            let line = trace::render_with_duration(&event, self.style, duration);
+            let line = if self.json {
+                match serde_json::to_string(&event) {
+                    Ok(j) => j,
+                    Err(e) => format!("{{\"error\":\"cannot serialize event: {e}\"}}"),
+                }
+            } else {
+                let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
+                trace::render_with_duration(&event, self.style, duration)
+            };
             self.pending.push_str(&line);
             self.pending.push('\n');
             if !self.batched || self.pending.len() >= MAX_PENDING {
@@ -288,6 +306,8 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     }
     let limits = Limits {
         max_string_len: args.max_string_len,
+        max_array_values: args.max_array_values,
+        max_depth: args.max_depth,
     };
     let prepared = trace::prepare(&image, &functions, limits, &mut |w| {
         eprintln!("logprobe: {w}")
@@ -307,6 +327,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     let mut printer = Printer {
         prepared: &prepared,
         style,
+        json: args.json,
         durations: args.duration.then(trace::Durations::default),
         pending: String::new(),
         batched: false,

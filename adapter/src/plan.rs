@@ -103,6 +103,23 @@ pub enum Capture {
     },
 }
 
+impl Capture {
+    /// The most bytes this step can yield.
+    pub fn max_len(&self) -> u32 {
+        match *self {
+            Capture::Reg(_) | Capture::Xmm(_) => 8,
+            Capture::Stack { len, .. } => len,
+            Capture::Deref {
+                len: Len::Fixed(n), ..
+            } => n,
+            Capture::Deref {
+                len: Len::Counted { max, .. },
+                ..
+            } => max,
+        }
+    }
+}
+
 /// A condition under which a hit is not reported at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Guard {
@@ -189,20 +206,56 @@ pub struct DerefSlot {
     pub from: Buffer,
     pub at: u32,
     pub capture: u16,
+    /// The capture holds the pointee's bytes from this offset on (8 for an
+    /// interface's `itab._type`, 0 otherwise).
+    pub start: u32,
 }
 
-/// Limits that shape recipes (how much pointed-to memory is copied).
-#[derive(Debug, Clone, Copy)]
+/// Limits that shape recipes: how much pointed-to memory one hit copies.
+/// The same limits bound what the decoder shows.
+/// In DAP launch arguments (and JSON) the fields are camelCase
+/// (`maxStringLen`, `maxArrayValues`, `maxDepth`); missing ones take the
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Limits {
+    /// Bytes of a string copied; longer strings end in `...+N more`.
     pub max_string_len: u32,
+    /// Elements of a slice, an array or a map shown.
+    pub max_array_values: u32,
+    /// Levels of indirection followed (a pointer, a slice's or a map's
+    /// contents, an interface's dynamic value each take one level; the
+    /// bytes of a string take none).
+    pub max_depth: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        // Delve's default for strings in trace output.
-        Limits { max_string_len: 64 }
+        // Delve's defaults for `print`/trace values: strings of 64 bytes,
+        // 64 elements. Delve counts nesting by `MaxVariableRecurse` (1);
+        // logprobe counts indirections and follows three, enough for a
+        // pointer to a struct holding a slice of pointers.
+        Limits {
+            max_string_len: 64,
+            max_array_values: 64,
+            max_depth: 3,
+        }
     }
 }
+
+/// Most capture steps one recipe may hold. Following pointers stops
+/// (depth first, in field order) when a recipe reaches this size; what was
+/// not captured is shown by address. Backends may rely on this bound.
+pub const MAX_CAPTURES: usize = 512;
+
+/// Most bytes one recipe may read in all (the sum of every step's largest
+/// read), so that a backend can stage a hit in one fixed buffer. Like
+/// [`MAX_CAPTURES`], reaching it stops following pointers.
+pub const MAX_RECIPE_BYTES: u32 = 64 * 1024;
+
+/// Largest single memory read a recipe asks for, in bytes (also bounded by
+/// the `u16` offsets of later `Deref` steps into the read).
+pub const MAX_READ: u32 = 32 * 1024;
 
 /// Evaluate an x86 condition code against RFLAGS (used by both backends'
 /// guard checks and by the ptrace backend's jump emulation).
@@ -241,6 +294,18 @@ mod tests {
         assert!(!condition_holds(6, 0x0));
         // cc 7 = A: the negation.
         assert!(condition_holds(7, 0x0));
+    }
+
+    #[test]
+    fn limits_read_from_launch_arguments_default_what_is_missing() {
+        let l: Limits = serde_json::from_str(r#"{"maxStringLen": 100}"#).expect("parses");
+        assert_eq!(
+            l,
+            Limits {
+                max_string_len: 100,
+                ..Limits::default()
+            }
+        );
     }
 
     #[test]

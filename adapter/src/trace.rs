@@ -3,6 +3,7 @@
 //! into [`Event`]s (decoded values) and the text lines users read.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
@@ -10,7 +11,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::backend::RawHit;
-use crate::image::{FuncId, Image, Lang};
+use crate::image::{FuncId, Image, Lang, TypeId, TypeTable};
 use crate::plan::build::Planner;
 use crate::plan::{Limits, Probe, ProbeKind};
 use crate::value::{self, Value};
@@ -81,6 +82,43 @@ pub fn suggestions(image: &Image, pattern: &str) -> Vec<String> {
 pub struct Prepared<'a> {
     pub planner: Planner<'a>,
     pub probes: Vec<Probe>,
+    /// The decoder's types: the planner's, grown with the dynamic types of
+    /// interfaces as hits name them.
+    decoding: Mutex<DecodeState>,
+}
+
+struct DecodeState {
+    types: TypeTable,
+    /// Type DIE -> type id, shared with the planner's numbering.
+    cache: HashMap<u64, TypeId>,
+    /// Runtime type descriptor address -> type (or `None`: not in DWARF).
+    by_descriptor: HashMap<u64, Option<TypeId>>,
+}
+
+/// Resolves what a hit names at run time against the image.
+struct Runtime<'s, 'i> {
+    image: &'i Image,
+    cache: &'s mut HashMap<u64, TypeId>,
+    by_descriptor: &'s mut HashMap<u64, Option<TypeId>>,
+}
+
+impl value::Resolve for Runtime<'_, '_> {
+    fn runtime_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId> {
+        if let Some(known) = self.by_descriptor.get(&addr) {
+            return *known;
+        }
+        let ty = self
+            .image
+            .runtime_type_die(addr)
+            .and_then(|die| self.image.resolve_type(types, self.cache, die).ok());
+        self.by_descriptor.insert(addr, ty);
+        ty
+    }
+
+    fn function_name(&self, pc: u64) -> Option<String> {
+        let f = self.image.function_at(pc)?;
+        Some(self.image.functions[f].name.clone())
+    }
 }
 
 /// Plans probes for `functions`; a function that cannot be probed is
@@ -99,7 +137,16 @@ pub fn prepare<'a>(
             Err(e) => warn(format!("cannot trace {}: {e:#}", image.functions[f].name)),
         }
     }
-    Ok(Prepared { planner, probes })
+    let (types, cache) = planner.type_state();
+    Ok(Prepared {
+        planner,
+        probes,
+        decoding: Mutex::new(DecodeState {
+            types,
+            cache,
+            by_descriptor: HashMap::new(),
+        }),
+    })
 }
 
 /// One decoded hit.
@@ -151,15 +198,33 @@ impl<'a> Prepared<'a> {
                 x.copy_from_slice(b);
                 u64::from_le_bytes(x)
             });
+        let mut guard = match self.decoding.lock() {
+            Ok(g) => g,
+            // A panic while decoding another hit leaves the tables usable.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let state = &mut *guard;
+        let mut runtime = Runtime {
+            image: self.planner.image,
+            cache: &mut state.cache,
+            by_descriptor: &mut state.by_descriptor,
+        };
         let values = probe
             .recipe
             .values
             .iter()
             .map(|slot| NamedValue {
                 name: slot.name.clone(),
-                value: value::decode(&self.planner.types, slot, &hit.captures),
+                value: value::decode(
+                    &mut state.types,
+                    &mut runtime,
+                    self.planner.limits,
+                    slot,
+                    &hit.captures,
+                ),
             })
             .collect();
+        drop(guard);
         Some(Event {
             kind: match probe.kind {
                 ProbeKind::Entry => EventKind::Call,

@@ -2,9 +2,14 @@
 //!
 //! [`decode`] rebuilds each value's in-memory image from the pieces its
 //! [`ValueSlot`] names, then walks the DWARF type over it, following the
-//! captures that pointers inside the value were resolved to. [`Value`] is the
-//! language-neutral tree; [`Value::go`] shows it in Go notation as Delve does
-//! (`"quoted"`, `(*main.T)(0xc000012345)`, `main.Celsius(21.5)`), and
+//! captures that pointers inside the value were resolved to (a string's
+//! bytes, a pointee, a slice's elements, a map's buckets, an interface's
+//! dynamic value). An interface's dynamic type is looked up only here, from
+//! the runtime type descriptor address the hit captured, through
+//! [`Resolve`]. [`Value`] is the language-neutral tree (serialized as is for
+//! `--json`); [`Value::go`] shows it in Go notation as Delve does
+//! (`"quoted"`, `*main.T {X: 1}`, `[]int len: 3, cap: 4, [1,2,3]`,
+//! `error(*errors.errorString) *{s: "boom"}`, `main.Celsius(21.5)`), and
 //! [`Value::c`] as gdb does.
 
 use std::collections::HashMap;
@@ -13,7 +18,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::image::{TypeId, TypeKind, TypeTable};
-use crate::plan::{Buffer, ValueSlot};
+use crate::plan::build::map_layout;
+use crate::plan::{Buffer, Limits, ValueSlot};
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,28 +44,86 @@ pub enum Value {
         bits: u8,
     },
     /// A string; `more` counts the bytes not captured (over the limit).
+    /// `raw` holds the bytes when they are not valid UTF-8 (`value` then
+    /// has U+FFFD in their place).
     String {
         value: String,
         more: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw: Option<Vec<u8>>,
     },
+    /// A pointer shown by its address: not followed (depth limit, a cycle,
+    /// `unsafe.Pointer`, a C pointer).
     Pointer {
         r#type: String,
         address: u64,
     },
+    /// A pointer followed to the value it points to.
+    Ref {
+        r#type: String,
+        address: u64,
+        target: Box<Value>,
+    },
+    /// A nil pointer, map, channel or interface.
+    Nil {
+        r#type: String,
+    },
+    /// A Go slice; `items` is `None` when its contents were not captured,
+    /// `more` counts the elements beyond the limit.
+    Slice {
+        r#type: String,
+        address: u64,
+        len: u64,
+        cap: u64,
+        items: Option<Vec<Value>>,
+        more: u64,
+    },
+    Array {
+        r#type: String,
+        items: Vec<Value>,
+        more: u64,
+    },
     Struct {
         r#type: String,
-        fields: Vec<(String, Value)>,
+        fields: Vec<FieldValue>,
+    },
+    /// A non-nil interface: its static type, its dynamic type's name and
+    /// the dynamic value.
+    Interface {
+        r#type: String,
+        dynamic: String,
+        value: Box<Value>,
+    },
+    /// A Go map; `entries` is `None` when its buckets were not captured,
+    /// `more` counts the elements not shown.
+    Map {
+        r#type: String,
+        entries: Option<Vec<Entry>>,
+        more: u64,
+    },
+    /// A Go channel: elements queued and buffer size.
+    Chan {
+        r#type: String,
+        len: u64,
+        cap: u64,
+    },
+    /// A non-nil func value: the function its code pointer is in.
+    Func {
+        name: Option<String>,
+        address: u64,
     },
     /// A value of a named non-struct type (`main.Celsius(21.5)`).
     Named {
         r#type: String,
         value: Box<Value>,
     },
-    /// A nil interface.
-    Nil {
+    /// Contents that were not captured because a limit (`--max-depth`,
+    /// the recipe size) stopped the plan; shown as `...` like Delve's
+    /// unloaded values.
+    Elided {
         r#type: String,
     },
-    /// A kind the decoder does not show yet.
+    /// A kind the decoder does not show.
     Opaque {
         r#type: String,
     },
@@ -68,11 +132,50 @@ pub enum Value {
     },
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldValue {
+    pub name: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub key: Value,
+    pub value: Value,
+}
+
 /// The bytes one hit captured, in recipe order.
 pub type Captures = [Option<Vec<u8>>];
 
+/// What the decoder asks of the program's image while decoding.
+pub trait Resolve {
+    /// The type whose runtime descriptor (`runtime._type`) is at `addr`,
+    /// resolved into `types`.
+    fn runtime_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId>;
+    /// The name of the function containing code address `pc`.
+    fn function_name(&self, pc: u64) -> Option<String>;
+}
+
+/// A [`Resolve`] that knows nothing (tests, images without DWARF).
+pub struct NoResolve;
+
+impl Resolve for NoResolve {
+    fn runtime_type(&mut self, _: &mut TypeTable, _: u64) -> Option<TypeId> {
+        None
+    }
+    fn function_name(&self, _: u64) -> Option<String> {
+        None
+    }
+}
+
 /// Decodes one value of a hit.
-pub fn decode(types: &TypeTable, slot: &ValueSlot, captures: &Captures) -> Value {
+pub fn decode(
+    types: &mut TypeTable,
+    resolve: &mut dyn Resolve,
+    limits: Limits,
+    slot: &ValueSlot,
+    captures: &Captures,
+) -> Value {
     if let Some(reason) = &slot.unavailable {
         return Value::Unreadable {
             reason: reason.clone(),
@@ -95,26 +198,45 @@ pub fn decode(types: &TypeTable, slot: &ValueSlot, captures: &Captures) -> Value
             dst.copy_from_slice(&bytes[..n]);
         }
     }
-    let derefs: HashMap<(Buffer, u32), u16> = slot
+    let derefs: HashMap<(Buffer, u32), (u16, u32)> = slot
         .derefs
         .iter()
-        .map(|d| ((d.from, d.at), d.capture))
+        .map(|d| ((d.from, d.at), (d.capture, d.start)))
         .collect();
-    let d = Decoder {
+    let mut d = Decoder {
         types,
+        resolve,
+        limits,
+        image: &image,
         captures,
         derefs,
+        path: Vec::new(),
     };
-    d.value(ty, &image, Buffer::Image, 0, 0)
+    d.value(ty, Buffer::Image, 0, 0)
 }
 
 struct Decoder<'a> {
-    types: &'a TypeTable,
+    types: &'a mut TypeTable,
+    resolve: &'a mut dyn Resolve,
+    limits: Limits,
+    image: &'a [u8],
     captures: &'a Captures,
-    derefs: HashMap<(Buffer, u32), u16>,
+    /// `(buffer, offset of a pointer)` -> (capture it was followed into,
+    /// offset in the pointee where that capture starts).
+    derefs: HashMap<(Buffer, u32), (u16, u32)>,
+    /// Pointees being shown (address and pointer type), outermost first: a
+    /// pointer back to one of them is a cycle and is shown by address. The
+    /// type is part of the key because a struct and its first field share
+    /// an address.
+    path: Vec<(u64, TypeId)>,
 }
 
-const MAX_DEPTH: u32 = 16;
+/// Nesting bound of the decoder itself (the plan's depth limit is what
+/// normally ends recursion; this only protects against malformed types).
+const MAX_NESTING: u32 = 64;
+/// A map slot holds an entry when its tophash is at least this (Go 1.19
+/// `minTopHash`; smaller values mark empty and evacuated slots).
+const MIN_TOP_HASH: u8 = 5;
 
 fn le(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -131,119 +253,396 @@ fn sign_extend(v: u64, size: u64) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-impl Decoder<'_> {
-    fn value(&self, ty: TypeId, buf: &[u8], from: Buffer, at: u32, depth: u32) -> Value {
-        let t = self.types.get(ty);
-        let size = t.size as usize;
-        let Some(bytes) = buf.get(at as usize..at as usize + size) else {
-            return Value::Unreadable {
-                reason: String::from("value not captured"),
-            };
-        };
-        if depth > MAX_DEPTH {
-            return Value::Opaque {
-                r#type: t.name.clone(),
-            };
+fn unreadable(reason: impl Into<String>) -> Value {
+    Value::Unreadable {
+        reason: reason.into(),
+    }
+}
+
+/// Whether Go stores a value of this type directly in an interface's data
+/// word (pointer-shaped types) rather than behind a pointer.
+fn direct_iface(types: &TypeTable, ty: TypeId) -> bool {
+    let t = types.underlying(ty);
+    match &t.kind {
+        TypeKind::Pointer { .. }
+        | TypeKind::UnsafePointer
+        | TypeKind::Map { .. }
+        | TypeKind::Chan
+        | TypeKind::Func => true,
+        TypeKind::Struct { fields } if fields.len() == 1 => direct_iface(types, fields[0].ty),
+        TypeKind::Array {
+            elem: Some(e),
+            count: 1,
+        } => direct_iface(types, *e),
+        _ => false,
+    }
+}
+
+impl<'a> Decoder<'a> {
+    fn bytes(&self, b: Buffer) -> Option<&'a [u8]> {
+        match b {
+            Buffer::Image => Some(self.image),
+            Buffer::Capture(c) => self.captures.get(c as usize)?.as_deref(),
         }
-        match &t.kind {
-            TypeKind::Bool => Value::Bool {
+    }
+
+    /// The capture a pointer at `(from, at)` was followed into from the
+    /// pointee's start, if it was and the read succeeded.
+    fn target(&self, from: Buffer, at: u32) -> Option<u16> {
+        match *self.derefs.get(&(from, at))? {
+            (c, 0) => self.bytes(Buffer::Capture(c)).map(|_| c),
+            _ => None,
+        }
+    }
+
+    /// The bytes the pointee of the pointer at `(from, at)` holds from its
+    /// offset `offset` on, whichever way they were captured.
+    fn pointee_bytes(&self, from: Buffer, at: u32, offset: u32) -> Option<&'a [u8]> {
+        let (c, start) = *self.derefs.get(&(from, at))?;
+        let skip = offset.checked_sub(start)? as usize;
+        self.bytes(Buffer::Capture(c))?.get(skip..)
+    }
+
+    fn value(&mut self, ty: TypeId, from: Buffer, at: u32, depth: u32) -> Value {
+        let t = self.types.get(ty).clone();
+        let size = t.size as usize;
+        let Some(buf) = self.bytes(from) else {
+            return unreadable("memory not readable");
+        };
+        // A struct or an array may be captured in part (a pointee larger
+        // than one read): its fields and elements check their own bytes.
+        let partial = matches!(
+            self.types.underlying(ty).kind,
+            TypeKind::Struct { .. } | TypeKind::Array { .. }
+        );
+        let end = if partial {
+            buf.len().min(at as usize + size)
+        } else {
+            at as usize + size
+        };
+        let Some(bytes) = buf.get(at as usize..end) else {
+            return Value::Elided { r#type: t.name };
+        };
+        if depth > MAX_NESTING {
+            return Value::Opaque { r#type: t.name };
+        }
+        let word = |i: usize| le(bytes.get(i * 8..i * 8 + 8).unwrap_or(&[]));
+        let basic = match &t.kind {
+            TypeKind::Bool => Some(Value::Bool {
                 value: bytes.first().copied().unwrap_or(0) != 0,
-            },
-            TypeKind::Int => Value::Int {
+            }),
+            TypeKind::Int => Some(Value::Int {
                 value: sign_extend(le(bytes), t.size),
-            },
-            TypeKind::Uint => Value::Uint { value: le(bytes) },
-            TypeKind::Float if size == 4 => Value::Float {
+            }),
+            TypeKind::Uint => Some(Value::Uint { value: le(bytes) }),
+            TypeKind::Float if size == 4 => Some(Value::Float {
                 value: f32::from_bits(le(bytes) as u32) as f64,
                 bits: 32,
-            },
-            TypeKind::Float => Value::Float {
+            }),
+            TypeKind::Float => Some(Value::Float {
                 value: f64::from_bits(le(bytes)),
                 bits: 64,
-            },
-            TypeKind::Complex if size == 8 => Value::Complex {
+            }),
+            TypeKind::Complex if size == 8 => Some(Value::Complex {
                 re: f32::from_bits(le(&bytes[..4]) as u32) as f64,
                 im: f32::from_bits(le(&bytes[4..]) as u32) as f64,
                 bits: 64,
-            },
-            TypeKind::Complex => Value::Complex {
+            }),
+            TypeKind::Complex if size == 16 => Some(Value::Complex {
                 re: f64::from_bits(le(&bytes[..8])),
                 im: f64::from_bits(le(&bytes[8..])),
                 bits: 128,
-            },
-            TypeKind::String => {
-                let ptr = le(&bytes[..8]);
-                let len = le(&bytes[8..16]);
-                if len == 0 {
-                    return Value::String {
-                        value: String::new(),
-                        more: 0,
-                    };
+            }),
+            TypeKind::String if size == 16 => Some(self.string(from, at, word(0), word(1))),
+            _ => None,
+        };
+        if let Some(v) = basic {
+            // Go's named basic types (`main.Celsius`, `time.Duration`) are
+            // base types with a qualified name; builtin names have no dot.
+            return if t.name.contains('.') {
+                Value::Named {
+                    r#type: t.name,
+                    value: Box::new(v),
                 }
-                match self
-                    .derefs
-                    .get(&(from, at))
-                    .and_then(|&c| self.captures.get(c as usize))
-                {
-                    Some(Some(data)) => Value::String {
-                        value: String::from_utf8_lossy(data).into_owned(),
-                        more: len.saturating_sub(data.len() as u64),
-                    },
-                    _ => Value::Unreadable {
-                        reason: format!("string at {ptr:#x} not readable"),
+            } else {
+                v
+            };
+        }
+        match t.kind {
+            TypeKind::Pointer { pointee } => {
+                let address = word(0);
+                if address == 0 {
+                    return Value::Nil { r#type: t.name };
+                }
+                match (pointee, self.target(from, at)) {
+                    (Some(p), Some(c)) if !self.path.contains(&(address, ty)) => {
+                        self.path.push((address, ty));
+                        let target = self.value(p, Buffer::Capture(c), 0, depth + 1);
+                        self.path.pop();
+                        Value::Ref {
+                            r#type: t.name,
+                            address,
+                            target: Box::new(target),
+                        }
+                    }
+                    _ => Value::Pointer {
+                        r#type: t.name,
+                        address,
                     },
                 }
             }
-            TypeKind::Pointer { .. }
-            | TypeKind::UnsafePointer
-            | TypeKind::Map
-            | TypeKind::Chan
-            | TypeKind::Func => Value::Pointer {
-                r#type: t.name.clone(),
-                address: le(bytes),
+            TypeKind::UnsafePointer => Value::Pointer {
+                r#type: t.name,
+                address: word(0),
             },
+            TypeKind::Slice { elem } => {
+                let (address, len, cap) = (word(0), word(1), word(2));
+                let items = match (elem, self.target(from, at)) {
+                    _ if address == 0 || len == 0 => Some(Vec::new()),
+                    (Some(e), Some(c)) => {
+                        let esize = self.types.get(e).size.max(1);
+                        let got = self.bytes(Buffer::Capture(c)).map_or(0, |b| b.len() as u64);
+                        let n = (got / esize)
+                            .min(len)
+                            .min(self.limits.max_array_values as u64);
+                        Some(
+                            (0..n)
+                                .map(|i| {
+                                    self.value(e, Buffer::Capture(c), (i * esize) as u32, depth + 1)
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => None,
+                };
+                let more = items
+                    .as_ref()
+                    .map_or(0, |i| len.saturating_sub(i.len() as u64));
+                Value::Slice {
+                    r#type: t.name,
+                    address,
+                    len,
+                    cap,
+                    items,
+                    more,
+                }
+            }
+            TypeKind::Array { elem, count } => {
+                let Some(e) = elem else {
+                    return Value::Opaque { r#type: t.name };
+                };
+                let esize = self.types.get(e).size;
+                let n = count.min(self.limits.max_array_values as u64);
+                let items = (0..n)
+                    .map(|i| self.value(e, from, at + (i * esize) as u32, depth + 1))
+                    .collect();
+                Value::Array {
+                    r#type: t.name,
+                    items,
+                    more: count - n,
+                }
+            }
             TypeKind::Struct { fields } => Value::Struct {
-                r#type: t.name.clone(),
+                r#type: t.name,
                 fields: fields
                     .iter()
-                    .map(|f| {
-                        (
-                            f.name.clone(),
-                            self.value(f.ty, buf, from, at + f.offset as u32, depth + 1),
-                        )
+                    .map(|f| FieldValue {
+                        name: f.name.clone(),
+                        value: self.value(f.ty, from, at + f.offset as u32, depth + 1),
                     })
                     .collect(),
             },
-            TypeKind::Named { underlying }
-                if matches!(self.types.underlying(*underlying).kind, TypeKind::Interface) =>
-            {
-                // `error` is a typedef of an interface typedef: one name is enough.
-                match self.value(*underlying, buf, from, at, depth + 1) {
-                    Value::Nil { .. } => Value::Nil {
-                        r#type: t.name.clone(),
+            TypeKind::Interface { empty } if size == 16 => {
+                self.interface(t.name, empty, from, at, word(0), depth)
+            }
+            TypeKind::Map { hmap } => self.map(t.name, hmap, from, at, word(0), depth),
+            TypeKind::Chan => {
+                if word(0) == 0 {
+                    return Value::Nil { r#type: t.name };
+                }
+                match self
+                    .target(from, at)
+                    .and_then(|c| self.bytes(Buffer::Capture(c)))
+                {
+                    Some(h) if h.len() >= 16 => Value::Chan {
+                        r#type: t.name,
+                        len: le(&h[..8]),
+                        cap: le(&h[8..16]),
                     },
-                    other => other,
+                    _ => Value::Pointer {
+                        r#type: t.name,
+                        address: word(0),
+                    },
+                }
+            }
+            TypeKind::Func => {
+                let address = word(0);
+                if address == 0 {
+                    return Value::Func {
+                        name: None,
+                        address,
+                    };
+                }
+                let pc = self
+                    .target(from, at)
+                    .and_then(|c| self.bytes(Buffer::Capture(c)))
+                    .filter(|b| b.len() >= 8)
+                    .map(le);
+                Value::Func {
+                    name: pc.and_then(|pc| self.resolve.function_name(pc)),
+                    address: pc.unwrap_or(address),
                 }
             }
             TypeKind::Named { underlying } => {
-                let inner = self.value(*underlying, buf, from, at, depth + 1);
-                match inner {
-                    Value::Struct { fields, .. } => Value::Struct {
-                        r#type: t.name.clone(),
-                        fields,
-                    },
-                    other => Value::Named {
-                        r#type: t.name.clone(),
-                        value: Box::new(other),
-                    },
+                let inner = self.value(underlying, from, at, depth + 1);
+                inner.named(t.name)
+            }
+            _ => Value::Opaque { r#type: t.name },
+        }
+    }
+
+    fn string(&self, from: Buffer, at: u32, ptr: u64, len: u64) -> Value {
+        if len == 0 {
+            return Value::String {
+                value: String::new(),
+                more: 0,
+                raw: None,
+            };
+        }
+        if !self.derefs.contains_key(&(from, at)) {
+            return Value::Elided {
+                r#type: String::from("string"),
+            };
+        }
+        match self
+            .target(from, at)
+            .and_then(|c| self.bytes(Buffer::Capture(c)))
+        {
+            Some(data) => {
+                let n = (len.min(self.limits.max_string_len as u64) as usize).min(data.len());
+                let bytes = &data[..n];
+                Value::String {
+                    value: String::from_utf8_lossy(bytes).into_owned(),
+                    more: len - n as u64,
+                    raw: std::str::from_utf8(bytes).is_err().then(|| bytes.to_vec()),
                 }
             }
-            TypeKind::Interface if le(&bytes[..8]) == 0 => Value::Nil {
-                r#type: t.name.clone(),
-            },
-            _ => Value::Opaque {
-                r#type: t.name.clone(),
-            },
+            None => unreadable(format!("string at {ptr:#x} not readable")),
+        }
+    }
+
+    fn interface(
+        &mut self,
+        name: String,
+        empty: bool,
+        from: Buffer,
+        at: u32,
+        tab: u64,
+        depth: u32,
+    ) -> Value {
+        if tab == 0 {
+            return Value::Nil { r#type: name };
+        }
+        let descriptor = if empty {
+            Some(tab)
+        } else {
+            // itab._type follows itab.inter.
+            self.pointee_bytes(from, at, 8)
+                .filter(|b| b.len() >= 8)
+                .map(le)
+        };
+        let dynamic = descriptor.and_then(|d| self.resolve.runtime_type(self.types, d));
+        let Some(dt) = dynamic else {
+            return Value::Interface {
+                r#type: name,
+                dynamic: String::from("?"),
+                value: Box::new(match descriptor {
+                    Some(d) => unreadable(format!("no DWARF type for runtime type {d:#x}")),
+                    None => Value::Elided {
+                        r#type: String::from("?"),
+                    },
+                }),
+            };
+        };
+        let dynamic = self.types.get(dt).name.clone();
+        let value = if direct_iface(self.types, dt) {
+            // The data word is the value itself.
+            self.value(dt, from, at + 8, depth + 1)
+        } else {
+            match self.target(from, at + 8) {
+                Some(c) => self.value(dt, Buffer::Capture(c), 0, depth + 1),
+                None => Value::Elided {
+                    r#type: dynamic.clone(),
+                },
+            }
+        };
+        Value::Interface {
+            r#type: name,
+            dynamic,
+            value: Box::new(value),
+        }
+    }
+
+    fn map(
+        &mut self,
+        name: String,
+        hmap: Option<TypeId>,
+        from: Buffer,
+        at: u32,
+        address: u64,
+        depth: u32,
+    ) -> Value {
+        if address == 0 {
+            return Value::Nil { r#type: name };
+        }
+        let layout = hmap.and_then(|h| map_layout(self.types, h));
+        let hdr = self.target(from, at);
+        let (Some(layout), Some(hdr)) = (layout, hdr) else {
+            return Value::Map {
+                r#type: name,
+                entries: None,
+                more: 0,
+            };
+        };
+        let Some(h) = self.bytes(Buffer::Capture(hdr)) else {
+            return unreadable("map header not readable");
+        };
+        let count = le(h.get(layout.count_at as usize..).unwrap_or(&[]));
+        let b = h.get(layout.b_at as usize).copied().unwrap_or(0).min(31);
+        let buckets = self.target(Buffer::Capture(hdr), layout.buckets_at);
+        let data = buckets.and_then(|c| self.bytes(Buffer::Capture(c)));
+        let (Some(c), Some(data)) = (buckets, data) else {
+            return Value::Map {
+                r#type: name,
+                entries: if count == 0 { Some(Vec::new()) } else { None },
+                more: 0,
+            };
+        };
+        let bsize = layout.bucket_size.max(1) as usize;
+        let nb = (1usize << b).min(data.len() / bsize);
+        let limit = self.limits.max_array_values as usize;
+        let mut entries = Vec::new();
+        'buckets: for bi in 0..nb {
+            for i in 0..8 {
+                if entries.len() >= limit || entries.len() as u64 >= count {
+                    break 'buckets;
+                }
+                let base = bi * bsize;
+                if data.get(base + i).copied().unwrap_or(0) < MIN_TOP_HASH {
+                    continue;
+                }
+                let k = (base + layout.keys_at as usize + i * layout.key_size as usize) as u32;
+                let v = (base + layout.values_at as usize + i * layout.value_size as usize) as u32;
+                let key = self.value(layout.key, Buffer::Capture(c), k, depth + 1);
+                let value = self.value(layout.value, Buffer::Capture(c), v, depth + 1);
+                entries.push(Entry { key, value });
+            }
+        }
+        let more = count.saturating_sub(entries.len() as u64);
+        Value::Map {
+            r#type: name,
+            entries: Some(entries),
+            more,
         }
     }
 }
@@ -265,27 +664,37 @@ fn go_float(v: f64, bits: u8) -> String {
 
 /// Go's `strconv.Quote`: printable runes kept, the rest escaped.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    go_quote_bytes(s.as_bytes())
+}
+
+/// `strconv.Quote` of bytes that need not be UTF-8: bytes that are not
+/// part of a valid encoding are shown as `\xNN`, as Go does.
+pub fn go_quote_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            '\u{fffd}' => out.push_str("\\ufffd"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
             }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
         }
     }
     out.push('"');
@@ -293,6 +702,73 @@ pub fn go_quote(s: &str) -> String {
 }
 
 impl Value {
+    /// This value shown under the name of a named type defined over it.
+    fn named(self, name: String) -> Value {
+        match self {
+            Value::Struct { fields, .. } => Value::Struct {
+                r#type: name,
+                fields,
+            },
+            Value::Slice {
+                address,
+                len,
+                cap,
+                items,
+                more,
+                ..
+            } => Value::Slice {
+                r#type: name,
+                address,
+                len,
+                cap,
+                items,
+                more,
+            },
+            Value::Array { items, more, .. } => Value::Array {
+                r#type: name,
+                items,
+                more,
+            },
+            Value::Map { entries, more, .. } => Value::Map {
+                r#type: name,
+                entries,
+                more,
+            },
+            Value::Chan { len, cap, .. } => Value::Chan {
+                r#type: name,
+                len,
+                cap,
+            },
+            Value::Nil { .. } => Value::Nil { r#type: name },
+            Value::Interface { dynamic, value, .. } => Value::Interface {
+                r#type: name,
+                dynamic,
+                value,
+            },
+            Value::Ref {
+                address, target, ..
+            } => Value::Ref {
+                r#type: name,
+                address,
+                target,
+            },
+            Value::Pointer { address, .. } => Value::Pointer {
+                r#type: name,
+                address,
+            },
+            // A typedef of the same name (Go emits some twice).
+            Value::Named { r#type, value } if r#type == name => Value::Named { r#type, value },
+            v @ (Value::Func { .. }
+            | Value::Unreadable { .. }
+            | Value::Opaque { .. }
+            | Value::Elided { .. }) => v,
+            other => Value::Named {
+                r#type: name,
+                value: Box::new(other),
+            },
+        }
+    }
+
     /// Go notation, as Delve prints values in trace output.
     pub fn go(&self) -> String {
         let mut s = String::new();
@@ -300,7 +776,10 @@ impl Value {
         s
     }
 
-    fn write_go(&self, out: &mut String, top: bool) {
+    /// Writes the value; `typed` says whether its type is shown too, as
+    /// Delve does for a top-level value and for struct fields (not for
+    /// elements of slices, arrays and maps).
+    fn write_go(&self, out: &mut String, typed: bool) {
         match self {
             Value::Bool { value } => {
                 let _ = write!(out, "{value}");
@@ -314,54 +793,135 @@ impl Value {
             Value::Float { value, bits } => out.push_str(&go_float(*value, *bits)),
             Value::Complex { re, im, bits } => {
                 let half = bits / 2;
-                let sign = if *im >= 0.0 || im.is_nan() { "+" } else { "" };
-                let _ = write!(
-                    out,
-                    "({}{sign}{}i)",
-                    go_float(*re, half),
-                    go_float(*im, half)
-                );
+                let _ = write!(out, "({} + {}i)", go_float(*re, half), go_float(*im, half));
             }
-            Value::String { value, more } => {
-                out.push_str(&go_quote(value));
+            Value::String { value, more, raw } => {
+                out.push_str(&go_quote_bytes(raw.as_deref().unwrap_or(value.as_bytes())));
                 if *more > 0 {
                     let _ = write!(out, "...+{more} more");
                 }
             }
             Value::Pointer { r#type, address } => {
-                if *address == 0 {
-                    out.push_str("nil");
-                } else if r#type.starts_with('*') {
-                    let _ = write!(out, "({type})({address:#x})");
-                } else {
+                if r#type == "unsafe.Pointer" {
                     let _ = write!(out, "{type}({address:#x})");
+                } else {
+                    let _ = write!(out, "({type})({address:#x})");
                 }
             }
-            Value::Struct { r#type, fields } => {
-                if top {
-                    let _ = write!(out, "{type} ");
-                }
-                out.push('{');
-                for (i, (name, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    let _ = write!(out, "{name}: ");
-                    v.write_go(out, false);
-                }
-                out.push('}');
-            }
-            Value::Named { r#type, value } => {
-                let _ = write!(out, "{type}(");
-                value.write_go(out, false);
-                out.push(')');
+            Value::Ref { target, .. } => {
+                out.push('*');
+                target.write_go(out, typed);
             }
             Value::Nil { r#type } => {
-                if top {
+                if typed {
                     let _ = write!(out, "{type} ");
                 }
                 out.push_str("nil");
             }
+            Value::Slice {
+                r#type,
+                address,
+                len,
+                cap,
+                items,
+                more,
+            } => {
+                if typed {
+                    let _ = write!(out, "{type} len: {len}, cap: {cap}, ");
+                }
+                if *address == 0 {
+                    out.push_str("nil");
+                } else {
+                    write_items(out, items.as_deref(), *more);
+                }
+            }
+            Value::Array {
+                r#type,
+                items,
+                more,
+            } => {
+                if typed {
+                    let _ = write!(out, "{type} ");
+                }
+                write_items(out, Some(items), *more);
+            }
+            Value::Struct { r#type, fields } => {
+                if typed {
+                    let _ = write!(out, "{type} ");
+                }
+                out.push('{');
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{}: ", f.name);
+                    f.value.write_go(out, true);
+                }
+                out.push('}');
+            }
+            Value::Interface {
+                r#type,
+                dynamic,
+                value,
+            } => {
+                if typed {
+                    let _ = write!(out, "{type}({dynamic}) ");
+                }
+                value.write_go(out, !typed);
+            }
+            Value::Map {
+                r#type,
+                entries,
+                more,
+            } => {
+                if typed {
+                    let _ = write!(out, "{type} ");
+                }
+                out.push('[');
+                match entries {
+                    None => out.push_str("..."),
+                    Some(entries) => {
+                        for (i, e) in entries.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(", ");
+                            }
+                            e.key.write_go(out, false);
+                            out.push_str(": ");
+                            e.value.write_go(out, false);
+                        }
+                        if *more > 0 {
+                            if !entries.is_empty() {
+                                out.push_str(", ");
+                            }
+                            let _ = write!(out, "...+{more} more");
+                        }
+                    }
+                }
+                out.push(']');
+            }
+            Value::Chan { r#type, len, cap } => {
+                if typed {
+                    let _ = write!(out, "{type} ");
+                }
+                let _ = write!(out, "{len}/{cap}");
+            }
+            Value::Func { name, address } => match name {
+                Some(n) => out.push_str(n),
+                None if *address == 0 => out.push_str("nil"),
+                None => {
+                    let _ = write!(out, "func({address:#x})");
+                }
+            },
+            Value::Named { r#type, value } => {
+                if typed {
+                    let _ = write!(out, "{type}(");
+                    value.write_go(out, false);
+                    out.push(')');
+                } else {
+                    value.write_go(out, false);
+                }
+            }
+            Value::Elided { .. } => out.push_str("..."),
             Value::Opaque { r#type } => {
                 let _ = write!(out, "{type}(…)");
             }
@@ -374,26 +934,57 @@ impl Value {
     /// C notation, as gdb prints values.
     pub fn c(&self) -> String {
         match self {
-            Value::Pointer { r#type, address } => {
+            Value::Pointer { r#type, address }
+            | Value::Ref {
+                r#type, address, ..
+            } => {
                 if r#type.is_empty() {
                     format!("{address:#x}")
                 } else {
                     format!("({type}) {address:#x}")
                 }
             }
+            Value::Nil { r#type } => format!("({type}) 0x0"),
             Value::Float { value, .. } => format!("{value}"),
             Value::Bool { value } => format!("{value}"),
             Value::Named { value, .. } => value.c(),
             Value::Struct { fields, .. } => {
                 let inner: Vec<String> = fields
                     .iter()
-                    .map(|(n, v)| format!("{n} = {}", v.c()))
+                    .map(|f| format!("{} = {}", f.name, f.value.c()))
                     .collect();
+                format!("{{{}}}", inner.join(", "))
+            }
+            Value::Array { items, .. } => {
+                let inner: Vec<String> = items.iter().map(Value::c).collect();
                 format!("{{{}}}", inner.join(", "))
             }
             other => other.go(),
         }
     }
+}
+
+/// `[a,b,c]`, `[a,...+N more]`, or `[...]` when the elements were not captured.
+fn write_items(out: &mut String, items: Option<&[Value]>, more: u64) {
+    out.push('[');
+    match items {
+        None => out.push_str("..."),
+        Some(items) => {
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                v.write_go(out, false);
+            }
+            if more > 0 {
+                if !items.is_empty() {
+                    out.push(',');
+                }
+                let _ = write!(out, "...+{more} more");
+            }
+        }
+    }
+    out.push(']');
 }
 
 #[cfg(test)]
@@ -412,6 +1003,9 @@ mod tests {
     #[test]
     fn strings_are_quoted_like_strconv_quote() {
         assert_eq!(go_quote("a\"b\\\n\u{1}é"), "\"a\\\"b\\\\\\n\\x01é\"");
+        // A string cut inside a rune, and a real U+FFFD.
+        assert_eq!(go_quote_bytes(b"ab\xc3"), "\"ab\\xc3\"");
+        assert_eq!(go_quote("\u{fffd}"), "\"\u{fffd}\"");
     }
 
     #[test]
@@ -424,7 +1018,247 @@ mod tests {
         let s = Value::String {
             value: "abc".into(),
             more: 5,
+            raw: None,
         };
         assert_eq!(s.go(), "\"abc\"...+5 more");
+    }
+
+    use crate::image::{Field, Type};
+    use crate::plan::{DerefSlot, Piece};
+
+    fn ty(t: &mut TypeTable, name: &str, size: u64, kind: TypeKind) -> TypeId {
+        t.push(Type {
+            name: name.into(),
+            size,
+            kind,
+        })
+    }
+
+    fn words(ws: &[u64]) -> Option<Vec<u8>> {
+        Some(ws.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+
+    /// A slot whose image is capture 0 whole, with the given derefs.
+    fn slot(ty: TypeId, size: u32, derefs: &[(Buffer, u32, u16, u32)]) -> ValueSlot {
+        ValueSlot {
+            name: "v".into(),
+            ty: Some(ty),
+            pieces: vec![Piece {
+                at: 0,
+                len: size,
+                capture: 0,
+            }],
+            size,
+            derefs: derefs
+                .iter()
+                .map(|&(from, at, capture, start)| DerefSlot {
+                    from,
+                    at,
+                    capture,
+                    start,
+                })
+                .collect(),
+            unavailable: None,
+        }
+    }
+
+    #[test]
+    fn slices_of_strings_follow_each_element() {
+        let mut t = TypeTable::default();
+        let string = ty(&mut t, "string", 16, TypeKind::String);
+        let slice = ty(
+            &mut t,
+            "[]string",
+            24,
+            TypeKind::Slice { elem: Some(string) },
+        );
+        let caps = vec![
+            words(&[0x1000, 3, 4]),
+            words(&[0x2000, 2, 0x3000, 1, 0x4000, 100]),
+            Some(b"ab".to_vec()),
+            Some(b"c".to_vec()),
+            Some(b"xyz".to_vec()),
+        ];
+        let s = slot(
+            slice,
+            24,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 0, 2, 0),
+                (Buffer::Capture(1), 16, 3, 0),
+                (Buffer::Capture(1), 32, 4, 0),
+            ],
+        );
+        let limits = Limits {
+            max_array_values: 3,
+            ..Limits::default()
+        };
+        let v = decode(&mut t, &mut NoResolve, limits, &s, &caps);
+        assert_eq!(
+            v.go(),
+            r#"[]string len: 3, cap: 4, ["ab","c","xyz"...+97 more]"#
+        );
+        // An element whose bytes were not planned is elided, like Delve's `...`.
+        let s = slot(
+            slice,
+            24,
+            &[(Buffer::Image, 0, 1, 0), (Buffer::Capture(1), 0, 2, 0)],
+        );
+        let v = decode(&mut t, &mut NoResolve, limits, &s, &caps);
+        assert_eq!(v.go(), r#"[]string len: 3, cap: 4, ["ab",...,...]"#);
+    }
+
+    #[test]
+    fn a_pointer_cycle_is_shown_by_address_once_it_comes_back() {
+        let mut t = TypeTable::default();
+        let int = ty(&mut t, "int", 8, TypeKind::Int);
+        let node = t.push(Type {
+            name: "main.Node".into(),
+            size: 16,
+            kind: TypeKind::Void,
+        });
+        let ptr = ty(
+            &mut t,
+            "*main.Node",
+            8,
+            TypeKind::Pointer {
+                pointee: Some(node),
+            },
+        );
+        let fields = vec![
+            Field {
+                name: "V".into(),
+                offset: 0,
+                ty: int,
+                embedded: false,
+            },
+            Field {
+                name: "Next".into(),
+                offset: 8,
+                ty: ptr,
+                embedded: false,
+            },
+        ];
+        t.set(
+            node,
+            Type {
+                name: "main.Node".into(),
+                size: 16,
+                kind: TypeKind::Struct { fields },
+            },
+        );
+        let caps = vec![
+            words(&[0xa000]),
+            words(&[1, 0xb000]),
+            words(&[2, 0xa000]),
+            words(&[1, 0xb000]),
+        ];
+        let s = slot(
+            ptr,
+            8,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 8, 2, 0),
+                (Buffer::Capture(2), 8, 3, 0),
+            ],
+        );
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(
+            v.go(),
+            "*main.Node {V: 1, Next: *main.Node {V: 2, Next: (*main.Node)(0xa000)}}"
+        );
+        let json = serde_json::to_value(&v).expect("serializes");
+        assert_eq!(json["kind"], "ref");
+        assert_eq!(json["address"], 0xa000);
+    }
+
+    /// Knows one runtime type descriptor.
+    struct OneType(u64, TypeId);
+
+    impl Resolve for OneType {
+        fn runtime_type(&mut self, _: &mut TypeTable, addr: u64) -> Option<TypeId> {
+            (addr == self.0).then_some(self.1)
+        }
+        fn function_name(&self, pc: u64) -> Option<String> {
+            (pc == 0x401000).then(|| "main.double".to_string())
+        }
+    }
+
+    #[test]
+    fn interfaces_show_their_dynamic_type_and_value() {
+        let mut t = TypeTable::default();
+        let int = ty(&mut t, "int", 8, TypeKind::Int);
+        let eface = ty(
+            &mut t,
+            "interface {}",
+            16,
+            TypeKind::Interface { empty: true },
+        );
+        let error = ty(&mut t, "error", 16, TypeKind::Interface { empty: false });
+        // interface{}(42): the data word points to the int.
+        let caps = vec![words(&[0x5000, 0x6000]), words(&[42])];
+        let s = slot(eface, 16, &[(Buffer::Image, 8, 1, 0)]);
+        let v = decode(
+            &mut t,
+            &mut OneType(0x5000, int),
+            Limits::default(),
+            &s,
+            &caps,
+        );
+        assert_eq!(v.go(), "interface {}(int) 42");
+        // error: the type comes from itab._type (a capture starting at +8).
+        let caps = vec![words(&[0x7000, 0x6000]), words(&[0x5000]), words(&[7])];
+        let s = slot(
+            error,
+            16,
+            &[(Buffer::Image, 0, 1, 8), (Buffer::Image, 8, 2, 0)],
+        );
+        let v = decode(
+            &mut t,
+            &mut OneType(0x5000, int),
+            Limits::default(),
+            &s,
+            &caps,
+        );
+        assert_eq!(v.go(), "error(int) 7");
+        // Unknown descriptor, and nil.
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(
+            v.go(),
+            "error(?) (unreadable no DWARF type for runtime type 0x5000)"
+        );
+        let caps = vec![words(&[0, 0])];
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "error nil");
+    }
+
+    #[test]
+    fn funcs_chans_and_named_types() {
+        let mut t = TypeTable::default();
+        let f = ty(&mut t, "func(int) int", 8, TypeKind::Func);
+        let caps = vec![words(&[0x9000]), words(&[0x401000])];
+        let s = slot(f, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut OneType(0, 0), Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "main.double");
+        let caps = vec![words(&[0])];
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "nil");
+
+        let c = ty(&mut t, "chan int", 8, TypeKind::Chan);
+        let caps = vec![words(&[0x9000]), words(&[3, 10])];
+        let s = slot(c, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "chan int 3/10");
+
+        let d = ty(&mut t, "time.Duration", 8, TypeKind::Int);
+        let caps = vec![words(&[1_500_000_000])];
+        let s = slot(d, 8, &[]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "time.Duration(1500000000)");
+        let z = ty(&mut t, "complex128", 16, TypeKind::Complex);
+        let caps = vec![words(&[1.5f64.to_bits(), (-2.0f64).to_bits()])];
+        let s = slot(z, 16, &[]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "(1.5 + -2i)");
     }
 }

@@ -430,8 +430,14 @@ impl<'a> Tracer<'a> {
                 },
             };
             let Some((tid, status)) = next else { continue };
-            if let Some(outcome) = self.handle(tid, status)? {
-                return Ok(outcome);
+            match self.handle(tid, status) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                // The thread vanished while it was being handled (the
+                // process is exiting, or it was killed): waitpid reports
+                // its end next.
+                Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::ESRCH) => {}
+                Err(e) => return Err(e),
             }
         }
     }

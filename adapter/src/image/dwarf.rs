@@ -18,6 +18,9 @@ type R = gimli::EndianArcSlice<RunTimeEndian>;
 
 /// Go's vendor attribute carrying `reflect.Kind`.
 const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
+/// Go's vendor attribute carrying the offset of the type's runtime type
+/// descriptor (`runtime._type`) from the start of `runtime.types`.
+const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
 
 pub(super) struct Dwarf {
     dwarf: gimli::Dwarf<R>,
@@ -263,6 +266,35 @@ impl Dwarf {
         })
     }
 
+    /// Every type DIE that names its runtime type descriptor, keyed by the
+    /// descriptor's offset from `runtime.types` (DIE offsets are global).
+    /// Where several DIEs name the same descriptor, the first one wins.
+    pub(super) fn runtime_types(&self) -> Result<HashMap<u64, u64>> {
+        let mut out = HashMap::new();
+        for (_, unit) in &self.units {
+            let mut entries = unit.entries();
+            while let Some((_, entry)) = entries.next_dfs()? {
+                let Some(v) = entry.attr_value(DW_AT_GO_RUNTIME_TYPE)? else {
+                    continue;
+                };
+                let off = match v {
+                    AttributeValue::Addr(a) => a,
+                    other => match other.udata_value() {
+                        Some(n) => n,
+                        None => continue,
+                    },
+                };
+                // 0 marks a type without a descriptor of its own.
+                if off == 0 {
+                    continue;
+                }
+                out.entry(off)
+                    .or_insert_with(|| unit_ref_to_global(unit, entry.offset()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The byte offset of `member` in the top-level struct named `strukt`.
     pub(super) fn member_offset(&self, strukt: &str, member: &str) -> Result<Option<u64>> {
         for (_, unit) in &self.units {
@@ -414,7 +446,9 @@ impl Dwarf {
                         });
                         TypeKind::Slice { elem }
                     }
-                    Some(20) => TypeKind::Interface,
+                    Some(20) => TypeKind::Interface {
+                        empty: is_eface(&fields),
+                    },
                     _ => TypeKind::Struct { fields },
                 };
                 Type { name, size, kind }
@@ -422,10 +456,22 @@ impl Dwarf {
             gimli::DW_TAG_typedef => {
                 let under = resolve_inner(table, cache)?;
                 let kind = match (go_kind, under) {
-                    (Some(21), _) => TypeKind::Map,
+                    (Some(21), _) => TypeKind::Map {
+                        // The typedef names `*hash<K,V>`.
+                        hmap: under.and_then(|u| match table.get(u).kind {
+                            TypeKind::Pointer { pointee } => pointee,
+                            _ => None,
+                        }),
+                    },
                     (Some(18), _) => TypeKind::Chan,
                     (Some(19), _) => TypeKind::Func,
-                    (Some(20), _) => TypeKind::Interface,
+                    (Some(20), _) => TypeKind::Interface {
+                        empty: match under.map(|u| &table.underlying(u).kind) {
+                            Some(TypeKind::Struct { fields }) => is_eface(fields),
+                            Some(TypeKind::Interface { empty }) => *empty,
+                            _ => false,
+                        },
+                    },
                     (_, Some(u)) => TypeKind::Named { underlying: u },
                     (_, None) => TypeKind::Void,
                 };
@@ -557,6 +603,11 @@ impl Dwarf {
         }
         Ok(0)
     }
+}
+
+/// `runtime.eface` (`_type`, `data`) as opposed to `runtime.iface` (`tab`, `data`).
+fn is_eface(fields: &[Field]) -> bool {
+    fields.first().is_some_and(|f| f.name == "_type")
 }
 
 fn unit_ref_to_global(unit: &gimli::Unit<R>, o: UnitOffset) -> u64 {

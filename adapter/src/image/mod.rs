@@ -4,7 +4,9 @@
 //! An [`Image`] is built once per ELF file and is read-only afterwards. It
 //! indexes functions from DWARF when present, else from the ELF symbol table,
 //! else (stripped Go binaries) from `.gopclntab`. Types are resolved lazily
-//! into a caller-owned [`TypeTable`] by [`Image::resolve_type`]. Turning these
+//! into a caller-owned [`TypeTable`] by [`Image::resolve_type`]; a Go
+//! interface's dynamic type is found by its runtime type descriptor's
+//! address with [`Image::runtime_type_die`]. Turning these
 //! facts into probes is the plan's job; reading a live process is a backend's.
 
 mod dwarf;
@@ -83,6 +85,11 @@ pub struct Image {
     pub is_go: bool,
     /// Offset of `goid` in Go's `runtime.g`.
     pub goid_offset: Option<u64>,
+    /// Address of `runtime.types`, which runtime type descriptors are
+    /// numbered from (Go).
+    types_base: Option<u64>,
+    /// Runtime type descriptor offset -> type DIE, built on first use.
+    runtime_types: std::sync::OnceLock<HashMap<u64, u64>>,
     data: Vec<u8>,
     segments: Vec<Segment>,
     dwarf: Option<dwarf::Dwarf>,
@@ -155,7 +162,17 @@ impl Image {
             None
         });
 
+        let types_base = if is_go {
+            file.symbols()
+                .find(|s| s.name() == Ok("runtime.types"))
+                .map(|s| s.address())
+        } else {
+            None
+        };
+
         Ok(Image {
+            types_base,
+            runtime_types: std::sync::OnceLock::new(),
             path: path.to_path_buf(),
             functions,
             pie,
@@ -199,6 +216,22 @@ impl Image {
             Some(d) => d.resolve_type(table, cache, die),
             None => bail!("no DWARF"),
         }
+    }
+
+    /// The type DIE of the Go runtime type descriptor at `addr` (an
+    /// interface's dynamic type), as `resolve_type` takes it. `None` for a
+    /// descriptor DWARF does not describe. Addresses are link-time ones:
+    /// a position-independent executable would need its load bias removed
+    /// first.
+    pub fn runtime_type_die(&self, addr: u64) -> Option<u64> {
+        let base = self.types_base?;
+        let dwarf = self.dwarf.as_ref()?;
+        let index = self.runtime_types.get_or_init(|| {
+            // An unreadable DIE tree leaves the index empty: dynamic types
+            // are then shown by address, which is the best left to do.
+            dwarf.runtime_types().unwrap_or_default()
+        });
+        index.get(&addr.checked_sub(base)?).copied()
     }
 
     /// Functions whose names match `re`.

@@ -44,9 +44,17 @@ pub enum TypeKind {
     Struct {
         fields: Vec<Field>,
     },
-    /// Go interface: `{tab or type, data}`.
-    Interface,
-    Map,
+    /// Go interface: `{tab, data}`, or `{_type, data}` when `empty`
+    /// (`interface {}` and other interfaces without methods).
+    Interface {
+        empty: bool,
+    },
+    /// Go map: a pointer to the runtime's `hmap`, whose DWARF struct
+    /// (`hash<K,V>`) is `hmap` (its `buckets` field points to `bucket<K,V>`).
+    Map {
+        hmap: Option<TypeId>,
+    },
+    /// Go channel: a pointer to the runtime's `hchan` (`qcount`, `dataqsiz` first).
     Chan,
     Func,
     UnsafePointer,
@@ -67,7 +75,7 @@ pub struct Type {
 }
 
 /// Arena of resolved types.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TypeTable {
     types: Vec<Type>,
 }
@@ -80,6 +88,14 @@ impl TypeTable {
 
     pub fn set(&mut self, id: TypeId, ty: Type) {
         self.types[id] = ty;
+    }
+
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
     }
 
     pub fn get(&self, id: TypeId) -> &Type {

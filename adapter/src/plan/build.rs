@@ -7,7 +7,13 @@
 //! pass that is about to grow the stack, so each call is reported once and
 //! the arguments are still in their ABI registers. Return probes sit on
 //! every `RET` (never a uretprobe: Go moves and walks stacks).
+//!
+//! Beyond the value's own registers or stack slot, `Planner::follow` adds
+//! the reads that copy what the value points to at the moment of the call
+//! (strings, pointees, slice elements, map buckets, an interface's dynamic
+//! value), within `Limits` and the recipe budgets of `plan`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use anyhow::{anyhow, Context, Result};
@@ -17,14 +23,23 @@ use capstone::Capstone;
 
 use super::goabi::{self, Assignment, Loc};
 use super::{
-    Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg, ValueSlot,
+    Buffer, Capture, DerefSlot, Guard, Len, Limits, Piece, Probe, ProbeKind, Recipe, Reg,
+    ValueSlot, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
 };
-use crate::image::{FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTable};
+use crate::image::{Field, FuncId, Image, Lang, Param, TypeId, TypeKind, TypeTable};
 
 /// Largest stack-assigned value copied whole, in bytes.
 const MAX_STACK_VALUE: u64 = 4096;
-/// Elements of an array walked for nested strings.
-const MAX_ARRAY_WALK: u64 = 64;
+/// Most bytes of a pointee copied through a pointer.
+const MAX_POINTEE: u32 = 4096;
+/// Bytes of an interface's data copied: enough for most dynamic values
+/// (an error's struct, a boxed number or string header, a small struct).
+pub const IFACE_DATA: u32 = 128;
+/// Words at the start of an interface's data window that are followed
+/// speculatively.
+const IFACE_WORDS: u32 = 8;
+/// Most bytes read through each word of an interface's data window.
+const IFACE_WORD_READ: u32 = 256;
 
 /// Turns functions of one image into probes, resolving the types they need.
 pub struct Planner<'a> {
@@ -34,6 +49,16 @@ pub struct Planner<'a> {
     pub limits: Limits,
     next_id: u32,
     cs: Capstone,
+    /// Where the value being followed must stop adding steps.
+    budget: Cell<Budget>,
+}
+
+/// Capture count and total bytes a recipe may reach while one value is
+/// being followed.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    captures: usize,
+    bytes: u64,
 }
 
 /// An instruction chosen as a probe site.
@@ -62,7 +87,18 @@ impl<'a> Planner<'a> {
             limits,
             next_id: 0,
             cs,
+            budget: Cell::new(Budget {
+                captures: MAX_CAPTURES,
+                bytes: MAX_RECIPE_BYTES as u64,
+            }),
         })
+    }
+
+    /// Copies of the resolved types and of the DIE -> type cache, so that a
+    /// decoder can go on resolving (interfaces' dynamic types) with the
+    /// same type ids.
+    pub fn type_state(&self) -> (TypeTable, HashMap<u64, TypeId>) {
+        (self.types.clone(), self.cache.clone())
     }
 
     /// The entry probe and one return probe per `RET` of function `id`.
@@ -267,52 +303,111 @@ impl<'a> Planner<'a> {
                             });
                         }
                     }
-                    if slot.unavailable.is_none() {
-                        self.follow(&mut recipe, &mut slot, *ty, 0);
-                    }
                 }
                 (None, _) => slot.unavailable = Some(String::from("type unknown")),
                 (Some(_), None) => slot.unavailable = Some(String::from("location unknown")),
             }
             recipe.values.push(slot);
         }
+        // Then what the values point to, each value getting an equal share
+        // of what the budgets have left (what one leaves flows to the next),
+        // so that a large first argument cannot starve the others.
+        let mut slots = std::mem::take(&mut recipe.values);
+        let n = slots.len();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Some(ty) = slot.ty.filter(|_| slot.unavailable.is_none()) else {
+                continue;
+            };
+            let left = (n - i) as u64;
+            let (steps, bytes) = (recipe.captures.len(), recipe_bytes(&recipe));
+            self.budget.set(Budget {
+                captures: steps + MAX_CAPTURES.saturating_sub(steps) / left as usize,
+                bytes: bytes + (MAX_RECIPE_BYTES as u64).saturating_sub(bytes) / left,
+            });
+            self.follow(&mut recipe, slot, ty, Buffer::Image, 0, 0);
+        }
+        recipe.values = slots;
         recipe
     }
 
-    /// Adds captures for memory the value points to (string bytes), walking
-    /// into struct fields and array elements.
-    fn follow(&self, recipe: &mut Recipe, slot: &mut ValueSlot, ty: TypeId, at: u32) {
+    /// Bytes the value being followed may still have read.
+    fn room(&self, recipe: &Recipe) -> u32 {
+        let left = self.budget.get().bytes.saturating_sub(recipe_bytes(recipe));
+        left.min(u32::MAX as u64) as u32
+    }
+
+    /// Adds a `Deref` of the pointer at `(capture, offset)`, unless the
+    /// current value's share of the budgets ([`MAX_CAPTURES`] steps,
+    /// [`MAX_RECIPE_BYTES`] bytes) is used up.
+    fn deref(
+        &self,
+        recipe: &mut Recipe,
+        (base, offset): (u16, u16),
+        add: i32,
+        len: Len,
+    ) -> Option<u16> {
+        let step = Capture::Deref {
+            base,
+            offset,
+            add,
+            len,
+        };
+        let budget = self.budget.get();
+        if recipe.captures.len() >= budget.captures
+            || recipe_bytes(recipe) + step.max_len() as u64 > budget.bytes
+        {
+            return None;
+        }
+        Some(push(recipe, step))
+    }
+
+    /// Adds captures for memory the value of type `ty` at byte `at` of
+    /// buffer `buf` points to: string bytes, pointees, slice and map
+    /// contents, an interface's dynamic type and value, a channel's counts,
+    /// a func's code pointer. `depth` counts the indirections already
+    /// followed; recursion ends at `Limits::max_depth` and at
+    /// [`MAX_CAPTURES`], so recursive types terminate.
+    fn follow(
+        &self,
+        recipe: &mut Recipe,
+        slot: &mut ValueSlot,
+        ty: TypeId,
+        buf: Buffer,
+        at: u32,
+        depth: u32,
+    ) {
         let t = self.types.underlying(ty);
+        let limits = self.limits;
+        let deeper = depth < limits.max_depth;
+        let word = |slot: &ValueSlot, at: u32| -> Option<(u16, u16)> {
+            match buf {
+                Buffer::Image => locate(slot, at),
+                Buffer::Capture(c) => Some((c, u16::try_from(at).ok()?)),
+            }
+        };
         match &t.kind {
             TypeKind::String => {
-                let (Some((pc, po)), Some((lc, lo))) = (locate(slot, at), locate(slot, at + 8))
-                else {
+                let (Some(ptr), Some(len)) = (word(slot, at), word(slot, at + 8)) else {
                     return;
                 };
                 let len = Len::Counted {
-                    capture: lc,
-                    offset: lo,
+                    capture: len.0,
+                    offset: len.1,
                     scale: 1,
-                    max: self.limits.max_string_len,
+                    max: limits.max_string_len.min(MAX_READ).min(self.room(recipe)),
                 };
-                let d = push(
-                    recipe,
-                    Capture::Deref {
-                        base: pc,
-                        offset: po,
-                        add: 0,
-                        len,
-                    },
-                );
-                slot.derefs.push(DerefSlot {
-                    from: Buffer::Image,
-                    at,
-                    capture: d,
-                });
+                if let Some(d) = self.deref(recipe, ptr, 0, len) {
+                    slot.derefs.push(DerefSlot {
+                        from: buf,
+                        at,
+                        capture: d,
+                        start: 0,
+                    });
+                }
             }
             TypeKind::Struct { fields } => {
-                for f in fields.clone() {
-                    self.follow(recipe, slot, f.ty, at + f.offset as u32);
+                for f in fields {
+                    self.follow(recipe, slot, f.ty, buf, at + f.offset as u32, depth);
                 }
             }
             TypeKind::Array {
@@ -320,13 +415,274 @@ impl<'a> Planner<'a> {
                 count,
             } => {
                 let size = self.types.get(*e).size as u32;
-                for i in 0..(*count).min(MAX_ARRAY_WALK) as u32 {
-                    self.follow(recipe, slot, *e, at + i * size);
+                let n = (*count).min(limits.max_array_values as u64) as u32;
+                for i in 0..n {
+                    self.follow(recipe, slot, *e, buf, at + i * size, depth);
+                }
+            }
+            TypeKind::Slice { elem: Some(e) } if deeper => {
+                let size = self.types.get(*e).size as u32;
+                // As many elements as the limit asks, one read holds and
+                // this value's share of the budget has room for.
+                // Elements that point somewhere leave half the room for
+                // what they point to.
+                let room = match points(&self.types, *e, 0) {
+                    true => self.room(recipe) / 2,
+                    false => self.room(recipe),
+                };
+                let n = limits
+                    .max_array_values
+                    .min(MAX_READ.min(room) / size.max(1));
+                let (Some(ptr), Some(len)) = (word(slot, at), word(slot, at + 8)) else {
+                    return;
+                };
+                if size == 0 || n == 0 {
+                    return;
+                }
+                let len = Len::Counted {
+                    capture: len.0,
+                    offset: len.1,
+                    scale: size,
+                    max: n * size,
+                };
+                let Some(d) = self.deref(recipe, ptr, 0, len) else {
+                    return;
+                };
+                slot.derefs.push(DerefSlot {
+                    from: buf,
+                    at,
+                    capture: d,
+                    start: 0,
+                });
+                for i in 0..n {
+                    self.follow(recipe, slot, *e, Buffer::Capture(d), i * size, depth + 1);
+                }
+            }
+            TypeKind::Pointer { pointee: Some(p) } if deeper => {
+                // A large pointee is copied in part; the decoder shows the
+                // fields that fit.
+                let size = self.types.get(*p).size.min(MAX_POINTEE as u64) as u32;
+                let Some(ptr) = word(slot, at) else { return };
+                if size == 0 {
+                    return;
+                }
+                let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(size)) else {
+                    return;
+                };
+                slot.derefs.push(DerefSlot {
+                    from: buf,
+                    at,
+                    capture: d,
+                    start: 0,
+                });
+                self.follow(recipe, slot, *p, Buffer::Capture(d), 0, depth + 1);
+            }
+            TypeKind::Interface { empty } => {
+                let (Some(tab), Some(data)) = (word(slot, at), word(slot, at + 8)) else {
+                    return;
+                };
+                if !*empty {
+                    // itab._type sits after itab.inter.
+                    let Some(t) = self.deref(recipe, tab, 8, Len::Fixed(8)) else {
+                        return;
+                    };
+                    slot.derefs.push(DerefSlot {
+                        from: buf,
+                        at,
+                        capture: t,
+                        start: 8,
+                    });
+                }
+                if !deeper {
+                    // The dynamic type is named; its value shown by address.
+                    return;
+                }
+                // The dynamic type is known only when the hit is decoded, so
+                // a fixed window of the data is copied, and every word of it
+                // is followed once more as if it were a pointer (a string's
+                // bytes, a pointed-to struct): the decoder uses the reads
+                // that the dynamic type makes meaningful.
+                let Some(d) = self.deref(recipe, data, 0, Len::Fixed(IFACE_DATA)) else {
+                    return;
+                };
+                slot.derefs.push(DerefSlot {
+                    from: buf,
+                    at: at + 8,
+                    capture: d,
+                    start: 0,
+                });
+                if depth + 1 < limits.max_depth {
+                    let window = limits.max_string_len.clamp(8, IFACE_WORD_READ);
+                    for k in 0..IFACE_WORDS {
+                        let Some(w) =
+                            self.deref(recipe, (d, (k * 8) as u16), 0, Len::Fixed(window))
+                        else {
+                            return;
+                        };
+                        slot.derefs.push(DerefSlot {
+                            from: Buffer::Capture(d),
+                            at: k * 8,
+                            capture: w,
+                            start: 0,
+                        });
+                    }
+                }
+            }
+            TypeKind::Map { hmap: Some(h) } if deeper => {
+                let Some(layout) = map_layout(&self.types, *h) else {
+                    return;
+                };
+                let Some(ptr) = word(slot, at) else { return };
+                let Some(m) = self.deref(recipe, ptr, 0, Len::Fixed(layout.hmap_size)) else {
+                    return;
+                };
+                slot.derefs.push(DerefSlot {
+                    from: buf,
+                    at,
+                    capture: m,
+                    start: 0,
+                });
+                // Enough buckets for the element limit when the map holds no
+                // more than that (8 slots a bucket), within one read.
+                let mut buckets = limits
+                    .max_array_values
+                    .div_ceil(8)
+                    .max(1)
+                    .next_power_of_two();
+                let room = MAX_READ.min(self.room(recipe));
+                while buckets > 1 && buckets * layout.bucket_size > room {
+                    buckets /= 2;
+                }
+                if layout.bucket_size > MAX_READ {
+                    return;
+                }
+                let Some(b) = self.deref(
+                    recipe,
+                    (m, layout.buckets_at as u16),
+                    0,
+                    Len::Fixed(buckets * layout.bucket_size),
+                ) else {
+                    return;
+                };
+                slot.derefs.push(DerefSlot {
+                    from: Buffer::Capture(m),
+                    at: layout.buckets_at,
+                    capture: b,
+                    start: 0,
+                });
+                for i in 0..buckets * 8 {
+                    let base = (i / 8) * layout.bucket_size;
+                    let k = base + layout.keys_at + (i % 8) * layout.key_size;
+                    let v = base + layout.values_at + (i % 8) * layout.value_size;
+                    self.follow(recipe, slot, layout.key, Buffer::Capture(b), k, depth + 1);
+                    self.follow(recipe, slot, layout.value, Buffer::Capture(b), v, depth + 1);
+                }
+            }
+            TypeKind::Chan if deeper => {
+                // hchan starts with qcount and dataqsiz.
+                if let Some(ptr) = word(slot, at) {
+                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(16)) {
+                        slot.derefs.push(DerefSlot {
+                            from: buf,
+                            at,
+                            capture: d,
+                            start: 0,
+                        });
+                    }
+                }
+            }
+            TypeKind::Func => {
+                // A func value points to a funcval whose first word is the code.
+                if let Some(ptr) = word(slot, at) {
+                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(8)) {
+                        slot.derefs.push(DerefSlot {
+                            from: buf,
+                            at,
+                            capture: d,
+                            start: 0,
+                        });
+                    }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// Where a Go map's runtime structures keep things (from the DWARF of
+/// `hash<K,V>` and `bucket<K,V>`).
+#[derive(Debug, Clone, Copy)]
+pub struct MapLayout {
+    pub hmap_size: u32,
+    pub count_at: u32,
+    pub b_at: u32,
+    pub buckets_at: u32,
+    pub bucket_size: u32,
+    pub keys_at: u32,
+    pub values_at: u32,
+    pub key: TypeId,
+    pub key_size: u32,
+    pub value: TypeId,
+    pub value_size: u32,
+}
+
+/// The layout of the map whose `hash<K,V>` struct is `hmap`.
+pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
+    let field = |ty: TypeId, name: &str| -> Option<Field> {
+        match &types.underlying(ty).kind {
+            TypeKind::Struct { fields } => fields.iter().find(|f| f.name == name).cloned(),
+            _ => None,
+        }
+    };
+    let buckets = field(hmap, "buckets")?;
+    let bucket = match types.underlying(buckets.ty).kind {
+        TypeKind::Pointer { pointee: Some(b) } => b,
+        _ => return None,
+    };
+    let elem = |f: &Field| match types.underlying(f.ty).kind {
+        TypeKind::Array { elem: Some(e), .. } => Some(e),
+        _ => None,
+    };
+    let keys = field(bucket, "keys")?;
+    let values = field(bucket, "values")?;
+    let (key, value) = (elem(&keys)?, elem(&values)?);
+    Some(MapLayout {
+        hmap_size: types.get(hmap).size as u32,
+        count_at: field(hmap, "count")?.offset as u32,
+        b_at: field(hmap, "B")?.offset as u32,
+        buckets_at: buckets.offset as u32,
+        bucket_size: types.get(bucket).size as u32,
+        keys_at: keys.offset as u32,
+        values_at: values.offset as u32,
+        key,
+        key_size: types.get(key).size as u32,
+        value,
+        value_size: types.get(value).size as u32,
+    })
+}
+
+/// Whether a value of type `ty` holds anything `follow` would read through.
+fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
+    if depth > 8 {
+        return true;
+    }
+    match &types.underlying(ty).kind {
+        TypeKind::Struct { fields } => fields.iter().any(|f| points(types, f.ty, depth + 1)),
+        TypeKind::Array { elem: Some(e), .. } => points(types, *e, depth + 1),
+        TypeKind::String
+        | TypeKind::Pointer { .. }
+        | TypeKind::Slice { .. }
+        | TypeKind::Interface { .. }
+        | TypeKind::Map { .. }
+        | TypeKind::Chan
+        | TypeKind::Func => true,
+        _ => false,
+    }
+}
+
+/// The most bytes a recipe's steps can read in all.
+fn recipe_bytes(recipe: &Recipe) -> u64 {
+    recipe.captures.iter().map(|c| c.max_len() as u64).sum()
 }
 
 fn push(recipe: &mut Recipe, c: Capture) -> u16 {

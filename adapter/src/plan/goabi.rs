@@ -77,12 +77,12 @@ impl State {
             | TypeKind::Uint
             | TypeKind::Pointer { .. }
             | TypeKind::UnsafePointer
-            | TypeKind::Map
+            | TypeKind::Map { .. }
             | TypeKind::Chan
             | TypeKind::Func => self.int(at, size.min(8)),
             TypeKind::Float => self.float(at, size),
             TypeKind::Complex => self.float(at, size / 2) && self.float(at + size / 2, size / 2),
-            TypeKind::String | TypeKind::Interface => self.int(at, 8) && self.int(at + 8, 8),
+            TypeKind::String | TypeKind::Interface { .. } => self.int(at, 8) && self.int(at + 8, 8),
             TypeKind::Slice { .. } => {
                 self.int(at, 8) && self.int(at + 8, 8) && self.int(at + 16, 8)
             }
