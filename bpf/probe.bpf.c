@@ -55,19 +55,23 @@ struct {
 	__type(value, __u32);
 } writing SEC(".maps");
 
-/* The record being built (too large for the BPF stack), plus where each
- * capture's bytes start and the copied registers. */
+/* The record being built (far too large for the BPF stack), plus each
+ * capture's length and start, and the copied registers. `data` has room
+ * past LP_DATA_SIZE for one more read and the lengths. */
 struct lp_scratch {
 	struct lp_event ev;
-	__u8 data[LP_DATA_SIZE + LP_MAX_CAP_LEN];
-	__u16 off[LP_MAX_CAPS];
+	__u8 data[LP_DATA_SIZE + LP_MAX_CAP_LEN + LP_PAGE + 2 * LP_MAX_CAPS];
+	__u16 len[LP_MAX_CAPS];
+	__u32 off[LP_MAX_CAPS];
 	__u64 regs[LP_NREGS];
 	__u32 used;
 	__u32 busy;
 };
 
+/* One scratch record per CPU, indexed by CPU number (a per-CPU map's
+ * values cannot be this large); resized to the CPU count before load. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lp_scratch);
@@ -101,8 +105,8 @@ static __always_inline int condition_holds(__u32 cc, __u64 flags)
 }
 
 /* Reads up to `len` bytes of user memory like process_vm_readv: when the
- * whole range is not readable, the part before the page boundary may be.
- * Returns the bytes read, or -1. */
+ * whole range is not readable, the readable pages before the first
+ * unreadable one are. Returns the bytes read, or -1. */
 static __always_inline long read_user(__u8 *dst, __u64 len, __u64 addr)
 {
 	if (len > LP_MAX_CAP_LEN)
@@ -111,11 +115,21 @@ static __always_inline long read_user(__u8 *dst, __u64 len, __u64 addr)
 		return 0;
 	if (bpf_probe_read_user(dst, len, (const void *)addr) == 0)
 		return len;
-	__u64 first = 4096 - (addr & 4095);
-	if (first < len && first > 0 && first <= LP_MAX_CAP_LEN &&
-	    bpf_probe_read_user(dst, first, (const void *)addr) == 0)
-		return first;
-	return -1;
+	__u64 got = 0;
+	for (int k = 0; k < LP_MAX_CAP_LEN / LP_PAGE + 1; k++) {
+		if (got >= len)
+			break;
+		__u64 chunk = LP_PAGE - ((addr + got) & (LP_PAGE - 1));
+		if (chunk > len - got)
+			chunk = len - got;
+		if (chunk > LP_PAGE)
+			chunk = LP_PAGE;
+		got &= LP_MAX_CAP_LEN - 1;
+		if (bpf_probe_read_user(dst + got, chunk, (const void *)(addr + got)) != 0)
+			break;
+		got += chunk;
+	}
+	return got > 0 ? (long)got : -1;
 }
 
 /* The little-endian u64 at byte `at` of capture `c` (which must come
@@ -125,7 +139,7 @@ static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u3
 	*ok = 0;
 	if (c >= i || c >= LP_MAX_CAPS)
 		return 0;
-	__u32 n = s->ev.len[c];
+	__u32 n = s->len[c];
 	if (n == LP_UNREADABLE || at + 8 > n)
 		return 0;
 	__u32 pos = (s->off[c] + at) & (LP_DATA_SIZE - 1);
@@ -197,12 +211,12 @@ static long run_capture(__u64 index, void *arg)
 		break;
 	}
 	if (n < 0) {
-		s->ev.len[i] = LP_UNREADABLE;
+		s->len[i] = LP_UNREADABLE;
 		s->off[i] = used;
 	} else {
 		if (n > LP_MAX_CAP_LEN)
 			n = LP_MAX_CAP_LEN;
-		s->ev.len[i] = n;
+		s->len[i] = n;
 		s->off[i] = used;
 		s->used = used + n;
 	}
@@ -216,8 +230,8 @@ int lp_probe(struct pt_regs *ctx)
 	struct lp_recipe *r = bpf_map_lookup_elem(&recipes, &id);
 	if (!r)
 		return 0;
-	__u32 zero = 0;
-	struct lp_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct lp_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
 	__u64 flags = ((__u64 *)ctx)[LP_REG_EFLAGS];
@@ -244,10 +258,16 @@ int lp_probe(struct pt_regs *ctx)
 	s->used = 0;
 	struct loop_ctx lc = { .s = s, .r = r };
 	bpf_loop(ncaps, run_capture, &lc, 0);
-	__u64 size = s->used;
-	if (size > LP_DATA_SIZE)
-		size = LP_DATA_SIZE;
-	if (bpf_ringbuf_output(&events, &s->ev, sizeof(s->ev) + size, BPF_RB_NO_WAKEUP))
+	__u32 used = s->used;
+	if (used > LP_DATA_SIZE)
+		used = LP_DATA_SIZE;
+	/* The lengths go right after the bytes. */
+	__u32 lens = ncaps * 2;
+	if (lens > 2 * LP_MAX_CAPS)
+		lens = 2 * LP_MAX_CAPS;
+	bpf_probe_read_kernel(&s->data[used], lens, s->len);
+	__u64 size = sizeof(s->ev) + used + lens;
+	if (bpf_ringbuf_output(&events, &s->ev, size, BPF_RB_NO_WAKEUP))
 		count(LP_COUNT_DROPS);
 	s->busy = 0;
 	return 0;

@@ -7,12 +7,14 @@
 #ifndef LOGPROBE_PROBE_H
 #define LOGPROBE_PROBE_H
 
-/* Most capture steps in one recipe. */
-#define LP_MAX_CAPS 32
-/* Most bytes one capture step may read. */
-#define LP_MAX_CAP_LEN 4096
-/* Most bytes all captures of one hit may read together (a power of two). */
-#define LP_DATA_SIZE 8192
+/* Most capture steps in one recipe (plan::MAX_CAPTURES). */
+#define LP_MAX_CAPS 512
+/* Most bytes one capture step may read (plan::MAX_READ). */
+#define LP_MAX_CAP_LEN 32768
+/* A power of two above the most bytes all captures of one hit read
+ * together (plan::MAX_RECIPE_BYTES, 64 KiB). */
+#define LP_DATA_SIZE 131072
+#define LP_PAGE 4096
 /* `len` of a capture that could not be read. */
 #define LP_UNREADABLE 0xffff
 /* `guard_cc` of a probe without a guard. */
@@ -57,15 +59,15 @@ struct lp_recipe {
 	struct lp_capture caps[LP_MAX_CAPS];
 };
 
-/* One hit: this header, then the captured bytes of every readable capture,
- * packed in capture order. */
+/* One hit: this header, then the captured bytes of every readable capture
+ * packed in capture order, then `ncaps` __u16 lengths (bytes captured, or
+ * LP_UNREADABLE), one per capture. */
 struct lp_event {
 	__u32 probe;
 	__u32 pid;
 	__u32 tid;
 	__u32 ncaps;
 	__u64 time_ns;
-	__u16 len[LP_MAX_CAPS]; /* bytes captured, or LP_UNREADABLE */
 };
 
 /* `probe` of a record that marks a write by the launched program to a

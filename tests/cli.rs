@@ -123,9 +123,12 @@ fn methods_floats_strings_and_multiple_results() {
                         "\"ababab\", 1.25,",
                         "\"ababab\", (unreadable memory not readable),",
                     )
-                    .replace("warm(20)", "warm((unreadable memory not readable))")
                     .replace(
-                        "warm => (21.5)",
+                        "warm(main.Celsius(20))",
+                        "warm((unreadable memory not readable))",
+                    )
+                    .replace(
+                        "warm => (main.Celsius(21.5))",
                         "warm => ((unreadable memory not readable))",
                     )
             } else {

@@ -51,9 +51,10 @@ mod skel {
 use skel::ProbeSkelBuilder;
 
 // Mirrors of bpf/probe.h.
-const MAX_CAPS: usize = 32;
-const MAX_CAP_LEN: u32 = 4096;
-const DATA_SIZE: u64 = 8192;
+const MAX_CAPS: usize = 512;
+const MAX_CAP_LEN: u32 = 32 * 1024;
+/// Most bytes one hit may capture in all (the BPF side has room for more).
+const MAX_HIT_BYTES: u64 = 64 * 1024;
 const UNREADABLE: u16 = 0xffff;
 const WRITE_MARK: u32 = 0xffff_ffff;
 const NO_GUARD: u32 = 0xff;
@@ -70,7 +71,7 @@ const CAPTURE_SIZE: usize = 24;
 /// `sizeof(struct lp_recipe)`.
 const RECIPE_SIZE: usize = 8 + MAX_CAPS * CAPTURE_SIZE;
 /// `sizeof(struct lp_event)`: the header before the captured bytes.
-const EVENT_HEADER: usize = 24 + 2 * MAX_CAPS;
+const EVENT_HEADER: usize = 24;
 
 /// How often the ring buffer is drained.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -103,6 +104,11 @@ fn load(
     open.maps
         .recipes
         .set_max_entries(entries.max(1))
+        .map_err(|e| load_error(&e))?;
+    let cpus = libbpf_rs::num_possible_cpus().map_err(|e| load_error(&e))?;
+    open.maps
+        .scratch
+        .set_max_entries(cpus as u32)
         .map_err(|e| load_error(&e))?;
     // For tests of the loss accounting: a ring buffer small enough to
     // overflow (bytes, a power-of-two multiple of the page size).
@@ -209,8 +215,10 @@ fn serialize(p: &Probe) -> Result<Vec<u8>> {
         total += u64::from(most);
         out.extend_from_slice(&b);
     }
-    if total >= DATA_SIZE {
-        bail!("a probe captures up to {total} bytes; the eBPF backend takes less than {DATA_SIZE}");
+    if total > MAX_HIT_BYTES {
+        bail!(
+            "a probe captures up to {total} bytes; the eBPF backend takes at most {MAX_HIT_BYTES}"
+        );
     }
     out.resize(RECIPE_SIZE, 0);
     Ok(out)
@@ -263,7 +271,8 @@ fn relay_writes(skel: &skel::ProbeSkel<'_>, pid: i32, fds: u32) -> Result<Vec<Li
     Ok(vec![enter, exit])
 }
 
-/// Decodes one ring buffer record (a `struct lp_event` and its bytes).
+/// Decodes one ring buffer record: a `struct lp_event`, the captured
+/// bytes, then one `u16` length per capture.
 fn parse_event(data: &[u8]) -> Option<RawHit> {
     let u32_at = |o: usize| -> Option<u32> {
         Some(u32::from_ne_bytes(data.get(o..o + 4)?.try_into().ok()?))
@@ -271,20 +280,30 @@ fn parse_event(data: &[u8]) -> Option<RawHit> {
     let probe = u32_at(0)?;
     let pid = u32_at(4)? as i32;
     let tid = u32_at(8)? as i32;
-    let ncaps = (u32_at(12)? as usize).min(MAX_CAPS);
+    let ncaps = u32_at(12)? as usize;
+    if ncaps > MAX_CAPS {
+        return None;
+    }
     let time_ns = u64::from_ne_bytes(data.get(16..24)?.try_into().ok()?);
-    let mut at = EVENT_HEADER;
+    let lens_at = data.len().checked_sub(2 * ncaps)?;
+    if lens_at < EVENT_HEADER {
+        return None;
+    }
+    let bytes = &data[EVENT_HEADER..lens_at];
+    let mut at = 0;
     let mut captures = Vec::with_capacity(ncaps);
     for i in 0..ncaps {
-        let o = 24 + 2 * i;
+        let o = lens_at + 2 * i;
         let len = u16::from_ne_bytes(data.get(o..o + 2)?.try_into().ok()?);
         if len == UNREADABLE {
             captures.push(None);
         } else {
-            let bytes = data.get(at..at + len as usize)?;
+            captures.push(Some(bytes.get(at..at + len as usize)?.to_vec()));
             at += len as usize;
-            captures.push(Some(bytes.to_vec()));
         }
+    }
+    if at != bytes.len() {
+        return None;
     }
     Some(RawHit {
         probe,
@@ -470,8 +489,13 @@ fn attach_all(
 ) -> Result<Vec<Link>> {
     // For the benchmark only: the cost of entry probes alone.
     let entry_only = std::env::var_os("LOGPROBE_BENCH_ENTRY_ONLY").is_some_and(|v| v == "1");
+    // Probes sharing an instruction (a frameless function whose first
+    // instruction is its RET: entry and return) must run in plan order.
+    // The kernel runs the consumers of one uprobe newest first, so they
+    // are registered in reverse.
     let armed: Vec<&Probe> = probes
         .iter()
+        .rev()
         .filter(|p| !entry_only || p.kind == crate::plan::ProbeKind::Entry)
         .collect();
     if armed.is_empty() {
@@ -622,16 +646,19 @@ mod tests {
         e[8..12].copy_from_slice(&101u32.to_ne_bytes());
         e[12..16].copy_from_slice(&3u32.to_ne_bytes());
         e[16..24].copy_from_slice(&5u64.to_ne_bytes());
-        e[24..26].copy_from_slice(&2u16.to_ne_bytes());
-        e[26..28].copy_from_slice(&UNREADABLE.to_ne_bytes());
-        e[28..30].copy_from_slice(&1u16.to_ne_bytes());
         e.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+        for len in [2u16, UNREADABLE, 1] {
+            e.extend_from_slice(&len.to_ne_bytes());
+        }
         let h = parse_event(&e).expect("parses");
         assert_eq!((h.probe, h.pid, h.tid, h.time_ns), (7, 100, 101, 5));
         assert_eq!(
             h.captures,
             vec![Some(vec![0xaa, 0xbb]), None, Some(vec![0xcc])]
         );
-        assert!(parse_event(&e[..EVENT_HEADER + 2]).is_none());
+        // Lengths that do not add up to the bytes present are refused.
+        let mut short = e.clone();
+        short.remove(EVENT_HEADER);
+        assert!(parse_event(&short).is_none());
     }
 }
