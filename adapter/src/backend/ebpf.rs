@@ -398,16 +398,27 @@ impl Backend for EbpfBackend {
                 };
                 let _ = kill(child, Signal::SIGCONT);
                 let mut forwarded = false;
-                let outcome = loop {
-                    seen += drain(sink, &mut relay)?;
-                    if let Some(o) = reap(child)? {
-                        break o;
+                let mut run = || -> Result<Outcome> {
+                    loop {
+                        seen += drain(sink, &mut relay)?;
+                        if let Some(o) = reap(child)? {
+                            return Ok(o);
+                        }
+                        if stop.requested() && !forwarded {
+                            forwarded = true;
+                            let _ = kill(child, Signal::SIGTERM);
+                        }
+                        std::thread::sleep(POLL_INTERVAL);
                     }
-                    if stop.requested() && !forwarded {
-                        forwarded = true;
-                        let _ = kill(child, Signal::SIGTERM);
+                };
+                let outcome = match run() {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Leave nothing behind: the program was ours.
+                        let _ = kill(child, Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(child, None);
+                        return Err(e);
                     }
-                    std::thread::sleep(POLL_INTERVAL);
                 };
                 drop(links);
                 seen += drain(sink, &mut relay)?;
