@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+// SPDX-License-Identifier: MIT OR GPL-2.0-only
 /* logprobe's kernel side: one generic executor of capture recipes.
  *
  * Every uprobe (one uprobe-multi link holds them all) runs `lp_probe`;
@@ -19,7 +19,8 @@
 #include <bpf/bpf_helpers.h>
 #include "probe.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+/* GPL-compatible, as bpf_probe_read_user requires; MIT like the rest. */
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
