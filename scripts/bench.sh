@@ -1,26 +1,55 @@
 #!/usr/bin/env bash
 # Per-call cost of tracing, side by side in one run: a Go function
-# (fixtures/go/bench, main.target) is called N times untraced, under
-# logprobe's ptrace backend, and under `dlv trace` when Delve is installed.
-# The fixture times its own loop, so start-up and attach are left out.
+# (fixtures/go/bench, main.target, which has a frame and so Go's stack
+# check) is called N times untraced, under logprobe's ptrace and eBPF
+# backends, under bare uprobes registered through tracefs with no BPF
+# program (the floor any uprobe tracer pays), and under `dlv trace` when
+# Delve is installed. The fixture times its own loop, so start-up and
+# attaching are left out.
 #
 #   bash scripts/bench.sh [N] [REPEATS]
 #
-# Prints the median loop time of REPEATS runs for each mode, the overhead
-# per call (traced minus untraced, divided by the calls), and the ratio to
-# `dlv trace`.
+# Each mode runs REPEATS times; the median loop time is kept. Overhead per
+# call = (traced - untraced) / calls; a call is an entry and a return hit.
+# Probe sites: "JBE" is logprobe's choice for Go entry probes (the stack
+# check's conditional jump, which the kernel emulates); "low" is the
+# function's first instruction (the CMP, which the kernel single-steps),
+# chosen with LOGPROBE_ENTRY_AT_LOW=1. Return probes sit on every RET;
+# "entry only" rows leave them out (LOGPROBE_BENCH_ENTRY_ONLY=1 for eBPF).
+# Needs root (uprobes, tracefs); mounts tracefs if it is not mounted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 repeats=${2:-3}
-dlv_n=$(( n < 1000 ? n : 1000 ))   # dlv trace is slow: fewer calls suffice
-bin=fixtures/bin/bench
-lp=target/release/logprobe
+slow_n=$(( n < 5000 ? n : 5000 ))   # ptrace: fewer calls suffice
+dlv_n=$(( n < 1000 ? n : 1000 ))    # dlv trace is slower still
+bin=$PWD/fixtures/bin/bench
+lp=$PWD/target/release/logprobe
+fn='^main\.target$'
 [ -x "$lp" ] && [ -x "$bin" ] || bash scripts/setup.sh >/dev/null
+
+tracefs=/sys/kernel/tracing
+if [ ! -e "$tracefs/uprobe_events" ]; then
+  if [ -e /sys/kernel/debug/tracing/uprobe_events ]; then
+    tracefs=/sys/kernel/debug/tracing
+  else
+    mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+  fi
+fi
+group=logprobe_bench_$$
+cleanup() {
+  if [ -d "$tracefs/events/$group" ]; then
+    echo 0 > "$tracefs/events/$group/enable" 2>/dev/null || true
+    grep "^[pr]:$group/" "$tracefs/uprobe_events" 2>/dev/null | while read -r def _; do
+      echo "-:${def#*:}" >> "$tracefs/uprobe_events" || true
+    done
+  fi
+}
+trap cleanup EXIT
 
 # median of the loop time (ns) over $repeats runs of "$@"
 median() {
-  local times=()
+  local times=() t
   for _ in $(seq "$repeats"); do
     t=$("$@" 2>/dev/null | sed -n 's/^calls=[0-9]* elapsed_ns=\([0-9]*\)$/\1/p' | tail -1)
     [ -n "$t" ] || { echo "bench: no timing from: $*" >&2; return 1; }
@@ -29,24 +58,66 @@ median() {
   printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (repeats + 1) / 2 ))p"
 }
 
+# The loop time with bare uprobes at the offsets logprobe would use:
+# floor KINDS ENV... (KINDS: "entry" or "entry|return")
+floor() {
+  local kinds=$1; shift
+  [ -e "$tracefs/uprobe_events" ] || { echo ""; return; }
+  local i=0 kind off
+  while read -r kind off _; do
+    echo "p:$group/p$i $bin:$off" >> "$tracefs/uprobe_events"
+    i=$((i + 1))
+  done < <(env "$@" "$lp" probes "$bin" "$fn" | grep -E "^($kinds) ")
+  echo 1 > "$tracefs/events/$group/enable"
+  median "$bin" "$n" target
+  echo 0 > "$tracefs/events/$group/enable"
+  cleanup
+  echo > "$tracefs/trace"
+}
+
 base=$(median "$bin" "$n" target)
+base_slow=$(median "$bin" "$slow_n" target)
 base_dlv=$(median "$bin" "$dlv_n" target)
-ptrace=$(median "$lp" trace --backend ptrace '^main\.target$' -- "$bin" "$n" target)
+ebpf_entry_jbe=$(LOGPROBE_BENCH_ENTRY_ONLY=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
+ebpf_entry_low=$(LOGPROBE_BENCH_ENTRY_ONLY=1 LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
+ebpf_jbe=$(median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
+ebpf_low=$(LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
+floor_jbe=$(floor 'entry|return')
+floor_low=$(floor 'entry|return' LOGPROBE_ENTRY_AT_LOW=1)
+floor_entry_jbe=$(floor entry)
+floor_entry_low=$(floor entry LOGPROBE_ENTRY_AT_LOW=1)
+ptrace=$(median "$lp" trace --backend ptrace "$fn" -- "$bin" "$slow_n" target)
 dlv=""
 if command -v dlv >/dev/null 2>&1; then
-  dlv=$(cd /tmp && median dlv trace --exec "$OLDPWD/$bin" '^main\.target$' -- "$dlv_n" target) || dlv=""
+  dlv=$(cd /tmp && median dlv trace --exec "$bin" "$fn" -- "$dlv_n" target) || dlv=""
 fi
 
-awk -v n="$n" -v dn="$dlv_n" -v base="$base" -v based="$base_dlv" -v pt="$ptrace" -v dlv="$dlv" '
-function us(x) { return sprintf("%.2f", x / 1000) }
+awk -v n="$n" -v sn="$slow_n" -v dn="$dlv_n" -v base="$base" -v bases="$base_slow" -v based="$base_dlv" \
+  -v eej="$ebpf_entry_jbe" -v eel="$ebpf_entry_low" -v ej="$ebpf_jbe" -v el="$ebpf_low" -v fj="$floor_jbe" -v fl="$floor_low" \
+  -v fej="$floor_entry_jbe" -v fel="$floor_entry_low" -v pt="$ptrace" -v dlv="$dlv" '
+function per(t, b, k) { return (t - b) / k }
+function row(name, calls, t, b, note) {
+  if (t == "") { printf "%-38s %8s %12s %14s  %s\n", name, "-", "-", "-", note; return }
+  printf "%-38s %8d %12.2f %14.3f  %s\n", name, calls, t / 1e6, per(t, b, calls) / 1000, note
+}
 BEGIN {
-  printf "main.target traced: %d calls (dlv: %d), median of runs\n", n, dn
-  printf "%-20s %14s %16s %12s\n", "mode", "loop time (ms)", "overhead/call (us)", "vs dlv"
-  printf "%-20s %14.2f %16s %12s\n", "untraced", base / 1e6, "-", "-"
-  pto = (pt - base) / n
-  dlo = (dlv == "") ? 0 : (dlv - based) / dn
-  ratio = (dlo > 0) ? sprintf("1/%.0f", dlo / pto) : "-"
-  printf "%-20s %14.2f %16s %12s\n", "logprobe ptrace", pt / 1e6, us(pto), ratio
-  if (dlv != "") printf "%-20s %14.2f %16s %12s\n", "dlv trace", dlv / 1e6, us(dlo), "1"
-  else printf "%-20s %14s %16s %12s\n", "dlv trace", "not installed", "-", "-"
+  printf "main.target, median of runs; overhead = (traced - untraced) / calls\n"
+  printf "%-38s %8s %12s %14s  %s\n", "mode", "calls", "loop (ms)", "us per call", "ratio"
+  row("untraced", n, base, base, "")
+  fjo = (fj == "") ? 0 : per(fj, base, n); flo = (fl == "") ? 0 : per(fl, base, n)
+  row("uprobe floor, entry only, JBE", n, fej, base, "")
+  row("uprobe floor, entry only, low", n, fel, base, "")
+  row("uprobe floor, entry+RET, JBE", n, fj, base, "")
+  row("uprobe floor, entry+RET, low", n, fl, base, "")
+  fejo = (fej == "") ? 0 : per(fej, base, n); felo = (fel == "") ? 0 : per(fel, base, n)
+  row("logprobe eBPF, entry only, JBE", n, eej, base, fejo > 0 ? sprintf("%.2fx floor", per(eej, base, n) / fejo) : "")
+  row("logprobe eBPF, entry only, low", n, eel, base, felo > 0 ? sprintf("%.2fx floor", per(eel, base, n) / felo) : "")
+  row("logprobe eBPF, entry+RET, JBE", n, ej, base, fjo > 0 ? sprintf("%.2fx floor", per(ej, base, n) / fjo) : "")
+  row("logprobe eBPF, entry+RET, low", n, el, base, flo > 0 ? sprintf("%.2fx floor", per(el, base, n) / flo) : "")
+  ebo = per(ej, base, n); pto = per(pt, bases, sn)
+  row("logprobe ptrace, JBE", sn, pt, bases, sprintf("%.1fx eBPF", pto / ebo))
+  if (dlv != "") {
+    dlo = per(dlv, based, dn)
+    row("dlv trace", dn, dlv, based, sprintf("%.0fx eBPF, %.1fx ptrace", dlo / ebo, dlo / pto))
+  } else row("dlv trace", dn, "", based, "not installed")
 }'

@@ -110,6 +110,30 @@ fn methods_floats_strings_and_multiple_results() {
             );
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
             let lines = trace_lines(&out).join("\n") + "\n";
+            let expected = if backend == "ebpf" {
+                // A uprobe cannot read the XMM registers (see
+                // docs/architecture.md): float arguments and results are shown
+                // unreadable, never guessed.
+                expected
+                    .replace(
+                        "mix(2.5, 0.5,",
+                        "mix((unreadable memory not readable), (unreadable memory not readable),",
+                    )
+                    .replace(
+                        "\"ababab\", 1.25,",
+                        "\"ababab\", (unreadable memory not readable),",
+                    )
+                    .replace(
+                        "warm(main.Celsius(20))",
+                        "warm((unreadable memory not readable))",
+                    )
+                    .replace(
+                        "warm => (main.Celsius(21.5))",
+                        "warm => ((unreadable memory not readable))",
+                    )
+            } else {
+                expected.to_string()
+            };
             assert_eq!(mask_addresses(&lines), expected, "{backend} {build}");
         }
     }
@@ -411,5 +435,240 @@ fn the_programs_own_signals_are_delivered() {
                 .collect();
             assert_eq!(calls, expected, "{backend} {build}");
         }
+    }
+}
+
+#[test]
+fn a_million_calls_are_each_printed_once_or_counted_as_dropped() {
+    // eBPF only: at ~30 µs a hit, ptrace would take minutes for this.
+    if !backends().contains(&"ebpf") {
+        return;
+    }
+    let n = 1_000_000;
+    let out = trace(
+        "ebpf",
+        r"^main\.target$",
+        "bench",
+        &[&n.to_string(), "target"],
+        &[],
+    );
+    calls_printed_or_counted(&out, n);
+}
+
+#[test]
+fn an_overflowing_ring_buffer_reports_exactly_how_many_events_it_dropped() {
+    if !backends().contains(&"ebpf") {
+        return;
+    }
+    let n = 100_000;
+    let mut cmd = logprobe();
+    cmd.env("LOGPROBE_EBPF_RINGBUF_BYTES", "16384")
+        .args(["trace", "--backend", "ebpf", r"^main\.target$", "--"])
+        .arg(fixture("bench"))
+        .args([&n.to_string(), "target"]);
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    let dropped = calls_printed_or_counted(&out, n);
+    assert!(dropped > 0, "a 16 KiB ring buffer did not overflow");
+}
+
+/// Checks a trace of `bench N target`: every call and return printed at
+/// most once, in order, with the right values, and printed + dropped =
+/// 2 N hits. Returns the drop count.
+fn calls_printed_or_counted(out: &std::process::Output, n: u64) -> u64 {
+    let err = stderr(out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout(out).contains(&format!("calls={n} ")), "{err}");
+    let mut dropped = 0u64;
+    for line in err.lines() {
+        let count = line
+            .strip_prefix("logprobe: ")
+            .and_then(|l| l.strip_suffix(" events dropped"))
+            .and_then(|c| c.parse::<u64>().ok());
+        match count {
+            Some(c) => dropped = c,
+            None => panic!("unexpected message: {line}"),
+        }
+    }
+    let (mut calls, mut returns) = (0u64, 0u64);
+    let mut last_call: Option<u64> = None;
+    let mut last_return: Option<u64> = None;
+    let mut open: Option<u64> = None;
+    for line in stdout(out).lines() {
+        if let Some(arg) = line
+            .strip_prefix("> goroutine(1): main.target(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            let i: u64 = arg.parse().expect("argument");
+            assert!(
+                last_call.is_none_or(|l| i > l),
+                "call {i} printed twice or out of order"
+            );
+            last_call = Some(i);
+            open = Some(i);
+            calls += 1;
+        } else if let Some(r) = line
+            .strip_prefix(">> goroutine(1): main.target => (")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            // target(i) returns i: results name their calls.
+            let r: u64 = r.parse().expect("result");
+            assert!(
+                last_return.is_none_or(|l| r > l),
+                "return of call {r} printed twice or out of order"
+            );
+            last_return = Some(r);
+            match open.take() {
+                // Without losses every return follows its own call.
+                Some(i) if dropped == 0 => assert_eq!(r, i, "target({i}) returned {r}"),
+                Some(i) => assert!(r >= i, "return of call {r} after call {i}"),
+                None => assert!(dropped > 0, "return {r} without a call"),
+            }
+            returns += 1;
+        } else {
+            assert!(line.starts_with("calls="), "unexpected line {line}");
+        }
+    }
+    assert!(calls <= n && returns <= n);
+    assert_eq!(
+        calls + returns + dropped,
+        2 * n,
+        "calls {calls} + returns {returns} + dropped {dropped}"
+    );
+    dropped
+}
+
+/// Runs `logprobe ARGS` as the unprivileged user `nobody` (via setpriv);
+/// `None` where that is impossible (not root, no setpriv).
+fn as_nobody(args: &[&str]) -> Option<std::process::Output> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: needs root and setpriv to drop privileges");
+        return None;
+    }
+    let mut c = Command::new("/usr/bin/setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_logprobe"))
+        .args(args);
+    Some(run_with_timeout(c, Duration::from_secs(60)))
+}
+
+#[test]
+fn without_bpf_permission_ebpf_says_so_and_auto_falls_back_to_ptrace() {
+    let seed = fixture("seed");
+    let seed = seed.to_str().expect("path");
+    let Some(out) = as_nobody(&["trace", "--backend", "ebpf", "foo", "--", seed]) else {
+        return;
+    };
+    let err = one_line_error(&out);
+    assert!(err.contains("no permission to load BPF programs"), "{err}");
+
+    let Some(out) = as_nobody(&["trace", "foo", "--", seed]) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)\n"
+    );
+    assert_eq!(
+        trace_lines(&out),
+        vec![
+            "> goroutine(1): main.foo(99, 9801)",
+            ">> goroutine(1): main.foo => (9900)"
+        ]
+    );
+}
+
+#[test]
+fn an_attached_process_that_exits_ends_the_ebpf_trace_with_one_line() {
+    if !backends().contains(&"ebpf") {
+        return;
+    }
+    let mut program = Command::new(fixture("attach"));
+    program
+        .arg("20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
+    let pid = target.child().id().to_string();
+    let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
+    let mut line = String::new();
+    target_out.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    let out = run_with_timeout(
+        {
+            let mut c = logprobe();
+            c.args(["trace", "--backend", "ebpf", "-p", &pid, r"^main\.tick$"]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&format!("process {pid} exited during the trace")),
+        "{err}"
+    );
+    assert!(
+        !trace_lines(&out).is_empty(),
+        "no call was traced before the exit"
+    );
+    assert!(target.child().wait().expect("wait").success());
+}
+
+#[test]
+fn duration_shows_how_long_each_call_took_on_its_return_line() {
+    let ret = regex::Regex::new(
+        r"^>> goroutine\(1\): main\.foo => \(9900\) in [0-9]+(\.[0-9]+)?(ns|µs|ms|s)$",
+    )
+    .expect("regex");
+    let stamped =
+        regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{9} > goroutine\(1\): main\.foo\(99, 9801\)$")
+            .expect("regex");
+    for backend in backends() {
+        let out = trace(backend, "foo", "seed", &[], &["--duration"]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let lines = trace_lines(&out);
+        assert_eq!(lines.len(), 2, "{backend}: {lines:?}");
+        assert_eq!(lines[0], "> goroutine(1): main.foo(99, 9801)", "{backend}");
+        assert!(ret.is_match(&lines[1]), "{backend}: {}", lines[1]);
+
+        let out = trace(backend, "foo", "seed", &[], &["--timestamp"]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let first = stdout(&out)
+            .lines()
+            .find(|l| l.contains("> goroutine"))
+            .map(str::to_string);
+        assert!(
+            first.as_deref().is_some_and(|l| stamped.is_match(l)),
+            "{backend}: {first:?}"
+        );
+    }
+}
+
+#[test]
+fn another_process_running_the_same_program_is_not_traced() {
+    for backend in backends() {
+        let mut other = Command::new(fixture("attach"));
+        other
+            .arg("60")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        let mut other = Reaper(Some(other.spawn().expect("spawn fixture")));
+        let mut other_out = BufReader::new(other.child().stdout.take().expect("stdout"));
+        let mut line = String::new();
+        other_out.read_line(&mut line).expect("read");
+        assert_eq!(line, "ready\n");
+        let out = trace(backend, r"^main\.tick$", "attach", &["3"], &[]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "ready\n> goroutine(1): main.tick(0)\n>> goroutine(1): main.tick => (0)\n> goroutine(1): main.tick(1)\n>> goroutine(1): main.tick => (2)\n> goroutine(1): main.tick(2)\n>> goroutine(1): main.tick => (4)\ndone sum=6\n",
+            "{backend}"
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::backend::ebpf::{self, EbpfBackend};
 use crate::backend::ptrace::PtraceBackend;
 use crate::backend::{launch, Backend, HitSink, Launch, Outcome, RawHit, StopHandle, Target};
 use crate::image::Image;
@@ -44,6 +45,10 @@ pub enum Command {
     },
     /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
     Dap(crate::dap::DapArgs),
+    /// The probe sites `trace` would arm: kind, file offset, address,
+    /// function (for the benchmark's bare-uprobe floor).
+    #[command(hide = true)]
+    Probes { program: PathBuf, regex: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,12 +58,17 @@ pub struct TraceArgs {
     /// Attach to this running process instead of launching one.
     #[arg(short, long, conflicts_with = "command")]
     pub pid: Option<i32>,
-    /// Probe mechanism.
-    #[arg(long, value_enum, default_value_t = BackendKind::Ptrace)]
+    /// Probe mechanism: `auto` uses eBPF where the kernel and privileges
+    /// allow, else ptrace (saying why).
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
     pub backend: BackendKind,
     /// Prefix every line with the time of the hit.
     #[arg(long)]
     pub timestamp: bool,
+    /// Show how long each call took on its return line (`in 1.2µs`),
+    /// pairing returns with calls per goroutine or thread.
+    #[arg(long)]
+    pub duration: bool,
     /// Longest string shown, in bytes; longer ones end in `...+N more`.
     #[arg(long, default_value_t = Limits::default().max_string_len)]
     pub max_string_len: u32,
@@ -79,8 +89,12 @@ pub struct TraceArgs {
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// eBPF uprobes: the program never stops.
+    Ebpf,
     /// int3 breakpoints through ptrace: works everywhere ptrace does.
     Ptrace,
+    /// eBPF when it can be used here, else ptrace.
+    Auto,
 }
 
 /// Runs the command line; returns the process exit status.
@@ -90,7 +104,28 @@ pub fn run() -> Result<i32> {
         Command::Trace(args) => run_trace(args),
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
         Command::Dap(args) => crate::dap::serve(args),
+        Command::Probes { program, regex } => list_probes(&program, &regex),
     }
+}
+
+fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
+    let path = launch::resolve_program(program)?;
+    let image = Image::open(&path)?;
+    let re = trace::compile_pattern(regex)?;
+    let functions = trace::select(&image, &re);
+    let prepared = trace::prepare(&image, &functions, Limits::default(), &mut |w| {
+        eprintln!("logprobe: {w}")
+    })?;
+    for p in &prepared.probes {
+        let kind = match p.kind {
+            crate::plan::ProbeKind::Entry => "entry",
+            crate::plan::ProbeKind::Return => "return",
+            crate::plan::ProbeKind::Line => "line",
+        };
+        let name = &image.functions[p.func].name;
+        println!("{kind} {:#x} {:#x} {name}", p.file_offset, p.address);
+    }
+    Ok(0)
 }
 
 fn list_functions(program: &std::path::Path, regex: Option<&str>) -> Result<i32> {
@@ -154,6 +189,50 @@ struct Printer<'p, 'a> {
     prepared: &'p Prepared<'a>,
     style: Style,
     json: bool,
+    durations: Option<trace::Durations>,
+    /// Lines not written yet: with a backend that reports hits in
+    /// batches (eBPF), one write per batch instead of one per line.
+    pending: String,
+    batched: bool,
+}
+
+/// Writes of at most this many bytes to a pipe are never interleaved
+/// with other writers' (POSIX PIPE_BUF on Linux).
+const PIPE_BUF: usize = 4096;
+
+/// Most bytes of lines held back in batched mode.
+const MAX_PENDING: usize = 1 << 16;
+
+impl Printer<'_, '_> {
+    fn write_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        // Whole lines, at most PIPE_BUF bytes a write where possible: a
+        // pipe keeps such writes whole, so the traced program's own output
+        // (same pipe) never lands inside one of our lines.
+        let mut rest = self.pending.as_bytes();
+        while !rest.is_empty() {
+            let cut = if rest.len() <= PIPE_BUF {
+                rest.len()
+            } else {
+                match rest[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    // A single line longer than PIPE_BUF: written whole.
+                    None => rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |i| i + 1),
+                }
+            };
+            let _ = out.write_all(&rest[..cut]);
+            let _ = out.flush();
+            rest = &rest[cut..];
+        }
+        self.pending.clear();
+    }
 }
 
 impl HitSink for Printer<'_, '_> {
@@ -165,17 +244,24 @@ impl HitSink for Printer<'_, '_> {
                     Err(e) => format!("{{\"error\":\"cannot serialize event: {e}\"}}"),
                 }
             } else {
-                trace::render(&event, self.style)
+                let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
+                trace::render_with_duration(&event, self.style, duration)
             };
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            self.pending.push_str(&line);
+            self.pending.push('\n');
+            if !self.batched || self.pending.len() >= MAX_PENDING {
+                self.write_pending();
+            }
         }
     }
 
     fn notice(&mut self, message: &str) {
+        self.write_pending();
         eprintln!("logprobe: {message}");
+    }
+
+    fn flush(&mut self) {
+        self.write_pending();
     }
 }
 
@@ -247,11 +333,38 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         prepared: &prepared,
         style,
         json: args.json,
+        durations: args.duration.then(trace::Durations::default),
+        pending: String::new(),
+        batched: false,
     };
-    let mut backend: Box<dyn Backend> = match args.backend {
-        BackendKind::Ptrace => Box::new(PtraceBackend),
+    let use_ebpf = match args.backend {
+        BackendKind::Ptrace => false,
+        BackendKind::Ebpf => true,
+        BackendKind::Auto => match ebpf::unavailable_reason(&prepared.probes) {
+            None => true,
+            Some(why) => {
+                eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
+                false
+            }
+        },
     };
-    let outcome = backend.run(&target, &prepared.probes, &mut printer, &stop)?;
+    let mut backend: Box<dyn Backend> = if use_ebpf {
+        printer.batched = true;
+        Box::new(EbpfBackend)
+    } else {
+        Box::new(PtraceBackend)
+    };
+    let mut outcome = backend.run(&target, &prepared.probes, &mut printer, &stop);
+    if let Err(e) = &outcome {
+        // Nothing was armed and the program has not run: ptrace can still.
+        if let (BackendKind::Auto, Some(why)) = (args.backend, e.downcast_ref::<ebpf::NotArmed>()) {
+            eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
+            printer.batched = false;
+            outcome = PtraceBackend.run(&target, &prepared.probes, &mut printer, &stop);
+        }
+    }
+    printer.write_pending();
+    let outcome = outcome?;
     if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {
         eprintln!("logprobe: detached from {pid}; it keeps running");
     }

@@ -274,6 +274,73 @@ pub struct Style {
 
 /// The line `dlv trace` would print (without the trailing newline).
 pub fn render(e: &Event, style: Style) -> String {
+    render_with_duration(e, style, None)
+}
+
+/// Pairs each return with its call on the same goroutine (or thread, for
+/// code without goroutines) to tell how long the call took.
+#[derive(Debug, Default)]
+pub struct Durations {
+    /// Calls not returned yet, innermost last, per goroutine or thread.
+    open: HashMap<(bool, u64), Vec<(String, u64)>>,
+}
+
+/// Calls remembered per goroutine; deeper ones (or calls whose return was
+/// lost) push out the oldest.
+const MAX_OPEN_CALLS: usize = 1024;
+
+impl Durations {
+    /// Records `e`; for a return, the nanoseconds since its call, if seen.
+    pub fn observe(&mut self, e: &Event) -> Option<u64> {
+        let key = match e.goroutine {
+            Some(g) => (true, g),
+            None => (false, e.thread as u64),
+        };
+        let stack = self.open.entry(key).or_default();
+        match e.kind {
+            EventKind::Call => {
+                if stack.len() >= MAX_OPEN_CALLS {
+                    stack.remove(0);
+                }
+                stack.push((e.function.clone(), e.time_ns));
+                None
+            }
+            EventKind::Return => {
+                let at = stack.iter().rposition(|(f, _)| *f == e.function)?;
+                let start = stack[at].1;
+                stack.truncate(at);
+                if stack.is_empty() {
+                    self.open.remove(&key);
+                }
+                Some(e.time_ns.saturating_sub(start))
+            }
+            EventKind::Line => None,
+        }
+    }
+}
+
+/// A duration as Go's `time.Duration` prints it: `850ns`, `1.204µs`, `12.5ms`, `3.2s`.
+pub fn format_duration(ns: u64) -> String {
+    let (unit, scale) = match ns {
+        0..=999 => return format!("{ns}ns"),
+        1_000..=999_999 => ("µs", 1_000),
+        1_000_000..=999_999_999 => ("ms", 1_000_000),
+        _ => ("s", 1_000_000_000),
+    };
+    let whole = ns / scale;
+    let frac = ns % scale;
+    let digits = scale.ilog10() as usize;
+    let frac = format!("{frac:0digits$}");
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{whole}{unit}")
+    } else {
+        format!("{whole}.{frac}{unit}")
+    }
+}
+
+/// [`render`], with the call's duration after a return's results.
+pub fn render_with_duration(e: &Event, style: Style, duration: Option<u64>) -> String {
     let who = match e.goroutine {
         Some(g) => format!("goroutine({g})"),
         None => format!("thread({})", e.thread),
@@ -301,6 +368,9 @@ pub fn render(e: &Event, style: Style) -> String {
             e.line.unwrap_or(0)
         )),
     }
+    if let (EventKind::Return, Some(ns)) = (e.kind, duration) {
+        line.push_str(&format!(" in {}", format_duration(ns)));
+    }
     line
 }
 
@@ -321,4 +391,44 @@ fn wall_clock(mono_ns: u64) -> String {
         secs % 60,
         ns
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(format_duration(850), "850ns");
+        assert_eq!(format_duration(1_204), "1.204µs");
+        assert_eq!(format_duration(12_500_000), "12.5ms");
+        assert_eq!(format_duration(3_000_000_000), "3s");
+    }
+
+    fn event(kind: EventKind, function: &str, goroutine: u64, time_ns: u64) -> Event {
+        Event {
+            kind,
+            function: function.to_string(),
+            goroutine: Some(goroutine),
+            pid: 1,
+            thread: 1,
+            time_ns,
+            file: None,
+            line: None,
+            values: Vec::new(),
+            lang: Lang::Go,
+        }
+    }
+
+    #[test]
+    fn returns_pair_with_their_call_on_the_same_goroutine() {
+        let mut d = Durations::default();
+        assert_eq!(d.observe(&event(EventKind::Call, "f", 1, 100)), None);
+        assert_eq!(d.observe(&event(EventKind::Call, "f", 2, 150)), None);
+        assert_eq!(d.observe(&event(EventKind::Call, "g", 1, 200)), None);
+        assert_eq!(d.observe(&event(EventKind::Return, "g", 1, 260)), Some(60));
+        assert_eq!(d.observe(&event(EventKind::Return, "f", 2, 400)), Some(250));
+        assert_eq!(d.observe(&event(EventKind::Return, "f", 1, 500)), Some(400));
+        assert_eq!(d.observe(&event(EventKind::Return, "f", 1, 600)), None);
+    }
 }

@@ -34,8 +34,16 @@ pub fn logprobe() -> Command {
 }
 
 /// The backends every end-to-end case runs under.
+/// `LOGPROBE_TEST_BACKENDS=ebpf` (comma-separated) narrows the list.
 pub fn backends() -> Vec<&'static str> {
-    vec!["ptrace"]
+    let all = vec!["ptrace", "ebpf"];
+    match std::env::var("LOGPROBE_TEST_BACKENDS") {
+        Ok(only) => all
+            .into_iter()
+            .filter(|b| only.split(',').any(|o| o.trim() == *b))
+            .collect(),
+        Err(_) => all,
+    }
 }
 
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.

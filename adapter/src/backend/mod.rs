@@ -6,6 +6,7 @@
 //! the bytes each capture step read. Backends never look at types; turning
 //! bytes into values is the decoder's job (`crate::value`).
 
+pub mod ebpf;
 pub mod exec;
 pub mod launch;
 pub mod ptrace;
@@ -41,6 +42,9 @@ pub trait HitSink {
     /// the initial probes are armed (before a launched program runs) and
     /// after each [`ProbeChanges`] is applied.
     fn armed(&mut self, _pid: i32, _ids: &[u32]) {}
+    /// The end of a batch of hits: a sink may hold hits back until then.
+    /// Backends that report hits one at a time (ptrace) need not call it.
+    fn flush(&mut self) {}
 }
 
 /// Probes to arm and to remove while a backend runs (see

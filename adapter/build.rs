@@ -1,0 +1,33 @@
+//! Compiles the kernel-side program in `bpf/` with clang and generates its
+//! libbpf-rs skeleton into OUT_DIR (never committed).
+
+use std::path::PathBuf;
+
+use libbpf_cargo::SkeletonBuilder;
+
+fn main() {
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let bpf = manifest.join("../bpf");
+    let src = bpf.join("probe.bpf.c");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("probe.skel.rs");
+    let mut args = vec![format!("-I{}", bpf.display())];
+    // <linux/bpf.h> needs <asm/types.h>, which Debian keeps in the
+    // multiarch include directory that clang's BPF target does not search.
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let multiarch = format!("/usr/include/{arch}-linux-gnu");
+    if std::path::Path::new(&multiarch).is_dir() {
+        args.push(format!("-I{multiarch}"));
+    }
+    if let Err(e) = SkeletonBuilder::new()
+        .source(&src)
+        .clang_args(args)
+        .build_and_generate(&out)
+    {
+        panic!("building {}: {e:#}", src.display());
+    }
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed={}", bpf.join("probe.h").display());
+}

@@ -1,0 +1,675 @@
+//! The eBPF backend: uprobes that run the capture recipes in the kernel,
+//! so the traced program is never stopped.
+//!
+//! The kernel side is `bpf/probe.bpf.c`, compiled by `build.rs` into a
+//! libbpf-rs skeleton. Each probe's recipe is serialized into the
+//! `recipes` map (layout in `bpf/probe.h`, mirrored here) at the index of
+//! its probe id, and all uprobes are attached through one uprobe-multi
+//! link, each with its probe id as cookie. Hits come back through a ring buffer that is drained on a short timer
+//! (records are submitted without wake-ups, which makes a hit several
+//! times cheaper). The kernel counts hits and lost records; the count of
+//! lost ones is always reported, and seen + lost = hits is checked.
+//!
+//! XMM registers cannot be read from a uprobe: the trap leaves the user's
+//! vector registers live in the CPU, and the copy in the task's FPU save
+//! area is only current after a context switch. Such captures are
+//! reported unreadable (see docs/architecture.md, "The eBPF backend").
+//!
+//! In launch mode the program's stdout/stderr are relayed (see
+//! `relay`) so that its output and the trace lines interleave as under
+//! ptrace.
+//!
+//! Launch mode forks the program stopped before `execve`, arms every
+//! uprobe for that pid, then lets it run, so no early call is missed.
+//! Attach mode arms the probes on a running process and, on a stop
+//! request, removes them; the process is never stopped.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use relay::Relay;
+
+use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
+use crate::plan::{Capture, Guard, Len, Probe};
+
+mod relay;
+
+#[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
+}
+use skel::ProbeSkelBuilder;
+
+// Mirrors of bpf/probe.h.
+const MAX_CAPS: usize = 512;
+const MAX_CAP_LEN: u32 = 32 * 1024;
+/// Most bytes one hit may capture in all (the BPF side has room for more).
+const MAX_HIT_BYTES: u64 = 64 * 1024;
+const UNREADABLE: u16 = 0xffff;
+const WRITE_MARK: u32 = 0xffff_ffff;
+const NO_GUARD: u32 = 0xff;
+const CAP_REG: u8 = 1;
+const CAP_XMM: u8 = 2;
+const CAP_STACK: u8 = 3;
+const CAP_DEREF: u8 = 4;
+const LEN_FIXED: u8 = 0;
+const LEN_COUNTED: u8 = 1;
+const COUNT_HITS: u32 = 0;
+const COUNT_DROPS: u32 = 1;
+/// `sizeof(struct lp_capture)`.
+const CAPTURE_SIZE: usize = 24;
+/// `sizeof(struct lp_recipe)`.
+const RECIPE_SIZE: usize = 8 + MAX_CAPS * CAPTURE_SIZE;
+/// `sizeof(struct lp_event)`: the header before the captured bytes.
+const EVENT_HEADER: usize = 24;
+
+/// How often the ring buffer is drained.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+pub struct EbpfBackend;
+
+/// Why eBPF cannot be used here, if it cannot: loads the program once
+/// without attaching it. `auto` uses this to choose a backend.
+pub fn unavailable_reason(probes: &[Probe]) -> Option<String> {
+    for p in probes {
+        if let Err(e) = serialize(p) {
+            return Some(format!("{e:#}"));
+        }
+    }
+    let mut object = MaybeUninit::uninit();
+    let loaded = load(&mut object, 1).map(drop);
+    loaded.err().map(|e| format!("{e:#}"))
+}
+
+fn load(
+    object: &mut MaybeUninit<libbpf_rs::OpenObject>,
+    entries: u32,
+) -> Result<skel::ProbeSkel<'_>> {
+    // libbpf's own multi-line diagnostics would bury the one line that
+    // says what is wrong; its errors reach us as return codes.
+    libbpf_rs::set_print(None);
+    let mut open = ProbeSkelBuilder::default()
+        .open(object)
+        .map_err(|e| load_error(&e))?;
+    open.maps
+        .recipes
+        .set_max_entries(entries.max(1))
+        .map_err(|e| load_error(&e))?;
+    let cpus = libbpf_rs::num_possible_cpus().map_err(|e| load_error(&e))?;
+    open.maps
+        .scratch
+        .set_max_entries(cpus as u32)
+        .map_err(|e| load_error(&e))?;
+    // For tests of the loss accounting: a ring buffer small enough to
+    // overflow (bytes, a power-of-two multiple of the page size).
+    if let Some(bytes) = std::env::var("LOGPROBE_EBPF_RINGBUF_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        open.maps
+            .events
+            .set_max_entries(bytes)
+            .map_err(|e| load_error(&e))?;
+    }
+    open.load().map_err(|e| load_error(&e))
+}
+
+/// The probes could not be armed, and the program has not run any of its
+/// own code: `auto` may still fall back to ptrace.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotArmed(pub String);
+
+fn not_armed(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(NotArmed(format!("{e:#}")))
+}
+
+fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
+    not_armed(match e.kind() {
+        ErrorKind::PermissionDenied => anyhow!(
+            "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)"
+        ),
+        _ => anyhow!("the kernel refused logprobe's BPF program: {e}"),
+    })
+}
+
+/// Serializes a probe's guard and recipe as a `struct lp_recipe`.
+fn serialize(p: &Probe) -> Result<Vec<u8>> {
+    let caps = &p.recipe.captures;
+    if caps.len() > MAX_CAPS {
+        bail!(
+            "a probe needs {} capture steps; the eBPF backend takes at most {MAX_CAPS}",
+            caps.len()
+        );
+    }
+    let mut out = Vec::with_capacity(RECIPE_SIZE);
+    out.extend_from_slice(&(caps.len() as u32).to_le_bytes());
+    let guard = match p.guard {
+        Some(Guard::UnlessJumpTaken { cc }) => u32::from(cc & 0xf),
+        None => NO_GUARD,
+    };
+    out.extend_from_slice(&guard.to_le_bytes());
+    let mut total: u64 = 0;
+    for c in caps {
+        let mut b = [0u8; CAPTURE_SIZE];
+        let (most, kind) = match *c {
+            Capture::Reg(r) => {
+                b[1] = r.slot() as u8;
+                (8, CAP_REG)
+            }
+            Capture::Xmm(n) => {
+                b[1] = n;
+                (0, CAP_XMM)
+            }
+            Capture::Stack { offset, len } => {
+                b[8..12].copy_from_slice(&offset.to_le_bytes());
+                b[12..16].copy_from_slice(&len.to_le_bytes());
+                (len, CAP_STACK)
+            }
+            Capture::Deref {
+                base,
+                offset,
+                add,
+                len,
+            } => {
+                b[4..6].copy_from_slice(&base.to_le_bytes());
+                b[6..8].copy_from_slice(&offset.to_le_bytes());
+                b[8..12].copy_from_slice(&add.to_le_bytes());
+                let most = match len {
+                    Len::Fixed(n) => {
+                        b[2] = LEN_FIXED;
+                        b[12..16].copy_from_slice(&n.to_le_bytes());
+                        n
+                    }
+                    Len::Counted {
+                        capture,
+                        offset,
+                        scale,
+                        max,
+                    } => {
+                        b[2] = LEN_COUNTED;
+                        b[12..16].copy_from_slice(&scale.to_le_bytes());
+                        b[16..18].copy_from_slice(&capture.to_le_bytes());
+                        b[18..20].copy_from_slice(&offset.to_le_bytes());
+                        b[20..24].copy_from_slice(&max.to_le_bytes());
+                        max
+                    }
+                };
+                (most, CAP_DEREF)
+            }
+        };
+        if most > MAX_CAP_LEN {
+            bail!("a capture of {most} bytes exceeds the eBPF backend's {MAX_CAP_LEN}-byte limit");
+        }
+        b[0] = kind;
+        total += u64::from(most);
+        out.extend_from_slice(&b);
+    }
+    if total > MAX_HIT_BYTES {
+        bail!(
+            "a probe captures up to {total} bytes; the eBPF backend takes at most {MAX_HIT_BYTES}"
+        );
+    }
+    out.resize(RECIPE_SIZE, 0);
+    Ok(out)
+}
+
+/// One ring buffer record.
+enum Item {
+    Hit(RawHit),
+    /// The launched program wrote `bytes` bytes to its (relayed) `fd`.
+    Write {
+        fd: u32,
+        bytes: u64,
+    },
+}
+
+fn parse_item(data: &[u8]) -> Option<Item> {
+    let first = u32::from_ne_bytes(data.get(..4)?.try_into().ok()?);
+    if first == WRITE_MARK {
+        // struct lp_write
+        let fd = u32::from_ne_bytes(data.get(4..8)?.try_into().ok()?);
+        let bytes = u64::from_ne_bytes(data.get(8..16)?.try_into().ok()?);
+        return Some(Item::Write { fd, bytes });
+    }
+    parse_event(data).map(Item::Hit)
+}
+
+/// Marks the launched program's writes to the relayed descriptors
+/// (`fds`, a bit mask) in the ring buffer.
+fn relay_writes(skel: &skel::ProbeSkel<'_>, pid: i32, fds: u32) -> Result<Vec<Link>> {
+    if fds == 0 {
+        return Ok(Vec::new());
+    }
+    let mut value = Vec::with_capacity(8);
+    value.extend_from_slice(&(pid as u32).to_ne_bytes());
+    value.extend_from_slice(&fds.to_ne_bytes());
+    skel.maps
+        .relay
+        .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+        .context("configuring the output relay")?;
+    let enter = skel.progs.lp_enter_write.attach().map_err(|e| {
+        not_armed(anyhow!(
+            "cannot attach to the write system call's tracepoint: {e}"
+        ))
+    })?;
+    let exit = skel.progs.lp_exit_write.attach().map_err(|e| {
+        not_armed(anyhow!(
+            "cannot attach to the write system call's tracepoint: {e}"
+        ))
+    })?;
+    Ok(vec![enter, exit])
+}
+
+/// Decodes one ring buffer record: a `struct lp_event`, the captured
+/// bytes, then one `u16` length per capture.
+fn parse_event(data: &[u8]) -> Option<RawHit> {
+    let u32_at = |o: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(data.get(o..o + 4)?.try_into().ok()?))
+    };
+    let probe = u32_at(0)?;
+    let pid = u32_at(4)? as i32;
+    let tid = u32_at(8)? as i32;
+    let ncaps = u32_at(12)? as usize;
+    if ncaps > MAX_CAPS {
+        return None;
+    }
+    let time_ns = u64::from_ne_bytes(data.get(16..24)?.try_into().ok()?);
+    let lens_at = data.len().checked_sub(2 * ncaps)?;
+    if lens_at < EVENT_HEADER {
+        return None;
+    }
+    let bytes = &data[EVENT_HEADER..lens_at];
+    let mut at = 0;
+    let mut captures = Vec::with_capacity(ncaps);
+    for i in 0..ncaps {
+        let o = lens_at + 2 * i;
+        let len = u16::from_ne_bytes(data.get(o..o + 2)?.try_into().ok()?);
+        if len == UNREADABLE {
+            captures.push(None);
+        } else {
+            captures.push(Some(bytes.get(at..at + len as usize)?.to_vec()));
+            at += len as usize;
+        }
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    Some(RawHit {
+        probe,
+        pid,
+        tid,
+        time_ns,
+        captures,
+    })
+}
+
+impl Backend for EbpfBackend {
+    fn run(
+        &mut self,
+        target: &Target,
+        probes: &[Probe],
+        sink: &mut dyn HitSink,
+        stop: &StopHandle,
+    ) -> Result<Outcome> {
+        stop.set_waiter_to_current_thread();
+        let recipes = probes.iter().map(serialize).collect::<Result<Vec<_>>>()?;
+        let entries = probes.iter().map(|p| p.id + 1).max().unwrap_or(1);
+        let mut object = MaybeUninit::uninit();
+        let skel = load(&mut object, entries)?;
+        for (p, r) in probes.iter().zip(&recipes) {
+            skel.maps
+                .recipes
+                .update(&p.id.to_ne_bytes(), r, MapFlags::ANY)
+                .context("storing a capture recipe in the kernel")?;
+        }
+
+        let hits: Rc<RefCell<VecDeque<Item>>> = Rc::default();
+        let malformed = Rc::new(RefCell::new(0u64));
+        let mut builder = RingBufferBuilder::new();
+        {
+            let hits = hits.clone();
+            let malformed = malformed.clone();
+            builder
+                .add(&skel.maps.events, move |data: &[u8]| {
+                    match parse_item(data) {
+                        Some(item) => hits.borrow_mut().push_back(item),
+                        None => *malformed.borrow_mut() += 1,
+                    }
+                    0
+                })
+                .context("setting up the ring buffer")?;
+        }
+        let ring = builder.build().context("setting up the ring buffer")?;
+        let drain = |sink: &mut dyn HitSink, relay: &mut Relay| -> Result<u64> {
+            ring.consume().context("reading the ring buffer")?;
+            let mut n = 0;
+            loop {
+                let next = hits.borrow_mut().pop_front();
+                match next {
+                    None => break,
+                    Some(Item::Hit(h)) => {
+                        sink.hit(h);
+                        n += 1;
+                    }
+                    Some(Item::Write { fd, bytes }) => {
+                        sink.flush();
+                        relay.claim(fd, bytes);
+                    }
+                }
+            }
+            sink.flush();
+            relay.end_cycle();
+            Ok(n)
+        };
+        let mut relay = Relay::default();
+
+        let mut seen = 0u64;
+        let outcome = match target {
+            Target::Launch(l) => {
+                let program = launch::resolve_program(&l.program)?;
+                let (diverted, saved) = Relay::divert()?;
+                let child = launch::spawn_stopped(l);
+                Relay::restore(saved);
+                let child = child?;
+                relay = diverted;
+                let armed =
+                    attach_all(&skel, child.as_raw(), &program, probes).and_then(|mut links| {
+                        links.extend(relay_writes(&skel, child.as_raw(), relay.fds())?);
+                        Ok(links)
+                    });
+                let links = match armed {
+                    Ok(links) => links,
+                    Err(e) => {
+                        let _ = kill(child, Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(child, None);
+                        return Err(e);
+                    }
+                };
+                let _ = kill(child, Signal::SIGCONT);
+                let mut forwarded = false;
+                let mut run = || -> Result<Outcome> {
+                    loop {
+                        seen += drain(sink, &mut relay)?;
+                        if let Some(o) = reap(child)? {
+                            return Ok(o);
+                        }
+                        if stop.requested() && !forwarded {
+                            forwarded = true;
+                            let _ = kill(child, Signal::SIGTERM);
+                        }
+                        std::thread::sleep(POLL_INTERVAL);
+                    }
+                };
+                let outcome = match run() {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Leave nothing behind: the program was ours.
+                        let _ = kill(child, Signal::SIGKILL);
+                        let _ = nix::sys::wait::waitpid(child, None);
+                        return Err(e);
+                    }
+                };
+                drop(links);
+                seen += drain(sink, &mut relay)?;
+                relay.finish();
+                outcome
+            }
+            Target::Attach(pid) => {
+                let pid = *pid;
+                let exe = check_attachable(pid)?;
+                let links = attach_all(&skel, pid, &exe, probes)?;
+                let mut gone = false;
+                while !stop.requested() {
+                    seen += drain(sink, &mut relay)?;
+                    if !alive(pid) {
+                        gone = true;
+                        break;
+                    }
+                    std::thread::sleep(POLL_INTERVAL);
+                }
+                drop(links);
+                seen += drain(sink, &mut relay)?;
+                if gone {
+                    report_losses(&skel, seen, *malformed.borrow(), sink);
+                    bail!("process {pid} exited during the trace");
+                }
+                Outcome::Detached
+            }
+        };
+        seen += drain(sink, &mut relay)?;
+        report_losses(&skel, seen, *malformed.borrow(), sink);
+        Ok(outcome)
+    }
+}
+
+/// Reports lost records, and any mismatch between what the kernel counted
+/// and what arrived.
+fn report_losses(skel: &skel::ProbeSkel<'_>, seen: u64, malformed: u64, sink: &mut dyn HitSink) {
+    let (hits, drops) = match (counter(skel, COUNT_HITS), counter(skel, COUNT_DROPS)) {
+        (Ok(h), Ok(d)) => (h, d),
+        (Err(e), _) | (_, Err(e)) => {
+            sink.notice(&format!("cannot read the kernel's hit counters: {e:#}"));
+            return;
+        }
+    };
+    if drops > 0 {
+        sink.notice(&format!("{drops} events dropped"));
+    }
+    if malformed > 0 {
+        sink.notice(&format!("{malformed} malformed events ignored"));
+    }
+    if seen + drops + malformed != hits {
+        sink.notice(&format!(
+            "the kernel counted {hits} probe hits but {seen} events arrived and {drops} were dropped"
+        ));
+    }
+}
+
+/// The sum over CPUs of one counter.
+fn counter(skel: &skel::ProbeSkel<'_>, slot: u32) -> Result<u64> {
+    let values = skel
+        .maps
+        .counters
+        .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)?
+        .unwrap_or_default();
+    Ok(values
+        .iter()
+        .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+        .map(u64::from_ne_bytes)
+        .sum())
+}
+
+/// Arms every probe in `pid`'s mapping of `path`: one uprobe-multi link
+/// (no perf event per probe), each offset with its probe id as cookie.
+fn attach_all(
+    skel: &skel::ProbeSkel<'_>,
+    pid: i32,
+    path: &Path,
+    probes: &[Probe],
+) -> Result<Vec<Link>> {
+    // For the benchmark only: the cost of entry probes alone.
+    let entry_only = std::env::var_os("LOGPROBE_BENCH_ENTRY_ONLY").is_some_and(|v| v == "1");
+    // Probes sharing an instruction (a frameless function whose first
+    // instruction is its RET: entry and return) must run in plan order.
+    // The kernel runs the consumers of one uprobe newest first, so they
+    // are registered in reverse.
+    let armed: Vec<&Probe> = probes
+        .iter()
+        .rev()
+        .filter(|p| !entry_only || p.kind == crate::plan::ProbeKind::Entry)
+        .collect();
+    if armed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let opts = UprobeMultiOpts {
+        offsets: armed.iter().map(|p| p.file_offset as usize).collect(),
+        cookies: armed.iter().map(|p| u64::from(p.id)).collect(),
+        ..Default::default()
+    };
+    let link = skel
+        .progs
+        .lp_probe
+        .attach_uprobe_multi_with_opts(pid, path, "", opts)
+        .map_err(|e| attach_error(&e, path, armed[0]))?;
+    Ok(vec![link])
+}
+
+fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
+    not_armed(match e.kind() {
+        ErrorKind::PermissionDenied => {
+            anyhow!("no permission to attach uprobes (run as root, or grant CAP_PERFMON)")
+        }
+        _ if !Path::new("/sys/bus/event_source/devices/uprobe").exists() => {
+            anyhow!("this kernel has no uprobes (CONFIG_UPROBES, CONFIG_UPROBE_EVENTS)")
+        }
+        _ => anyhow!(
+            "cannot attach uprobes to {} (first at offset {:#x}): {e}",
+            path.display(),
+            p.file_offset
+        ),
+    })
+}
+
+/// The exit of our launched child, if it has ended.
+fn reap(child: Pid) -> Result<Option<Outcome>> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(Outcome::Exited(code))),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(Outcome::Signaled(sig as i32))),
+        Ok(_) => Ok(None),
+        Err(nix::errno::Errno::EINTR) => Ok(None),
+        Err(e) => Err(anyhow!("waiting for the program: {e}")),
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has no mappings left to probe: it counts as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// The executable of a process that may be probed, or why not.
+fn check_attachable(pid: i32) -> Result<PathBuf> {
+    if pid <= 0 {
+        bail!("{pid} is not a process id");
+    }
+    if pid == std::process::id() as i32 {
+        bail!("logprobe cannot trace itself");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|_| anyhow!("no process with pid {pid}"))?;
+    let tracer = status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if tracer != 0 {
+        // Its breakpoints and our uprobes would both be int3s at the same
+        // addresses, each hiding the other's.
+        bail!("cannot attach to pid {pid}: it is being traced by pid {tracer} (a debugger or another logprobe)");
+    }
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .with_context(|| format!("cannot attach to pid {pid}: its executable is not visible"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ProbeKind, Recipe, Reg};
+
+    fn probe(captures: Vec<Capture>) -> Probe {
+        Probe {
+            id: 3,
+            func: 0,
+            kind: ProbeKind::Entry,
+            address: 0,
+            file_offset: 0,
+            guard: Some(Guard::UnlessJumpTaken { cc: 6 }),
+            instruction: Vec::new(),
+            scratch: None,
+            recipe: Recipe {
+                captures,
+                goid: None,
+                values: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn recipes_serialize_in_the_kernel_layout() {
+        let p = probe(vec![
+            Capture::Reg(Reg::R14),
+            Capture::Deref {
+                base: 0,
+                offset: 0,
+                add: 152,
+                len: Len::Counted {
+                    capture: 0,
+                    offset: 8,
+                    scale: 1,
+                    max: 64,
+                },
+            },
+        ]);
+        let b = serialize(&p).expect("serializes");
+        assert_eq!(b.len(), RECIPE_SIZE);
+        assert_eq!(&b[0..8], &[2, 0, 0, 0, 6, 0, 0, 0]);
+        assert_eq!(&b[8..10], &[CAP_REG, Reg::R14 as u8]);
+        let d = &b[8 + CAPTURE_SIZE..8 + 2 * CAPTURE_SIZE];
+        assert_eq!(d[0], CAP_DEREF);
+        assert_eq!(d[2], LEN_COUNTED);
+        assert_eq!(i32::from_le_bytes(d[8..12].try_into().expect("4")), 152);
+        assert_eq!(u16::from_le_bytes(d[18..20].try_into().expect("2")), 8);
+        assert_eq!(u32::from_le_bytes(d[20..24].try_into().expect("4")), 64);
+    }
+
+    #[test]
+    fn oversized_recipes_are_refused() {
+        let big = probe(vec![Capture::Stack {
+            offset: 8,
+            len: MAX_CAP_LEN + 1,
+        }]);
+        assert!(serialize(&big).is_err());
+        let many = probe(vec![Capture::Reg(Reg::Rax); MAX_CAPS + 1]);
+        assert!(serialize(&many).is_err());
+    }
+
+    #[test]
+    fn events_parse_with_unreadable_captures() {
+        let mut e = vec![0u8; EVENT_HEADER];
+        e[0..4].copy_from_slice(&7u32.to_ne_bytes());
+        e[4..8].copy_from_slice(&100u32.to_ne_bytes());
+        e[8..12].copy_from_slice(&101u32.to_ne_bytes());
+        e[12..16].copy_from_slice(&3u32.to_ne_bytes());
+        e[16..24].copy_from_slice(&5u64.to_ne_bytes());
+        e.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+        for len in [2u16, UNREADABLE, 1] {
+            e.extend_from_slice(&len.to_ne_bytes());
+        }
+        let h = parse_event(&e).expect("parses");
+        assert_eq!((h.probe, h.pid, h.tid, h.time_ns), (7, 100, 101, 5));
+        assert_eq!(
+            h.captures,
+            vec![Some(vec![0xaa, 0xbb]), None, Some(vec![0xcc])]
+        );
+        // Lengths that do not add up to the bytes present are refused.
+        let mut short = e.clone();
+        short.remove(EVENT_HEADER);
+        assert!(parse_event(&short).is_none());
+    }
+}

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0-only
+/* logprobe's kernel side: one generic executor of capture recipes.
+ *
+ * Every uprobe (one uprobe-multi link holds them all) runs `lp_probe`;
+ * its attach cookie is the probe id, which
+ * selects the probe's recipe in `recipes`. The program checks the probe's
+ * guard (Go's stack-check jump about to be taken: skip this pass), copies
+ * the registers, runs the capture steps in order (registers, stack slots,
+ * memory behind earlier captures, each bounded), and emits one record to
+ * the `events` ring buffer without waking the reader (it polls on a
+ * timer). Hits and lost records are counted in `counters`, so the reader
+ * can prove that seen + dropped = hits.
+ *
+ * Two syscall tracepoints mark the launched program's writes to its
+ * stdout/stderr (relayed through pipes by logprobe) in the same ring
+ * buffer, so its output and the trace lines are printed in the order they
+ * happened. */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "probe.h"
+
+/* GPL-compatible, as bpf_probe_read_user requires; MIT like the rest. */
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* resized to the number of probes before load */
+	__type(key, __u32);
+	__type(value, struct lp_recipe);
+} recipes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LP_NCOUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_relay);
+} relay SEC(".maps");
+
+/* Threads inside a relayed write, and its fd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} writing SEC(".maps");
+
+/* The record being built (far too large for the BPF stack), plus each
+ * capture's length and start, and the copied registers. `data` has room
+ * past LP_DATA_SIZE for one more read and the lengths. */
+struct lp_scratch {
+	struct lp_event ev;
+	__u8 data[LP_DATA_SIZE + LP_MAX_CAP_LEN + LP_PAGE + 2 * LP_MAX_CAPS];
+	__u16 len[LP_MAX_CAPS];
+	__u32 off[LP_MAX_CAPS];
+	__u64 regs[LP_NREGS];
+	__u32 used;
+	__u32 busy;
+};
+
+/* One scratch record per CPU, indexed by CPU number (a per-CPU map's
+ * values cannot be this large); resized to the CPU count before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &slot);
+	if (c)
+		*c += 1;
+}
+
+/* Same as plan::condition_holds. */
+static __always_inline int condition_holds(__u32 cc, __u64 flags)
+{
+	int cf = (flags & 0x1) != 0, pf = (flags & 0x4) != 0;
+	int zf = (flags & 0x40) != 0, sf = (flags & 0x80) != 0;
+	int of = (flags & 0x800) != 0;
+	int base;
+	switch ((cc >> 1) & 7) {
+	case 0: base = of; break;
+	case 1: base = cf; break;
+	case 2: base = zf; break;
+	case 3: base = cf || zf; break;
+	case 4: base = sf; break;
+	case 5: base = pf; break;
+	case 6: base = sf != of; break;
+	default: base = zf || (sf != of); break;
+	}
+	return (cc & 1) ? !base : base;
+}
+
+/* Reads up to `len` bytes of user memory like process_vm_readv: when the
+ * whole range is not readable, the readable pages before the first
+ * unreadable one are. Returns the bytes read, or -1. */
+static __always_inline long read_user(__u8 *dst, __u64 len, __u64 addr)
+{
+	if (len > LP_MAX_CAP_LEN)
+		len = LP_MAX_CAP_LEN;
+	if (len == 0)
+		return 0;
+	if (bpf_probe_read_user(dst, len, (const void *)addr) == 0)
+		return len;
+	__u64 got = 0;
+	for (int k = 0; k < LP_MAX_CAP_LEN / LP_PAGE + 1; k++) {
+		if (got >= len)
+			break;
+		__u64 chunk = LP_PAGE - ((addr + got) & (LP_PAGE - 1));
+		if (chunk > len - got)
+			chunk = len - got;
+		if (chunk > LP_PAGE)
+			chunk = LP_PAGE;
+		got &= LP_MAX_CAP_LEN - 1;
+		if (bpf_probe_read_user(dst + got, chunk, (const void *)(addr + got)) != 0)
+			break;
+		got += chunk;
+	}
+	return got > 0 ? (long)got : -1;
+}
+
+/* The little-endian u64 at byte `at` of capture `c` (which must come
+ * before capture `i`); 0 in *ok when there is none. */
+static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u32 at, int *ok)
+{
+	*ok = 0;
+	if (c >= i || c >= LP_MAX_CAPS)
+		return 0;
+	__u32 n = s->len[c];
+	if (n == LP_UNREADABLE || at + 8 > n)
+		return 0;
+	__u32 pos = (s->off[c] + at) & (LP_DATA_SIZE - 1);
+	__u64 v = 0;
+	__builtin_memcpy(&v, &s->data[pos], 8);
+	*ok = 1;
+	return v;
+}
+
+struct loop_ctx {
+	struct lp_scratch *s;
+	struct lp_recipe *r;
+};
+
+static long run_capture(__u64 index, void *arg)
+{
+	struct loop_ctx *lc = arg;
+	struct lp_scratch *s = lc->s;
+	struct lp_recipe *r = lc->r;
+	__u32 i = index;
+	if (i >= LP_MAX_CAPS)
+		return 1;
+	struct lp_capture *cap = &r->caps[i];
+	__u32 used = s->used;
+	if (used >= LP_DATA_SIZE)
+		return 1;
+	__u8 *dst = &s->data[used & (LP_DATA_SIZE - 1)];
+	long n = -1;
+	int ok = 0;
+
+	switch (cap->kind) {
+	case LP_CAP_REG: {
+		__u32 reg = cap->reg;
+		if (reg < LP_NREGS) {
+			__u64 v = s->regs[reg];
+			__builtin_memcpy(dst, &v, 8);
+			n = 8;
+		}
+		break;
+	}
+	case LP_CAP_XMM:
+		/* Not readable from a uprobe: see docs/architecture.md, "The eBPF backend". */
+		break;
+	case LP_CAP_STACK:
+		n = read_user(dst, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);
+		break;
+	case LP_CAP_DEREF: {
+		__u64 ptr = u64_of(s, i, cap->base, cap->offset, &ok);
+		if (!ok || ptr == 0)
+			break;
+		__u64 want;
+		if (cap->len_kind == LP_LEN_FIXED) {
+			want = cap->len;
+		} else {
+			__u64 c = u64_of(s, i, cap->count_capture, cap->count_offset, &ok);
+			if (!ok || (__s64)c < 0)
+				break;
+			__u64 max = cap->max;
+			if (c > max)
+				c = max;
+			want = c * cap->len;
+			if (want > max)
+				want = max;
+		}
+		n = read_user(dst, want, ptr + (__s64)cap->add);
+		break;
+	}
+	default:
+		break;
+	}
+	if (n < 0) {
+		s->len[i] = LP_UNREADABLE;
+		s->off[i] = used;
+	} else {
+		if (n > LP_MAX_CAP_LEN)
+			n = LP_MAX_CAP_LEN;
+		s->len[i] = n;
+		s->off[i] = used;
+		s->used = used + n;
+	}
+	return 0;
+}
+
+SEC("uprobe.multi")
+int lp_probe(struct pt_regs *ctx)
+{
+	__u32 id = bpf_get_attach_cookie(ctx);
+	struct lp_recipe *r = bpf_map_lookup_elem(&recipes, &id);
+	if (!r)
+		return 0;
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct lp_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!s)
+		return 0;
+	__u64 flags = ((__u64 *)ctx)[LP_REG_EFLAGS];
+	if (r->guard_cc != LP_NO_GUARD && condition_holds(r->guard_cc, flags))
+		return 0;
+	count(LP_COUNT_HITS);
+	/* Another hit on this CPU preempted one in flight: its scratch is in
+	 * use, so this one is lost, and counted. */
+	if (s->busy) {
+		count(LP_COUNT_DROPS);
+		return 0;
+	}
+	s->busy = 1;
+	__builtin_memcpy(s->regs, ctx, sizeof(s->regs));
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	s->ev.probe = id;
+	s->ev.pid = pid_tgid >> 32;
+	s->ev.tid = (__u32)pid_tgid;
+	s->ev.time_ns = bpf_ktime_get_ns();
+	__u32 ncaps = r->ncaps;
+	if (ncaps > LP_MAX_CAPS)
+		ncaps = LP_MAX_CAPS;
+	s->ev.ncaps = ncaps;
+	s->used = 0;
+	struct loop_ctx lc = { .s = s, .r = r };
+	bpf_loop(ncaps, run_capture, &lc, 0);
+	__u32 used = s->used;
+	if (used > LP_DATA_SIZE)
+		used = LP_DATA_SIZE;
+	/* The lengths go right after the bytes. */
+	__u32 lens = ncaps * 2;
+	if (lens > 2 * LP_MAX_CAPS)
+		lens = 2 * LP_MAX_CAPS;
+	bpf_probe_read_kernel(&s->data[used], lens, s->len);
+	__u64 size = sizeof(s->ev) + used + lens;
+	if (bpf_ringbuf_output(&events, &s->ev, size, BPF_RB_NO_WAKEUP))
+		count(LP_COUNT_DROPS);
+	s->busy = 0;
+	return 0;
+}
+
+/* The layouts of the syscalls tracepoints' records
+ * (events/syscalls/sys_{enter,exit}_write/format). */
+struct lp_sys_enter {
+	__u64 common;
+	__s64 nr;
+	__u64 args[6];
+};
+
+struct lp_sys_exit {
+	__u64 common;
+	__s64 nr;
+	__s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int lp_enter_write(struct lp_sys_enter *ctx)
+{
+	__u32 zero = 0;
+	struct lp_relay *r = bpf_map_lookup_elem(&relay, &zero);
+	if (!r || r->tgid == 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((pid_tgid >> 32) != r->tgid)
+		return 0;
+	__u32 fd = ctx->args[0];
+	if (fd > 2 || !(r->fds & (1u << fd)))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
+	bpf_map_update_elem(&writing, &tid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int lp_exit_write(struct lp_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 *fd = bpf_map_lookup_elem(&writing, &tid);
+	if (!fd)
+		return 0;
+	struct lp_write w = { .mark = LP_WRITE_MARK, .fd = *fd, .bytes = 0 };
+	bpf_map_delete_elem(&writing, &tid);
+	if (ctx->ret <= 0)
+		return 0;
+	w.bytes = ctx->ret;
+	/* A lost mark only costs ordering: logprobe relays unclaimed bytes
+	 * after a moment. */
+	bpf_ringbuf_output(&events, &w, sizeof(w), BPF_RB_NO_WAKEUP);
+	return 0;
+}

@@ -1,0 +1,92 @@
+/* The layout shared by the BPF program (probe.bpf.c) and the Rust side
+ * (adapter/src/backend/ebpf.rs mirrors it byte for byte): one serialized
+ * capture recipe per probe, and the event record each hit emits.
+ *
+ * Semantics are those of adapter/src/backend/exec.rs, the reference
+ * executor: captures run in order, each yields bytes or "unreadable". */
+#ifndef LOGPROBE_PROBE_H
+#define LOGPROBE_PROBE_H
+
+/* Most capture steps in one recipe (plan::MAX_CAPTURES). */
+#define LP_MAX_CAPS 512
+/* Most bytes one capture step may read (plan::MAX_READ). */
+#define LP_MAX_CAP_LEN 32768
+/* A power of two above the most bytes all captures of one hit read
+ * together (plan::MAX_RECIPE_BYTES, 64 KiB). */
+#define LP_DATA_SIZE 131072
+#define LP_PAGE 4096
+/* `len` of a capture that could not be read. */
+#define LP_UNREADABLE 0xffff
+/* `guard_cc` of a probe without a guard. */
+#define LP_NO_GUARD 0xff
+/* Slots of struct pt_regs (x86-64) the program copies. */
+#define LP_NREGS 21
+#define LP_REG_EFLAGS 18
+#define LP_REG_RSP 19
+
+/* Capture kinds. */
+#define LP_CAP_REG 1
+#define LP_CAP_XMM 2
+#define LP_CAP_STACK 3
+#define LP_CAP_DEREF 4
+
+/* How a Deref's length is found. */
+#define LP_LEN_FIXED 0
+#define LP_LEN_COUNTED 1
+
+/* Counter slots (a per-CPU array). */
+#define LP_COUNT_HITS 0
+#define LP_COUNT_DROPS 1
+#define LP_NCOUNTERS 2
+
+struct lp_capture {
+	__u8 kind;     /* LP_CAP_* */
+	__u8 reg;      /* REG: pt_regs slot; XMM: register number */
+	__u8 len_kind; /* DEREF: LP_LEN_* */
+	__u8 pad;
+	__u16 base;    /* DEREF: capture holding the address ... */
+	__u16 offset;  /* ... at this byte */
+	__s32 add;     /* DEREF: added to the address; STACK: offset from SP */
+	__u32 len;     /* STACK, DEREF fixed: bytes; DEREF counted: scale */
+	__u16 count_capture; /* DEREF counted: capture holding the count ... */
+	__u16 count_offset;  /* ... at this byte */
+	__u32 max;           /* DEREF counted: most bytes */
+};
+
+struct lp_recipe {
+	__u32 ncaps;
+	__u32 guard_cc; /* x86 condition code, or LP_NO_GUARD */
+	struct lp_capture caps[LP_MAX_CAPS];
+};
+
+/* One hit: this header, then the captured bytes of every readable capture
+ * packed in capture order, then `ncaps` __u16 lengths (bytes captured, or
+ * LP_UNREADABLE), one per capture. */
+struct lp_event {
+	__u32 probe;
+	__u32 pid;
+	__u32 tid;
+	__u32 ncaps;
+	__u64 time_ns;
+};
+
+/* `probe` of a record that marks a write by the launched program to a
+ * relayed stdout/stderr (struct lp_write), not a probe hit. */
+#define LP_WRITE_MARK 0xffffffffu
+
+/* Which process's writes to which of fds 1 and 2 are marked. */
+struct lp_relay {
+	__u32 tgid;
+	__u32 fds; /* bit n: fd n */
+};
+
+/* The program wrote `bytes` bytes to `fd`: they are in the relay pipe,
+ * and every hit recorded before this mark on the writing thread came
+ * before them. */
+struct lp_write {
+	__u32 mark; /* LP_WRITE_MARK */
+	__u32 fd;
+	__u64 bytes;
+};
+
+#endif
