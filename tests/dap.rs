@@ -284,7 +284,7 @@ fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
 
 #[test]
 fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
-    for backend in backends() {
+    for backend in dap_backends() {
         for build in ["seed", "seed-debug"] {
             let (mut c, _adapter) = stdio_adapter();
             seed_logpoint_case(&mut c, backend, build);
@@ -294,7 +294,7 @@ fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
 
 #[test]
 fn tcp_serves_one_session_after_another() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let (_adapter, port) = tcp_adapter();
         for build in ["seed", "seed-debug"] {
             let mut c = tcp_client(port);
@@ -305,7 +305,7 @@ fn tcp_serves_one_session_after_another() {
 
 #[test]
 fn trace_functions_by_regex_and_by_position() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "seed", &[], json!({}));
         let r = c.ok(
@@ -360,7 +360,7 @@ fn logpoint_expressions_follow_pointers_fields_and_strings() {
         .join("fixtures/go/kinds/main.go")
         .display()
         .to_string();
-    for backend in backends() {
+    for backend in dap_backends() {
         for build in ["kinds", "kinds-debug"] {
             let (mut c, _adapter) = stdio_adapter();
             launch(&mut c, backend, build, &[], json!({}));
@@ -413,7 +413,7 @@ fn functions_request_lists_traceable_functions() {
 
 #[test]
 fn conditions_and_hit_conditions() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "attach-debug", &["20"], json!({}));
         // tick(i) for i = 0..19: calls with i >= 5 count; every 3rd is shown.
@@ -453,7 +453,7 @@ fn conditions_and_hit_conditions() {
 
 #[test]
 fn traces_and_logpoints_are_added_and_removed_while_running() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "attach", &["60"], json!({}));
         c.ok("configurationDone", json!({}));
@@ -520,7 +520,7 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
 
 #[test]
 fn terminate_ends_a_launched_program() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(
             &mut c,
@@ -556,7 +556,7 @@ fn terminate_ends_a_launched_program() {
 
 #[test]
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
-    for backend in backends() {
+    for backend in dap_backends() {
         let mut program = Command::new(fixture("attach"));
         program
             .arg("60")
