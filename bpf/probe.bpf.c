@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT OR GPL-2.0-only
 /* logprobe's kernel side: one generic executor of capture recipes.
  *
- * Every uprobe (one uprobe-multi link holds them all) runs `lp_probe`;
- * its attach cookie is the probe id, which
- * selects the probe's recipe in `recipes`. The program checks the probe's
+ * Every uprobe (uprobe-multi links, one per batch of probes) runs
+ * `lp_probe`; its attach cookie is the probe's slot, which selects its
+ * recipe in `recipes` and names it in the event (user space maps slots
+ * back to probe ids). The program checks the probe's
  * guard (Go's stack-check jump about to be taken: skip this pass), copies
  * the registers, runs the capture steps in order (registers, stack slots,
  * memory behind earlier captures, each bounded), and emits one record to
@@ -24,7 +25,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1); /* resized to the number of probes before load */
+	__uint(max_entries, 1); /* resized to the number of slots before load */
 	__type(key, __u32);
 	__type(value, struct lp_recipe);
 } recipes SEC(".maps");

@@ -3,9 +3,11 @@
 //!
 //! The kernel side is `bpf/probe.bpf.c`, compiled by `build.rs` into a
 //! libbpf-rs skeleton. Each probe's recipe is serialized into the
-//! `recipes` map (layout in `bpf/probe.h`, mirrored here) at the index of
-//! its probe id, and all uprobes are attached through one uprobe-multi
-//! link, each with its probe id as cookie. Hits come back through a ring buffer that is drained on a short timer
+//! `recipes` map (layout in `bpf/probe.h`, mirrored here) at a slot of
+//! its own, and the uprobes are attached through uprobe-multi links, one
+//! per batch of probes added together, each with its slot as cookie
+//! (`Armed` says how probes come and go while the program runs). Hits
+//! come back through a ring buffer that is drained on a short timer
 //! (records are submitted without wake-ups, which makes a hit several
 //! times cheaper). The kernel counts hits and lost records; the count of
 //! lost ones is always reported, and seen + lost = hits is checked.
@@ -17,7 +19,8 @@
 //!
 //! In launch mode the program's stdout/stderr are relayed (see
 //! `relay`) so that its output and the trace lines interleave as under
-//! ptrace.
+//! ptrace, unless the caller gave the program descriptors of its own
+//! (`Launch::stdio`, the DAP server's pipes), which it then reads itself.
 //!
 //! Launch mode forks the program stopped before `execve`, arms every
 //! uprobe for that pid, then lets it run, so no early call is missed.
@@ -72,6 +75,10 @@ const CAPTURE_SIZE: usize = 24;
 const RECIPE_SIZE: usize = 8 + MAX_CAPS * CAPTURE_SIZE;
 /// `sizeof(struct lp_event)`: the header before the captured bytes.
 const EVENT_HEADER: usize = 24;
+
+/// Recipe slots beyond the initial probes, for probes added while the
+/// program runs (each slot is one `struct lp_recipe`, about 12 KiB).
+const SPARE_SLOTS: u32 = 1024;
 
 /// How often the ring buffer is drained.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -323,16 +330,12 @@ impl Backend for EbpfBackend {
         stop: &StopHandle,
     ) -> Result<Outcome> {
         stop.set_waiter_to_current_thread();
-        let recipes = probes.iter().map(serialize).collect::<Result<Vec<_>>>()?;
-        let entries = probes.iter().map(|p| p.id + 1).max().unwrap_or(1);
-        let mut object = MaybeUninit::uninit();
-        let skel = load(&mut object, entries)?;
-        for (p, r) in probes.iter().zip(&recipes) {
-            skel.maps
-                .recipes
-                .update(&p.id.to_ne_bytes(), r, MapFlags::ANY)
-                .context("storing a capture recipe in the kernel")?;
+        for p in probes {
+            serialize(p)?;
         }
+        let capacity = (probes.len() as u32).saturating_add(SPARE_SLOTS);
+        let mut object = MaybeUninit::uninit();
+        let skel = load(&mut object, capacity)?;
 
         let hits: Rc<RefCell<VecDeque<Item>>> = Rc::default();
         let malformed = Rc::new(RefCell::new(0u64));
@@ -351,16 +354,23 @@ impl Backend for EbpfBackend {
                 .context("setting up the ring buffer")?;
         }
         let ring = builder.build().context("setting up the ring buffer")?;
-        let drain = |sink: &mut dyn HitSink, relay: &mut Relay| -> Result<u64> {
+        // Hits name their probe by slot; `slots` turns that back into the
+        // probe id. A hit on a slot freed since is counted but not shown
+        // (cannot happen: slots are freed only after a drain, see
+        // `Armed::remove`).
+        let drain = |sink: &mut dyn HitSink, relay: &mut Relay, armed: &Armed| -> Result<u64> {
             ring.consume().context("reading the ring buffer")?;
             let mut n = 0;
             loop {
                 let next = hits.borrow_mut().pop_front();
                 match next {
                     None => break,
-                    Some(Item::Hit(h)) => {
-                        sink.hit(h);
+                    Some(Item::Hit(mut h)) => {
                         n += 1;
+                        if let Some(id) = armed.probe_of(h.probe) {
+                            h.probe = id;
+                            sink.hit(h);
+                        }
                     }
                     Some(Item::Write { fd, bytes }) => {
                         sink.flush();
@@ -372,23 +382,67 @@ impl Backend for EbpfBackend {
             relay.end_cycle();
             Ok(n)
         };
+        // Applies the queued probe changes (after draining what the removed
+        // probes reported), then tells the sink which probes it armed.
+        let apply = |sink: &mut dyn HitSink,
+                     relay: &mut Relay,
+                     armed: &mut Armed,
+                     seen: &mut u64|
+         -> Result<()> {
+            let changes = stop.take_changes();
+            if changes.is_empty() || stop.requested() {
+                return Ok(());
+            }
+            let mut added = Vec::new();
+            for change in changes {
+                if !change.remove.is_empty() {
+                    let pending = armed.unlink(&change.remove);
+                    // The removed probes' links are gone, and with them any
+                    // handler still running: what they reported is in the
+                    // ring now, and is read while their slots still name them.
+                    *seen += drain(sink, relay, armed)?;
+                    if let Err(e) = armed.relink(&skel, pending) {
+                        sink.notice(&format!("{e:#}"));
+                    }
+                }
+                let mut batch = Vec::new();
+                for p in change.add {
+                    match serialize(&p) {
+                        Ok(_) => batch.push(p),
+                        Err(e) => sink.notice(&format!("cannot arm probe {}: {e:#}", p.id)),
+                    }
+                }
+                match armed.add(&skel, batch) {
+                    Ok(ids) => added.extend(ids),
+                    Err(e) => sink.notice(&format!("{e:#}")),
+                }
+            }
+            sink.armed(armed.pid, &added);
+            Ok(())
+        };
         let mut relay = Relay::default();
 
         let mut seen = 0u64;
         let outcome = match target {
             Target::Launch(l) => {
                 let program = launch::resolve_program(&l.program)?;
-                let (diverted, saved) = Relay::divert()?;
-                let child = launch::spawn_stopped(l);
-                Relay::restore(saved);
-                let child = child?;
-                relay = diverted;
-                let armed =
-                    attach_all(&skel, child.as_raw(), &program, probes).and_then(|mut links| {
-                        links.extend(relay_writes(&skel, child.as_raw(), relay.fds())?);
-                        Ok(links)
-                    });
-                let links = match armed {
+                // With stdio given (the DAP server's pipes) the caller reads
+                // the program's output itself; otherwise it is relayed.
+                let child = if l.stdio.is_some() {
+                    launch::spawn_stopped(l)?
+                } else {
+                    let (diverted, saved) = Relay::divert()?;
+                    let child = launch::spawn_stopped(l);
+                    Relay::restore(saved);
+                    let child = child?;
+                    relay = diverted;
+                    child
+                };
+                let mut armed = Armed::new(capacity, child.as_raw(), program);
+                let ready = armed
+                    .add(&skel, probes.to_vec())
+                    .and_then(|_| relay_writes(&skel, child.as_raw(), relay.fds()));
+                let write_links = match ready {
                     Ok(links) => links,
                     Err(e) => {
                         let _ = kill(child, Signal::SIGKILL);
@@ -396,14 +450,17 @@ impl Backend for EbpfBackend {
                         return Err(e);
                     }
                 };
+                let ids: Vec<u32> = probes.iter().map(|p| p.id).collect();
+                sink.armed(child.as_raw(), &ids);
                 let _ = kill(child, Signal::SIGCONT);
                 let mut forwarded = false;
                 let mut run = || -> Result<Outcome> {
                     loop {
-                        seen += drain(sink, &mut relay)?;
+                        seen += drain(sink, &mut relay, &armed)?;
                         if let Some(o) = reap(child)? {
                             return Ok(o);
                         }
+                        apply(sink, &mut relay, &mut armed, &mut seen)?;
                         if stop.requested() && !forwarded {
                             forwarded = true;
                             let _ = kill(child, Signal::SIGTERM);
@@ -420,26 +477,31 @@ impl Backend for EbpfBackend {
                         return Err(e);
                     }
                 };
-                drop(links);
-                seen += drain(sink, &mut relay)?;
+                armed.unlink_all();
+                drop(write_links);
+                seen += drain(sink, &mut relay, &armed)?;
                 relay.finish();
                 outcome
             }
             Target::Attach(pid) => {
                 let pid = *pid;
                 let exe = check_attachable(pid)?;
-                let links = attach_all(&skel, pid, &exe, probes)?;
+                let mut armed = Armed::new(capacity, pid, exe);
+                armed.add(&skel, probes.to_vec())?;
+                let ids: Vec<u32> = probes.iter().map(|p| p.id).collect();
+                sink.armed(pid, &ids);
                 let mut gone = false;
                 while !stop.requested() {
-                    seen += drain(sink, &mut relay)?;
+                    seen += drain(sink, &mut relay, &armed)?;
                     if !alive(pid) {
                         gone = true;
                         break;
                     }
+                    apply(sink, &mut relay, &mut armed, &mut seen)?;
                     std::thread::sleep(POLL_INTERVAL);
                 }
-                drop(links);
-                seen += drain(sink, &mut relay)?;
+                armed.unlink_all();
+                seen += drain(sink, &mut relay, &armed)?;
                 if gone {
                     report_losses(&skel, seen, *malformed.borrow(), sink);
                     bail!("process {pid} exited during the trace");
@@ -447,7 +509,6 @@ impl Backend for EbpfBackend {
                 Outcome::Detached
             }
         };
-        seen += drain(sink, &mut relay)?;
         report_losses(&skel, seen, *malformed.borrow(), sink);
         Ok(outcome)
     }
@@ -490,39 +551,198 @@ fn counter(skel: &skel::ProbeSkel<'_>, slot: u32) -> Result<u64> {
         .sum())
 }
 
-/// Arms every probe in `pid`'s mapping of `path`: one uprobe-multi link
-/// (no perf event per probe), each offset with its probe id as cookie.
-fn attach_all(
+/// The probes armed in one process: which recipe slot each uses, and the
+/// uprobe-multi links that arm them, one per batch of probes added
+/// together (the initial probes, then each [`ProbeChanges`] that adds).
+///
+/// Probe ids grow for the whole session, so the `recipes` map is indexed
+/// by slot instead: a fixed number of them, each reused once its probe is
+/// removed, with the slot as the attach cookie. Removing a probe rebuilds
+/// only the links of batches that lose a probe: the old link goes first
+/// (a new one next to it would report every hit twice), so a call to one
+/// of that batch's surviving probes in the short gap before the new link
+/// is armed is missed, and a return whose entry fell in the gap is shown
+/// without it. Batches that lose nothing keep their link.
+///
+/// [`ProbeChanges`]: super::ProbeChanges
+struct Armed {
+    pid: i32,
+    path: PathBuf,
+    /// Slot -> probe id; `None` for a free slot.
+    slots: Vec<Option<u32>>,
+    free: Vec<u32>,
+    batches: Vec<Batch>,
+}
+
+struct Batch {
+    /// (slot, probe), in plan order.
+    probes: Vec<(u32, Probe)>,
+    link: Option<Link>,
+}
+
+/// Probes whose links were dropped by [`Armed::unlink`]: their slots are
+/// freed and the survivors relinked by [`Armed::relink`], after a drain.
+struct Unlinked {
+    freed: Vec<u32>,
+    batches: Vec<usize>,
+}
+
+impl Armed {
+    fn new(capacity: u32, pid: i32, path: PathBuf) -> Armed {
+        Armed {
+            pid,
+            path,
+            slots: vec![None; capacity as usize],
+            free: (0..capacity).rev().collect(),
+            batches: Vec::new(),
+        }
+    }
+
+    /// The probe id a hit's cookie (slot) stands for.
+    fn probe_of(&self, slot: u32) -> Option<u32> {
+        self.slots.get(slot as usize).copied().flatten()
+    }
+
+    /// Stores the recipes of `probes` and arms them with one link; returns
+    /// their ids. On failure nothing of the batch stays.
+    fn add(&mut self, skel: &skel::ProbeSkel<'_>, probes: Vec<Probe>) -> Result<Vec<u32>> {
+        if probes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if probes.len() > self.free.len() {
+            bail!(
+                "cannot arm {} more probes: the eBPF backend has room for {} probes at a time",
+                probes.len(),
+                self.slots.len()
+            );
+        }
+        let mut batch = Batch {
+            probes: Vec::with_capacity(probes.len()),
+            link: None,
+        };
+        for p in probes {
+            let Some(slot) = self.free.pop() else {
+                break; // counted above
+            };
+            self.slots[slot as usize] = Some(p.id);
+            batch.probes.push((slot, p));
+        }
+        let stored = batch.probes.iter().try_for_each(|(slot, p)| {
+            skel.maps
+                .recipes
+                .update(&slot.to_ne_bytes(), &serialize(p)?, MapFlags::ANY)
+                .context("storing a capture recipe in the kernel")
+        });
+        let linked = stored.and_then(|()| link(skel, self.pid, &self.path, &batch.probes));
+        match linked {
+            Ok(l) => batch.link = l,
+            Err(e) => {
+                for (slot, _) in &batch.probes {
+                    self.slots[*slot as usize] = None;
+                    self.free.push(*slot);
+                }
+                return Err(e);
+            }
+        }
+        let ids = batch.probes.iter().map(|(_, p)| p.id).collect();
+        self.batches.push(batch);
+        Ok(ids)
+    }
+
+    /// Drops the links of the batches holding any of `ids`, and those
+    /// probes from their batches. Their slots still name them until
+    /// [`Armed::relink`], so hits already in the ring are read right.
+    fn unlink(&mut self, ids: &[u32]) -> Unlinked {
+        let mut out = Unlinked {
+            freed: Vec::new(),
+            batches: Vec::new(),
+        };
+        for (i, b) in self.batches.iter_mut().enumerate() {
+            let before = b.probes.len();
+            b.probes.retain(|(slot, p)| {
+                let keep = !ids.contains(&p.id);
+                if !keep {
+                    out.freed.push(*slot);
+                }
+                keep
+            });
+            if b.probes.len() != before {
+                // Dropping a link waits for its running handlers.
+                b.link = None;
+                out.batches.push(i);
+            }
+        }
+        out
+    }
+
+    /// Frees the slots [`Armed::unlink`] took and arms the batches' other
+    /// probes again (a batch left empty goes away).
+    fn relink(&mut self, skel: &skel::ProbeSkel<'_>, u: Unlinked) -> Result<()> {
+        for slot in u.freed {
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
+        }
+        let mut result = Ok(());
+        for &i in &u.batches {
+            let b = &mut self.batches[i];
+            match link(skel, self.pid, &self.path, &b.probes) {
+                Ok(l) => b.link = l,
+                Err(e) => {
+                    // Those probes stay unarmed; say so once.
+                    for (slot, _) in b.probes.drain(..) {
+                        self.slots[slot as usize] = None;
+                        self.free.push(slot);
+                    }
+                    result = Err(e.context("cannot arm the remaining probes again"));
+                }
+            }
+        }
+        self.batches.retain(|b| !b.probes.is_empty());
+        result
+    }
+
+    /// Disarms every probe (the slots stay, for the last drain).
+    fn unlink_all(&mut self) {
+        for b in &mut self.batches {
+            b.link = None;
+        }
+    }
+}
+
+/// Arms one batch of probes in `pid`'s mapping of `path`: one uprobe-multi
+/// link (no perf event per probe), each offset with its slot as cookie.
+fn link(
     skel: &skel::ProbeSkel<'_>,
     pid: i32,
     path: &Path,
-    probes: &[Probe],
-) -> Result<Vec<Link>> {
+    probes: &[(u32, Probe)],
+) -> Result<Option<Link>> {
     // For the benchmark only: the cost of entry probes alone.
     let entry_only = std::env::var_os("LOGPROBE_BENCH_ENTRY_ONLY").is_some_and(|v| v == "1");
     // Probes sharing an instruction (a frameless function whose first
     // instruction is its RET: entry and return) must run in plan order.
     // The kernel runs the consumers of one uprobe newest first, so they
-    // are registered in reverse.
-    let armed: Vec<&Probe> = probes
+    // are registered in reverse. Entry, return and line probes all take
+    // the same path: the kind matters only to the decoder.
+    let armed: Vec<&(u32, Probe)> = probes
         .iter()
         .rev()
-        .filter(|p| !entry_only || p.kind == crate::plan::ProbeKind::Entry)
+        .filter(|(_, p)| !entry_only || p.kind == crate::plan::ProbeKind::Entry)
         .collect();
-    if armed.is_empty() {
-        return Ok(Vec::new());
-    }
+    let Some((_, first)) = armed.first() else {
+        return Ok(None);
+    };
     let opts = UprobeMultiOpts {
-        offsets: armed.iter().map(|p| p.file_offset as usize).collect(),
-        cookies: armed.iter().map(|p| u64::from(p.id)).collect(),
+        offsets: armed.iter().map(|(_, p)| p.file_offset as usize).collect(),
+        cookies: armed.iter().map(|(slot, _)| u64::from(*slot)).collect(),
         ..Default::default()
     };
     let link = skel
         .progs
         .lp_probe
         .attach_uprobe_multi_with_opts(pid, path, "", opts)
-        .map_err(|e| attach_error(&e, path, armed[0]))?;
-    Ok(vec![link])
+        .map_err(|e| attach_error(&e, path, first))?;
+    Ok(Some(link))
 }
 
 fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
