@@ -93,7 +93,7 @@ impl Session {
         target: Target,
         common: &CommonArguments,
     ) -> Result<Option<Json>> {
-        let backend = common.backend.clone().unwrap_or_else(|| "ptrace".into());
+        let backend = common.backend.clone().unwrap_or_else(|| "auto".into());
         super::run::check_backend(&backend)?;
         let image = Arc::new(Image::open(&exe)?);
         let mut limits = Limits::default();

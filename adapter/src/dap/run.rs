@@ -15,22 +15,48 @@ use serde_json::json;
 use super::log;
 use super::protocol::{OutputBody, Source};
 use super::session::{GroupKind, Outgoing, Running, Table};
+use crate::backend::ebpf::{self, EbpfBackend};
 use crate::backend::ptrace::PtraceBackend;
 use crate::backend::{Backend, HitSink, Outcome, RawHit, Stdio, StopHandle, Target};
-use crate::plan::ProbeKind;
+use crate::plan::{Probe, ProbeKind};
 use crate::trace::{self, EventKind, Style};
 
-/// Fails for a backend this build cannot run.
+/// Fails for a backend name that is not one of `ebpf`, `ptrace`, `auto`.
 pub fn check_backend(name: &str) -> Result<()> {
     match name {
-        "ptrace" => Ok(()),
-        other => bail!("backend '{other}' is not available in this build (use 'ptrace')"),
+        "ebpf" | "ptrace" | "auto" => Ok(()),
+        other => bail!("unknown backend '{other}' (use 'ebpf', 'ptrace' or 'auto')"),
     }
 }
 
-fn make_backend(name: &str) -> Result<Box<dyn Backend>> {
-    check_backend(name)?;
-    Ok(Box::new(PtraceBackend))
+/// Runs the named backend; `auto` runs eBPF where it loads and its probes
+/// attach, else ptrace, with a one-line notice that says why.
+fn run_backend(
+    name: &str,
+    target: &Target,
+    probes: &[Probe],
+    sink: &mut Sink,
+    stop: &StopHandle,
+) -> Result<Outcome> {
+    match name {
+        "ptrace" => PtraceBackend.run(target, probes, sink, stop),
+        "ebpf" => EbpfBackend.run(target, probes, sink, stop),
+        "auto" => {
+            if let Some(why) = ebpf::unavailable_reason(probes) {
+                sink.notice(&format!("using ptrace: eBPF is unavailable: {why}"));
+                return PtraceBackend.run(target, probes, sink, stop);
+            }
+            match EbpfBackend.run(target, probes, sink, stop) {
+                // Nothing was armed and the program has not run: ptrace can.
+                Err(e) if e.downcast_ref::<ebpf::NotArmed>().is_some() => {
+                    sink.notice(&format!("using ptrace: eBPF is unavailable: {e:#}"));
+                    PtraceBackend.run(target, probes, sink, stop)
+                }
+                other => other,
+            }
+        }
+        other => bail!("unknown backend '{other}'"),
+    }
 }
 
 /// Starts the backend thread with every probe of the table armed.
@@ -82,8 +108,7 @@ pub fn start(
                 started: false,
                 launched_pid: sink_pid,
             };
-            let result = make_backend(&backend)
-                .and_then(|mut b| b.run(&target, &probes, &mut sink, &thread_stop));
+            let result = run_backend(&backend, &target, &probes, &mut sink, &thread_stop);
             // Our copies of the pipes' write ends close here, so the readers
             // see the end of the program's output.
             drop(target);
