@@ -284,7 +284,7 @@ fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
 
 #[test]
 fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
-    for backend in dap_backends() {
+    for backend in backends() {
         for build in ["seed", "seed-debug"] {
             let (mut c, _adapter) = stdio_adapter();
             seed_logpoint_case(&mut c, backend, build);
@@ -294,7 +294,7 @@ fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
 
 #[test]
 fn tcp_serves_one_session_after_another() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let (_adapter, port) = tcp_adapter();
         for build in ["seed", "seed-debug"] {
             let mut c = tcp_client(port);
@@ -305,7 +305,7 @@ fn tcp_serves_one_session_after_another() {
 
 #[test]
 fn trace_functions_by_regex_and_by_position() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "seed", &[], json!({}));
         let r = c.ok(
@@ -360,7 +360,7 @@ fn logpoint_expressions_follow_pointers_fields_and_strings() {
         .join("fixtures/go/kinds/main.go")
         .display()
         .to_string();
-    for backend in dap_backends() {
+    for backend in backends() {
         for build in ["kinds", "kinds-debug"] {
             let (mut c, _adapter) = stdio_adapter();
             launch(&mut c, backend, build, &[], json!({}));
@@ -377,11 +377,20 @@ fn logpoint_expressions_follow_pointers_fields_and_strings() {
             );
             c.ok("configurationDone", json!({}));
             let (console, _) = c.run_to_end();
+            // A uprobe cannot read the XMM registers (see
+            // docs/architecture.md): a float still in one is an inline
+            // error under eBPF, never a guess.
+            let a = match (backend, build) {
+                ("ebpf", "kinds") => "<error: a: memory not readable>",
+                _ => "2.5",
+            };
             assert_eq!(
                 console,
-                "sum 3+4\n\
-                 main.(*Point).Scale g=1 p.X=3 (*p).Y=4 *p=main.Point {X: 3, Y: 4} k=2 bad=<error: *main.Point: no element [1] to read>\n\
-                 mix \"ab\" len=2 a=2.5\n",
+                format!(
+                    "sum 3+4\n\
+                     main.(*Point).Scale g=1 p.X=3 (*p).Y=4 *p=main.Point {{X: 3, Y: 4}} k=2 bad=<error: *main.Point: no element [1] to read>\n\
+                     mix \"ab\" len=2 a={a}\n"
+                ),
                 "{backend} {build}"
             );
             c.ok("disconnect", json!({}));
@@ -413,7 +422,7 @@ fn functions_request_lists_traceable_functions() {
 
 #[test]
 fn conditions_and_hit_conditions() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "attach-debug", &["20"], json!({}));
         // tick(i) for i = 0..19: calls with i >= 5 count; every 3rd is shown.
@@ -453,7 +462,7 @@ fn conditions_and_hit_conditions() {
 
 #[test]
 fn traces_and_logpoints_are_added_and_removed_while_running() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(&mut c, backend, "attach", &["60"], json!({}));
         c.ok("configurationDone", json!({}));
@@ -518,9 +527,92 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
     }
 }
 
+/// The numbers after `prefix` in the console lines that start with it.
+fn numbers_after(c: &Client, prefix: &str) -> Vec<i64> {
+    c.outputs("console")
+        .iter()
+        .filter_map(|e| e["body"]["output"].as_str()?.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(|ch| ch.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn removing_a_logpoint_keeps_the_trace_armed_with_it() {
+    // The launch trace and the logpoint are armed together before the
+    // program starts (one uprobe-multi link under eBPF); removing the
+    // logpoint must leave the trace firing, once per call, and a logpoint
+    // added next (reusing the freed recipe slot under eBPF) must show its
+    // own text.
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(
+            &mut c,
+            backend,
+            "attach",
+            &["100"],
+            json!({"trace": [r"^main\.tick$"]}),
+        );
+        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "lp {i}"}]}));
+        c.ok("configurationDone", json!({}));
+        c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");
+        c.drain_for(Duration::from_millis(400));
+        assert!(
+            numbers_after(&c, "lp ").len() >= 2,
+            "{backend}: no logpoint hits"
+        );
+
+        c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": attach_source()}, "breakpoints": []}),
+        );
+        c.drain_for(Duration::from_millis(300));
+        let lp = numbers_after(&c, "lp ").len();
+        let ticks = numbers_after(&c, "> goroutine(1): main.tick(").len();
+        c.drain_for(Duration::from_millis(600));
+        assert_eq!(
+            numbers_after(&c, "lp ").len(),
+            lp,
+            "{backend}: logpoint still firing"
+        );
+        assert!(
+            numbers_after(&c, "> goroutine(1): main.tick(").len() >= ticks + 5,
+            "{backend}: the trace stopped with the logpoint"
+        );
+
+        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "again {i}"}]}));
+        c.drain_for(Duration::from_millis(400));
+        let again = numbers_after(&c, "again ");
+        assert!(
+            again.len() >= 2,
+            "{backend}: the new logpoint does not fire"
+        );
+        let last_lp = numbers_after(&c, "lp ").last().copied().unwrap_or(-1);
+        assert!(
+            again[0] > last_lp,
+            "{backend}: {again:?} after lp {last_lp}"
+        );
+
+        let (_, stdout) = c.run_to_end();
+        assert_eq!(stdout, "done sum=9900\n", "{backend}");
+        assert_eq!(c.exit_code(), Some(0));
+        // Each call shown at most once, in order (a relink may miss calls,
+        // never repeat one).
+        let ticks = numbers_after(&c, "> goroutine(1): main.tick(");
+        assert!(
+            ticks.windows(2).all(|w| w[0] < w[1]),
+            "{backend}: {ticks:?}"
+        );
+        assert!(ticks.len() >= 50, "{backend}: {ticks:?}");
+        c.ok("disconnect", json!({}));
+    }
+}
+
 #[test]
 fn terminate_ends_a_launched_program() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
         launch(
             &mut c,
@@ -556,7 +648,7 @@ fn terminate_ends_a_launched_program() {
 
 #[test]
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
-    for backend in dap_backends() {
+    for backend in backends() {
         let mut program = Command::new(fixture("attach"));
         program
             .arg("60")

@@ -46,12 +46,6 @@ pub fn backends() -> Vec<&'static str> {
     }
 }
 
-/// The backends `logprobe dap` drives (the eBPF backend does not take
-/// probe changes while running yet, which the DAP server needs).
-pub fn dap_backends() -> Vec<&'static str> {
-    backends().into_iter().filter(|b| *b == "ptrace").collect()
-}
-
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.
 pub fn trace(
     backend: &str,
