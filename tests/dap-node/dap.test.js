@@ -1,7 +1,7 @@
 // Drives the real `logprobe dap` with @vscode/debugadapter-testsupport's
 // DebugClient (the client VS Code's own adapters are tested with), over
 // stdio and over TCP, against the seed and attach fixtures, under every
-// backend in LOGPROBE_BACKENDS (default: ptrace).
+// backend in LOGPROBE_BACKENDS (default: ptrace,ebpf).
 'use strict';
 
 const { test } = require('node:test');
@@ -13,7 +13,7 @@ const { DebugClient } = require('@vscode/debugadapter-testsupport');
 
 const root = path.resolve(__dirname, '../..');
 const logprobe = process.env.LOGPROBE || path.join(root, 'target/release/logprobe');
-const backends = (process.env.LOGPROBE_BACKENDS || 'ptrace').split(',');
+const backends = (process.env.LOGPROBE_BACKENDS || 'ptrace,ebpf').split(',');
 const seedSource = path.join(root, 'fixtures/go/seed/main.go');
 const attachSource = path.join(root, 'fixtures/go/attach/main.go');
 const TIMEOUT = 30000;
