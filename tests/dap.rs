@@ -190,6 +190,34 @@ fn stdio_adapter() -> (Client, Reaper) {
     (Client::new(stdout, Box::new(stdin)), child)
 }
 
+/// `logprobe dap` on stdio as the unprivileged user `nobody` (via
+/// setpriv); `None` where that is impossible (not root, no setpriv).
+fn stdio_adapter_as_nobody() -> Option<(Client, Reaper)> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: needs root and setpriv to drop privileges");
+        return None;
+    }
+    // setpriv execs logprobe, so the pid reaped is logprobe's.
+    let mut child = Reaper(Some(
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_logprobe"))
+            .arg("dap")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn logprobe dap as nobody"),
+    ));
+    let stdin = child.child().stdin.take().expect("stdin");
+    let stdout = child.child().stdout.take().expect("stdout");
+    Some((Client::new(stdout, Box::new(stdin)), child))
+}
+
 /// `logprobe dap --listen 127.0.0.1:0` and the port it listens on.
 fn tcp_adapter() -> (Reaper, u16) {
     let mut child = Reaper(Some(
@@ -290,6 +318,48 @@ fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
             seed_logpoint_case(&mut c, backend, build);
         }
     }
+}
+
+#[test]
+fn without_bpf_permission_auto_falls_back_to_ptrace_with_a_notice() {
+    const NO_PERMISSION: &str =
+        "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)";
+    // No `backend`: the default, auto.
+    let Some((mut c, _adapter)) = stdio_adapter_as_nobody() else {
+        return;
+    };
+    c.ok("initialize", json!({"adapterID": "logprobe"}));
+    c.ok(
+        "launch",
+        json!({"program": fixture("seed").display().to_string()}),
+    );
+    c.wait_event(|e| e["event"] == "initialized");
+    c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7, "logMessage": "x={x} y={y}"}]}));
+    c.ok("configurationDone", json!({}));
+    let (console, stdout) = c.run_to_end();
+    assert_eq!(console, "x=99 y=9801\n");
+    assert_eq!(stdout, "x=99, y=9801, z=0\nz=9900\n");
+    assert_eq!(
+        c.output("important"),
+        format!("logprobe: using ptrace: eBPF is unavailable: {NO_PERMISSION}\n")
+    );
+    assert_eq!(c.exit_code(), Some(0));
+    c.ok("disconnect", json!({}));
+
+    // Asked for by name, eBPF does not fall back: one line says why.
+    let Some((mut c, _adapter)) = stdio_adapter_as_nobody() else {
+        return;
+    };
+    launch(&mut c, "ebpf", "seed", &[], json!({}));
+    c.ok("configurationDone", json!({}));
+    let (console, stdout) = c.run_to_end();
+    assert_eq!((console.as_str(), stdout.as_str()), ("", ""));
+    assert_eq!(
+        c.output("important"),
+        format!("logprobe: {NO_PERMISSION}\n")
+    );
+    assert!(!c.events.iter().any(|e| e["event"] == "process"));
+    c.ok("disconnect", json!({}));
 }
 
 #[test]
