@@ -721,7 +721,7 @@ fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     for backend in backends() {
         let mut program = Command::new(fixture("attach"));
         program
-            .arg("60")
+            .arg("100")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .stdin(Stdio::null());
@@ -758,13 +758,34 @@ fn attach_then_disconnect_leaves_the_program_running_unharmed() {
                         .is_some_and(|o| o.starts_with(">> goroutine(1): main.tick => ("))
             });
         }
+        // Probes change while attached: the logpoint goes (relinking the
+        // trace armed with it under eBPF), another comes.
+        c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": attach_source()}, "breakpoints": []}),
+        );
+        c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "again {i}"}]}));
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("again "))
+        });
+        // The trace still fires (a call seen from now on).
+        c.events.clear();
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("> goroutine(1): main.tick("))
+        });
         c.ok("disconnect", json!({"terminateDebuggee": false}));
 
         let mut rest = String::new();
         target_out.read_to_string(&mut rest).expect("read");
         let status = target.child().wait().expect("wait fixture");
         assert_eq!(status.code(), Some(0), "{backend}: target died: {rest}");
-        assert_eq!(rest, "done sum=3540\n", "{backend}");
+        assert_eq!(rest, "done sum=9900\n", "{backend}");
     }
 }
 
