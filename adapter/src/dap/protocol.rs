@@ -111,7 +111,7 @@ pub struct AttachArguments {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommonArguments {
-    /// `ptrace` (default) or `ebpf`.
+    /// `auto` (default: eBPF, else ptrace with a notice), `ebpf` or `ptrace`.
     pub backend: Option<String>,
     /// Function regexes traced from the start.
     #[serde(default)]

@@ -1,5 +1,6 @@
-//! Running the program: the backend on its own thread, the program's
-//! stdout/stderr piped into `output` events, every hit decoded, filtered by
+//! Running the program: the backend (eBPF, ptrace, or `auto`: eBPF where it
+//! loads and attaches, else ptrace with a notice) on its own thread, the
+//! program's stdout/stderr piped into `output` events, every hit decoded, filtered by
 //! its group's condition and hit condition, and sent as one `output` event
 //! with the structured event as `data`; `process`, `breakpoint`, `exited`
 //! and `terminated` events as the run goes.
