@@ -4,7 +4,8 @@
 Traces main.work in fixtures/bin/concurrent (WORKERS x CALLS calls) three
 ways in one run: untraced, `logprobe trace` (output to /dev/null), and a DAP
 session over stdio (launch with `trace`, every hit read as an output event).
-Run after scripts/setup.sh:  python3 scripts/bench-dap.py [WORKERS CALLS]
+Run after scripts/setup.sh:  python3 scripts/bench-dap.py [WORKERS CALLS [BACKEND]]
+(BACKEND: auto, the default, ebpf or ptrace; both tracers use it).
 """
 import json
 import os
@@ -16,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGPROBE = os.path.join(ROOT, "target/release/logprobe")
 
 
-def dap_session(program, traces):
+def dap_session(program, traces, backend):
     p = subprocess.Popen([LOGPROBE, "dap"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     seq = [0]
 
@@ -36,7 +37,7 @@ def dap_session(program, traces):
         return json.loads(p.stdout.read(n))
 
     send("initialize")
-    send("launch", {"program": program[0], "args": program[1:], "trace": traces})
+    send("launch", {"program": program[0], "args": program[1:], "trace": traces, "backend": backend})
     send("configurationDone")
     start, events = None, 0
     while True:
@@ -55,16 +56,17 @@ def dap_session(program, traces):
 
 def main():
     workers, calls = (sys.argv[1], sys.argv[2]) if len(sys.argv) > 2 else ("4", "2500")
+    backend = sys.argv[3] if len(sys.argv) > 3 else "auto"
     n = int(workers) * int(calls)
     program = [os.path.join(ROOT, "fixtures/bin/concurrent"), workers, calls]
     t = time.time()
     subprocess.run(program, stdout=subprocess.DEVNULL, check=True)
     base = time.time() - t
     t = time.time()
-    subprocess.run([LOGPROBE, "trace", r"^main\.work$", "--"] + program, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run([LOGPROBE, "trace", "--backend", backend, r"^main\.work$", "--"] + program, stdout=subprocess.DEVNULL, check=True)
     cli = time.time() - t
-    dap, events = dap_session(program, [r"^main\.work$"])
-    print(f"{n} calls: untraced {base:.3f}s, logprobe trace {cli:.3f}s, logprobe dap {dap:.3f}s ({events} output events)")
+    dap, events = dap_session(program, [r"^main\.work$"], backend)
+    print(f"{backend}, {n} calls: untraced {base:.3f}s, logprobe trace {cli:.3f}s, logprobe dap {dap:.3f}s ({events} output events)")
     print(f"per call: trace {(cli - base) / n * 1e6:.1f} us, dap {(dap - base) / n * 1e6:.1f} us")
 
 
