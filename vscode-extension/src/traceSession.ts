@@ -10,24 +10,18 @@ import { ApplyOutcome, TraceEntry, TraceFunctionsResponse, TraceSet } from './tr
 /** Sends a DAP request to the adapter and resolves with the response body. */
 export type SendRequest = (command: string, args: unknown) => Promise<unknown>;
 
-/**
- * The request's arguments. The list goes under both names in use: `functions`
- * (what `logprobe dap` reads today, docs/protocol.md) and `entries` (the name
- * the editor side was specified with). The adapter ignores the one it does not
- * know; drop one when the protocol settles.
- */
-export function traceFunctionsArguments(entries: TraceEntry[]): { functions: TraceEntry[]; entries: TraceEntry[] } {
-  return { functions: entries, entries };
+/** The request's arguments: the whole list under `functions` (docs/protocol.md). */
+export function traceFunctionsArguments(entries: TraceEntry[]): { functions: TraceEntry[] } {
+  return { functions: entries };
 }
 
-/** The per-entry results of a response body, under either name; undefined if malformed. */
+/** The per-entry results of a response body (`functions`); undefined if malformed. */
 export function traceFunctionsResults(body: unknown): TraceFunctionsResponse | undefined {
   if (typeof body !== 'object' || body === null) {
     return undefined;
   }
-  const { functions, entries } = body as { functions?: unknown; entries?: unknown };
-  const results = Array.isArray(functions) ? functions : Array.isArray(entries) ? entries : undefined;
-  return results ? { entries: results as TraceFunctionsResponse['entries'] } : undefined;
+  const { functions } = body as { functions?: unknown };
+  return Array.isArray(functions) ? { entries: functions as TraceFunctionsResponse['entries'] } : undefined;
 }
 
 export class TraceSession {

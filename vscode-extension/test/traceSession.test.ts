@@ -76,19 +76,19 @@ test('a failed request rejects without blocking the next one', async () => {
       fail = false;
       return Promise.reject(new Error('adapter gone'));
     }
-    return Promise.resolve({ entries: [{ verified: true, functions: [] }] }); // the older name is read too
+    return Promise.resolve({ functions: [{ verified: true, functions: [] }] });
   });
   await assert.rejects(session.add({ regex: 'a' }), /adapter gone/);
   const outcome = await session.sync();
   assert.equal(outcome.rejected.length, 0);
 });
 
-test('the list is sent under both names and results are read under either', () => {
+test('the list is sent and read under `functions`, as docs/protocol.md says', () => {
   const entries: TraceEntry[] = [{ regex: 'a' }];
-  assert.deepEqual(traceFunctionsArguments(entries), { functions: entries, entries });
+  assert.deepEqual(traceFunctionsArguments(entries), { functions: entries });
   const results = [{ verified: true }];
   assert.deepEqual(traceFunctionsResults({ functions: results }), { entries: results });
-  assert.deepEqual(traceFunctionsResults({ entries: results }), { entries: results });
+  assert.equal(traceFunctionsResults({ entries: results }), undefined);
   assert.equal(traceFunctionsResults({ other: [] }), undefined);
   assert.equal(traceFunctionsResults(undefined), undefined);
 });

@@ -473,6 +473,28 @@ impl<'a> Planner<'a> {
         Some(push(recipe, step))
     }
 
+    /// [`Self::deref`], recorded in `slot` as the pointer at byte `at` of
+    /// `from` being followed (its target captured from byte `start` on).
+    #[allow(clippy::too_many_arguments)]
+    fn deref_into(
+        &self,
+        recipe: &mut Recipe,
+        slot: &mut ValueSlot,
+        (from, at, start): (Buffer, u32, u32),
+        ptr: (u16, u16),
+        add: i32,
+        len: Len,
+    ) -> Option<u16> {
+        let capture = self.deref(recipe, ptr, add, len)?;
+        slot.derefs.push(DerefSlot {
+            from,
+            at,
+            capture,
+            start,
+        });
+        Some(capture)
+    }
+
     /// Adds captures for memory the value of type `ty` at byte `at` of
     /// buffer `buf` points to: string bytes, pointees, slice and map
     /// contents, an interface's dynamic type and value, a channel's counts,
@@ -508,14 +530,7 @@ impl<'a> Planner<'a> {
                     scale: 1,
                     max: limits.max_string_len.min(MAX_READ).min(self.room(recipe)),
                 };
-                if let Some(d) = self.deref(recipe, ptr, 0, len) {
-                    slot.derefs.push(DerefSlot {
-                        from: buf,
-                        at,
-                        capture: d,
-                        start: 0,
-                    });
-                }
+                self.deref_into(recipe, slot, (buf, at, 0), ptr, 0, len);
             }
             TypeKind::Struct { fields } => {
                 for f in fields {
@@ -557,15 +572,9 @@ impl<'a> Planner<'a> {
                     scale: size,
                     max: n * size,
                 };
-                let Some(d) = self.deref(recipe, ptr, 0, len) else {
+                let Some(d) = self.deref_into(recipe, slot, (buf, at, 0), ptr, 0, len) else {
                     return;
                 };
-                slot.derefs.push(DerefSlot {
-                    from: buf,
-                    at,
-                    capture: d,
-                    start: 0,
-                });
                 for i in 0..n {
                     self.follow(recipe, slot, *e, Buffer::Capture(d), i * size, depth + 1);
                 }
@@ -578,15 +587,10 @@ impl<'a> Planner<'a> {
                 if size == 0 {
                     return;
                 }
-                let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(size)) else {
+                let Some(d) = self.deref_into(recipe, slot, (buf, at, 0), ptr, 0, Len::Fixed(size))
+                else {
                     return;
                 };
-                slot.derefs.push(DerefSlot {
-                    from: buf,
-                    at,
-                    capture: d,
-                    start: 0,
-                });
                 self.follow(recipe, slot, *p, Buffer::Capture(d), 0, depth + 1);
             }
             TypeKind::Interface { empty } => {
@@ -595,15 +599,12 @@ impl<'a> Planner<'a> {
                 };
                 if !*empty {
                     // itab._type sits after itab.inter.
-                    let Some(t) = self.deref(recipe, tab, 8, Len::Fixed(8)) else {
+                    if self
+                        .deref_into(recipe, slot, (buf, at, 8), tab, 8, Len::Fixed(8))
+                        .is_none()
+                    {
                         return;
-                    };
-                    slot.derefs.push(DerefSlot {
-                        from: buf,
-                        at,
-                        capture: t,
-                        start: 8,
-                    });
+                    }
                 }
                 if !deeper {
                     // The dynamic type is named; its value shown by address.
@@ -614,29 +615,27 @@ impl<'a> Planner<'a> {
                 // is followed once more as if it were a pointer (a string's
                 // bytes, a pointed-to struct): the decoder uses the reads
                 // that the dynamic type makes meaningful.
-                let Some(d) = self.deref(recipe, data, 0, Len::Fixed(IFACE_DATA)) else {
+                let Some(d) = self.deref_into(
+                    recipe,
+                    slot,
+                    (buf, at + 8, 0),
+                    data,
+                    0,
+                    Len::Fixed(IFACE_DATA),
+                ) else {
                     return;
                 };
-                slot.derefs.push(DerefSlot {
-                    from: buf,
-                    at: at + 8,
-                    capture: d,
-                    start: 0,
-                });
                 if depth + 1 < limits.max_depth {
                     let window = limits.max_string_len.clamp(8, IFACE_WORD_READ);
                     for k in 0..IFACE_WORDS {
-                        let Some(w) =
-                            self.deref(recipe, (d, (k * 8) as u16), 0, Len::Fixed(window))
-                        else {
+                        let word = (d, (k * 8) as u16);
+                        let to = (Buffer::Capture(d), k * 8, 0);
+                        if self
+                            .deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
+                            .is_none()
+                        {
                             return;
-                        };
-                        slot.derefs.push(DerefSlot {
-                            from: Buffer::Capture(d),
-                            at: k * 8,
-                            capture: w,
-                            start: 0,
-                        });
+                        }
                     }
                 }
             }
@@ -645,15 +644,16 @@ impl<'a> Planner<'a> {
                     return;
                 };
                 let Some(ptr) = word(slot, at) else { return };
-                let Some(m) = self.deref(recipe, ptr, 0, Len::Fixed(layout.hmap_size)) else {
+                let Some(m) = self.deref_into(
+                    recipe,
+                    slot,
+                    (buf, at, 0),
+                    ptr,
+                    0,
+                    Len::Fixed(layout.hmap_size),
+                ) else {
                     return;
                 };
-                slot.derefs.push(DerefSlot {
-                    from: buf,
-                    at,
-                    capture: m,
-                    start: 0,
-                });
                 // Enough buckets for the element limit when the map holds no
                 // more than that (8 slots a bucket), within one read.
                 let mut buckets = limits
@@ -668,20 +668,16 @@ impl<'a> Planner<'a> {
                 if layout.bucket_size > MAX_READ {
                     return;
                 }
-                let Some(b) = self.deref(
+                let Some(b) = self.deref_into(
                     recipe,
+                    slot,
+                    (Buffer::Capture(m), layout.buckets_at, 0),
                     (m, layout.buckets_at as u16),
                     0,
                     Len::Fixed(buckets * layout.bucket_size),
                 ) else {
                     return;
                 };
-                slot.derefs.push(DerefSlot {
-                    from: Buffer::Capture(m),
-                    at: layout.buckets_at,
-                    capture: b,
-                    start: 0,
-                });
                 for i in 0..buckets * 8 {
                     let base = (i / 8) * layout.bucket_size;
                     let k = base + layout.keys_at + (i % 8) * layout.key_size;
@@ -693,27 +689,13 @@ impl<'a> Planner<'a> {
             TypeKind::Chan if deeper => {
                 // hchan starts with qcount and dataqsiz.
                 if let Some(ptr) = word(slot, at) {
-                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(16)) {
-                        slot.derefs.push(DerefSlot {
-                            from: buf,
-                            at,
-                            capture: d,
-                            start: 0,
-                        });
-                    }
+                    self.deref_into(recipe, slot, (buf, at, 0), ptr, 0, Len::Fixed(16));
                 }
             }
             TypeKind::Func => {
                 // A func value points to a funcval whose first word is the code.
                 if let Some(ptr) = word(slot, at) {
-                    if let Some(d) = self.deref(recipe, ptr, 0, Len::Fixed(8)) {
-                        slot.derefs.push(DerefSlot {
-                            from: buf,
-                            at,
-                            capture: d,
-                            start: 0,
-                        });
-                    }
+                    self.deref_into(recipe, slot, (buf, at, 0), ptr, 0, Len::Fixed(8));
                 }
             }
             _ => {}
