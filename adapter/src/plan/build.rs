@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use capstone::arch::x86::{ArchMode, ArchSyntax};
 use capstone::arch::{BuildsCapstone, BuildsCapstoneSyntax};
 use capstone::Capstone;
@@ -259,9 +259,6 @@ impl<'a> Planner<'a> {
                             }
                             at += len;
                         }
-                        if slot.unavailable.is_none() {
-                            self.follow_whole(&mut recipe, &mut slot, ty);
-                        }
                     }
                 }
             }
@@ -272,6 +269,15 @@ impl<'a> Planner<'a> {
                 recipe.values.push(slot);
             }
         }
+        // Only now what the values (and the paths' targets) point to, in
+        // shares of what is left, so the recipe stays within the budgets.
+        if recipe.captures.len() > MAX_CAPTURES {
+            bail!(
+                "{} variables and expressions at this line need more than {MAX_CAPTURES} reads",
+                recipe.values.len()
+            );
+        }
+        self.follow_shared(&mut recipe);
         self.probe(
             id,
             ProbeKind::Line,
@@ -411,9 +417,14 @@ impl<'a> Planner<'a> {
             }
             recipe.values.push(slot);
         }
-        // Then what the values point to, each value getting an equal share
-        // of what the budgets have left (what one leaves flows to the next),
-        // so that a large first argument cannot starve the others.
+        self.follow_shared(&mut recipe);
+        recipe
+    }
+
+    /// Follows what the recipe's values point to, each value getting an
+    /// equal share of what the budgets have left (what one leaves flows to
+    /// the next), so that a large first value cannot starve the others.
+    fn follow_shared(&self, recipe: &mut Recipe) {
         let mut slots = std::mem::take(&mut recipe.values);
         let n = slots.len();
         for (i, slot) in slots.iter_mut().enumerate() {
@@ -421,25 +432,14 @@ impl<'a> Planner<'a> {
                 continue;
             };
             let left = (n - i) as u64;
-            let (steps, bytes) = (recipe.captures.len(), recipe_bytes(&recipe));
+            let (steps, bytes) = (recipe.captures.len(), recipe_bytes(recipe));
             self.budget.set(Budget {
                 captures: steps + MAX_CAPTURES.saturating_sub(steps) / left as usize,
                 bytes: bytes + (MAX_RECIPE_BYTES as u64).saturating_sub(bytes) / left,
             });
-            self.follow(&mut recipe, slot, ty, Buffer::Image, 0, 0);
+            self.follow(recipe, slot, ty, Buffer::Image, 0, 0);
         }
         recipe.values = slots;
-        recipe
-    }
-
-    /// Follows what one value points to with whatever the budgets have left
-    /// (line probes: their values share no plan of shares).
-    fn follow_whole(&self, recipe: &mut Recipe, slot: &mut ValueSlot, ty: TypeId) {
-        self.budget.set(Budget {
-            captures: MAX_CAPTURES,
-            bytes: MAX_RECIPE_BYTES as u64,
-        });
-        self.follow(recipe, slot, ty, Buffer::Image, 0, 0);
     }
 
     /// Bytes the value being followed may still have read.
@@ -959,7 +959,7 @@ impl Planner<'_> {
                 len: Len::Fixed(size as u32),
             },
         );
-        let mut slot = ValueSlot {
+        let slot = ValueSlot {
             name: path.name.clone(),
             ty: Some(ty),
             pieces: vec![Piece {
@@ -971,7 +971,6 @@ impl Planner<'_> {
             derefs: Vec::new(),
             unavailable: None,
         };
-        self.follow_whole(recipe, &mut slot, ty);
         Some(slot)
     }
 }
