@@ -337,12 +337,13 @@ fn without_bpf_permission_auto_falls_back_to_ptrace_with_a_notice() {
     c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7, "logMessage": "x={x} y={y}"}]}));
     c.ok("configurationDone", json!({}));
     let (console, stdout) = c.run_to_end();
-    assert_eq!(console, "x=99 y=9801\n");
-    assert_eq!(stdout, "x=99, y=9801, z=0\nz=9900\n");
+    // The fallback is a console notice before the logpoint's line.
     assert_eq!(
-        c.output("important"),
-        format!("logprobe: using ptrace: eBPF is unavailable: {NO_PERMISSION}\n")
+        console,
+        format!("logprobe: using ptrace: eBPF is unavailable: {NO_PERMISSION}\nx=99 y=9801\n")
     );
+    assert_eq!(stdout, "x=99, y=9801, z=0\nz=9900\n");
+    assert_eq!(c.output("important"), "");
     assert_eq!(c.exit_code(), Some(0));
     c.ok("disconnect", json!({}));
 
@@ -874,4 +875,97 @@ fn launch_after_init(c: &mut Client, program: &str) {
         json!({"program": fixture(program).display().to_string()}),
     );
     c.wait_event(|e| e["event"] == "initialized");
+}
+
+#[test]
+fn trace_messages_and_conditions_read_fields_indexes_and_lengths() {
+    for backend in backends() {
+        for build in ["values", "values-debug"] {
+            let (mut c, _adapter) = stdio_adapter();
+            launch(&mut c, backend, build, &[], json!({}));
+            let r = c.ok(
+                "traceFunctions",
+                json!({"functions": [
+                    {"regex": r"^main\.slices$", "condition": "len(s) == 3 && arr[s[1]] == 9",
+                     "logMessage": "slices len={len(s)},{len(nested)},{len(arr)},{len(empty)} arr[s[1]]={arr[s[1]]} s[len(empty)]={s[len(empty)]} nested[s[0]]={nested[s[0]]} out={s[arr[0]]}"},
+                    {"regex": r"^main\.structs$", "condition": "pp.X == 5 && (*pp).Y == 6 && o.p.X == 5",
+                     "logMessage": "structs pp.X={pp.X} *pp={*pp} o.tags[1]={o.tags[1]} len(o.Name)={len(o.Name)} none={none.X}"},
+                    {"regex": r"^main\.maps$", "condition": "len(m) == 2",
+                     "logMessage": "maps len={len(m)} m[\"b\"]={m[\"b\"]} len(none)={len(none)}"},
+                    {"regex": r"^main\.many$", "condition": "len(s) > 1000"},
+                ]}),
+            );
+            for f in r["body"]["functions"].as_array().into_iter().flatten() {
+                assert_eq!(f["verified"], true, "{f}");
+            }
+            c.ok("configurationDone", json!({}));
+            let (console, _) = c.run_to_end();
+            assert_eq!(
+                console,
+                "slices len=3,3,3,0 arr[s[1]]=9 s[len(empty)]=1 nested[s[0]]=[]string len: 0, cap: 0, [] out=<error: index 7 out of range [0:3]>\n\
+                 structs pp.X=5 *pp=main.Point {X: 5, Y: 6} o.tags[1]=\"y\" len(o.Name)=3 none=<error: X: nil *main.Point>\n\
+                 maps len=2 m[\"b\"]=2 len(none)=0\n",
+                "{backend} {build}"
+            );
+            assert_eq!(c.output("important"), "", "{backend} {build}");
+            c.ok("disconnect", json!({}));
+        }
+    }
+}
+
+#[test]
+fn logpoints_index_with_variables_in_scope() {
+    let kinds = root()
+        .join("fixtures/go/kinds/main.go")
+        .display()
+        .to_string();
+    let values = root()
+        .join("fixtures/go/values/main.go")
+        .display()
+        .to_string();
+    for backend in backends() {
+        // A local array indexed by a parameter: the optimized build keeps
+        // `depth` in no place DWARF names at that line, so the -N -l build.
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "kinds-debug", &[], json!({}));
+        c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": kinds}, "breakpoints": [
+                // grow(depth): `pad[depth%256] = byte(depth)` ran.
+                {"line": 40, "logMessage": "pad[depth]={pad[depth]} len={len(pad)} past={pad[len(pad)]}", "condition": "depth == 5"},
+                {"line": 40, "logMessage": "cond {depth}", "condition": "pad[depth] == 3 && len(pad) == 256"},
+            ]}),
+        );
+        c.ok("configurationDone", json!({}));
+        let (console, _) = c.run_to_end();
+        assert_eq!(
+            console, "pad[depth]=5 len=256 past=<error: index 256 out of range [0:256]>\ncond 3\n",
+            "{backend}"
+        );
+        assert_eq!(c.output("important"), "", "{backend}");
+        c.ok("disconnect", json!({}));
+
+        // Parameters indexing each other, in both builds.
+        for build in ["values", "values-debug"] {
+            let (mut c, _adapter) = stdio_adapter();
+            launch(&mut c, backend, build, &[], json!({}));
+            c.ok(
+                "setBreakpoints",
+                json!({"source": {"path": values}, "breakpoints": [
+                    // slices(s = [1 2 3], nested, arr = [7 8 9], empty = nil)
+                    {"line": 60, "logMessage": "arr[s[1]]={arr[s[1]]} s[len(empty)]={s[len(empty)]} len(nested)={len(nested)} out={arr[s[2]]}",
+                     "condition": "s[len(empty)] == 1 && arr[s[1]] == 9"},
+                    {"line": 60, "logMessage": "never", "condition": "arr[s[0]] != 8"},
+                ]}),
+            );
+            c.ok("configurationDone", json!({}));
+            let (console, _) = c.run_to_end();
+            assert_eq!(
+                console,
+                "arr[s[1]]=9 s[len(empty)]=1 len(nested)=3 out=<error: index 3 out of range [0:3]>\n",
+                "{backend} {build} {}", c.output("important")
+            );
+            c.ok("disconnect", json!({}));
+        }
+    }
 }

@@ -4,11 +4,15 @@
 //! * Conditions: `x > 10 && s == "go"` — comparisons (`== != < <= > >=`) of
 //!   paths and literals (integers, floats, strings, `true`, `false`, `nil`),
 //!   combined with `&&`, `||`, `!` and parentheses.
-//! * Paths: a variable `x`, a field `a.b`, `len(s)`, `*p`, `a[3]`, and
-//!   chains of them (`p.next.val` through pointers). In a logpoint a path
-//!   through a pointer or a slice is captured when the probe fires (see
-//!   [`paths`] and `plan::Path`); elsewhere only what the hit's values hold
-//!   can be read, and the rest fails with a clear message.
+//! * Paths: a variable `x`, a field `a.b`, `len(s)` (strings, slices,
+//!   arrays, maps, channels), `*p`, `a[3]`, `a[i]` / `m["k"]` with any
+//!   expression as the index, and chains of them (`p.next.val` through
+//!   pointers). In a logpoint a path with constant indexes through a
+//!   pointer or a slice is captured when the probe fires (see [`paths`] and
+//!   `plan::Path`). Everything else is evaluated on the hit's decoded values,
+//!   which already follow pointers and hold slice, array and map elements up
+//!   to the value limits: an element past them, or an index out of range,
+//!   fails with a clear message.
 //! * Hit conditions: `5` (the 5th hit), `>= 5`, `% 10 == 0` (every 10th;
 //!   `% 10` alone means the same).
 //! * Log messages: `{expr}` is replaced by the value, `{{`/`}}` are braces,
@@ -369,38 +373,43 @@ fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
             None => bail!("no variable {name} here"),
         },
         Expr::Field(base, field) => {
-            let mut v = match eval(base, vars)? {
-                Out::Value(v) => v,
-                Out::Scalar(_) => bail!("a literal has no field {field}"),
+            // Go's `p.f` reads through a pointer to a struct.
+            let v = match peel(value_of(eval(base, vars)?, "a literal has no fields")?) {
+                Value::Ref { target, .. } => peel(readable(*target)?),
+                v => v,
             };
-            while let Value::Named { value, .. } = v {
-                v = *value;
-            }
             match v {
                 Value::Struct { fields, .. } => match fields.into_iter().find(|f| &f.name == field)
                 {
                     Some(f) => Out::Value(f.value),
                     None => bail!("no field {field}"),
                 },
-                Value::Pointer { .. } => {
-                    bail!("{field}: the pointed-to struct is not captured")
+                Value::Pointer { r#type, .. } => {
+                    bail!("{field}: the {type} was not followed (depth limit)")
                 }
+                Value::Nil { r#type } => bail!("{field}: nil {type}"),
+                Value::Unreadable { reason } => bail!("{reason}"),
+                Value::Elided { r#type } => bail!("{field}: {type} not captured (depth limit)"),
                 other => bail!("{} has no field {field}", other.go()),
             }
         }
-        Expr::Index(_, _) => {
-            bail!("cannot index here (only constant indexes in logpoints are captured)")
+        Expr::Index(base, index) => {
+            let base = peel(value_of(eval(base, vars)?, "a literal cannot be indexed")?);
+            let index = as_scalar(eval(index, vars)?)?;
+            Out::Value(index_into(base, &index)?)
         }
-        Expr::Deref(_) => {
-            bail!("cannot dereference here (pointees are captured in logpoints only)")
-        }
-        Expr::Len(inner) => match eval(inner, vars)? {
-            Out::Value(Value::String { value, more, .. }) => {
-                Out::Scalar(Scalar::Int(value.len() as i128 + more as i128))
+        Expr::Deref(inner) => {
+            match peel(value_of(eval(inner, vars)?, "a literal is no pointer")?) {
+                Value::Ref { target, .. } => Out::Value(readable(*target)?),
+                Value::Pointer { r#type, address } => {
+                    bail!("{type} at {address:#x} was not followed (depth limit)")
+                }
+                Value::Nil { r#type } => bail!("nil {type}"),
+                Value::Unreadable { reason } => bail!("{reason}"),
+                other => bail!("{} is not a pointer", other.go()),
             }
-            Out::Scalar(Scalar::Str(s)) => Out::Scalar(Scalar::Int(s.len() as i128)),
-            _ => bail!("len() of this value is not supported"),
-        },
+        }
+        Expr::Len(inner) => Out::Scalar(Scalar::Int(length(eval(inner, vars)?)? as i128)),
         Expr::Not(inner) => Out::Scalar(Scalar::Bool(!truth(inner, vars)?)),
         Expr::And(a, b) => Out::Scalar(Scalar::Bool(truth(a, vars)? && truth(b, vars)?)),
         Expr::Or(a, b) => Out::Scalar(Scalar::Bool(truth(a, vars)? || truth(b, vars)?)),
@@ -410,6 +419,124 @@ fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
             Out::Scalar(Scalar::Bool(compare(&a, *op, &b)?))
         }
     })
+}
+
+/// The value an expression names; a literal is refused with `what`.
+/// Values that were not read (unreadable, or elided by a limit) fail with
+/// why, so the caller only sees values it can look into.
+fn value_of(o: Out, what: &str) -> Result<Value> {
+    match o {
+        Out::Value(v) => readable(v),
+        Out::Scalar(_) => bail!("{what}"),
+    }
+}
+
+fn readable(v: Value) -> Result<Value> {
+    match v {
+        Value::Unreadable { reason } => bail!("{reason}"),
+        Value::Elided { r#type } => bail!("{type} not captured (depth limit)"),
+        v => Ok(v),
+    }
+}
+
+/// The value under any named types (`main.Celsius(21.5)` is a float).
+fn peel(mut v: Value) -> Value {
+    while let Value::Named { value, .. } = v {
+        v = *value;
+    }
+    v
+}
+
+/// `len(x)` of a string, slice, array, map or channel, as Go counts it.
+fn length(o: Out) -> Result<u64> {
+    let v = match o {
+        Out::Scalar(Scalar::Str(s)) => return Ok(s.len() as u64),
+        Out::Scalar(s) => bail!("len() of {s:?}"),
+        Out::Value(v) => peel(readable(v)?),
+    };
+    Ok(match v {
+        Value::String { value, more, raw } => {
+            raw.map(|r| r.len()).unwrap_or(value.len()) as u64 + more
+        }
+        Value::Slice { len, .. } | Value::Chan { len, .. } => len,
+        Value::Array { items, more, .. } => items.len() as u64 + more,
+        Value::Map {
+            entries: Some(e),
+            more,
+            ..
+        } => e.len() as u64 + more,
+        Value::Map { .. } => bail!("len(): the map's contents were not captured"),
+        // A nil slice, map or channel.
+        Value::Nil { .. } => 0,
+        // `len(p)` of a pointer to an array.
+        Value::Ref { target, .. } if matches!(peel((*target).clone()), Value::Array { .. }) => {
+            length(Out::Value(*target))?
+        }
+        Value::Unreadable { reason } => bail!("{reason}"),
+        other => bail!("len() of {} is not defined", other.go()),
+    })
+}
+
+/// `base[index]` on a decoded slice, array, string or map. Only the
+/// elements the value limits captured can be read; an index past the
+/// length is an error like Go's.
+fn index_into(base: Value, index: &Scalar) -> Result<Value> {
+    let position = |len: u64| -> Result<usize> {
+        match index {
+            Scalar::Int(i) if *i >= 0 && (*i as u128) < len as u128 => Ok(*i as usize),
+            Scalar::Int(i) => bail!("index {i} out of range [0:{len}]"),
+            other => bail!("index {other:?} is not an integer"),
+        }
+    };
+    let captured = |items: Vec<Value>, i: usize| -> Result<Value> {
+        let shown = items.len();
+        items.into_iter().nth(i).ok_or_else(|| {
+            anyhow!("element [{i}] not captured (only {shown} are, see the value limits)")
+        })
+    };
+    match base {
+        Value::Slice { len, items, .. } => {
+            let i = position(len)?;
+            match items {
+                Some(items) => readable(captured(items, i)?),
+                None => bail!("the slice's elements were not captured"),
+            }
+        }
+        Value::Array { items, more, .. } => {
+            let i = position(items.len() as u64 + more)?;
+            readable(captured(items, i)?)
+        }
+        Value::Ref { target, .. } if matches!(peel((*target).clone()), Value::Array { .. }) => {
+            index_into(peel(readable(*target)?), index)
+        }
+        Value::String { value, more, raw } => {
+            let bytes = raw.unwrap_or_else(|| value.into_bytes());
+            let i = position(bytes.len() as u64 + more)?;
+            match bytes.get(i) {
+                Some(b) => Ok(Value::Uint { value: *b as u64 }),
+                None => bail!("byte [{i}] not captured (see the value limits)"),
+            }
+        }
+        Value::Map {
+            entries: Some(entries),
+            more,
+            ..
+        } => {
+            for e in entries {
+                if scalar_of(&e.key).ok().as_ref() == Some(index) {
+                    return Ok(e.value);
+                }
+            }
+            if more > 0 {
+                bail!("key {index:?} is not among the captured entries");
+            }
+            bail!("no key {index:?} in the map")
+        }
+        Value::Map { .. } => bail!("the map's contents were not captured"),
+        Value::Nil { r#type } => bail!("index into nil {type}"),
+        Value::Unreadable { reason } => bail!("{reason}"),
+        other => bail!("{} cannot be indexed", other.go()),
+    }
 }
 
 fn as_scalar(o: Out) -> Result<Scalar> {
@@ -648,6 +775,92 @@ mod tests {
         assert!(t("!(x < 10) || false"));
         assert!(t("p.X == 3 && len(s) == 2"));
         assert!(holds(&parse("y > 1").unwrap(), &v).is_err());
+    }
+
+    fn int(value: i64) -> Value {
+        Value::Int { value }
+    }
+
+    #[test]
+    fn lengths_indexes_and_pointers_on_decoded_values() {
+        let point = Value::Struct {
+            r#type: "main.Point".into(),
+            fields: vec![crate::value::FieldValue {
+                name: "X".into(),
+                value: int(3),
+            }],
+        };
+        let mut v = vars();
+        v.extend([
+            NamedValue {
+                name: "xs".into(),
+                value: Value::Slice {
+                    r#type: "[]int".into(),
+                    address: 0x1000,
+                    len: 5,
+                    cap: 8,
+                    items: Some(vec![int(10), int(11), int(12)]),
+                    more: 2,
+                },
+            },
+            NamedValue {
+                name: "arr".into(),
+                value: Value::Array {
+                    r#type: "[2]int".into(),
+                    items: vec![int(7), int(8)],
+                    more: 0,
+                },
+            },
+            NamedValue {
+                name: "m".into(),
+                value: Value::Map {
+                    r#type: "map[string]int".into(),
+                    entries: Some(vec![crate::value::Entry {
+                        key: Value::String {
+                            value: "a".into(),
+                            more: 0,
+                            raw: None,
+                        },
+                        value: int(1),
+                    }]),
+                    more: 0,
+                },
+            },
+            NamedValue {
+                name: "pp".into(),
+                value: Value::Ref {
+                    r#type: "*main.Point".into(),
+                    address: 0x2000,
+                    target: Box::new(point),
+                },
+            },
+            NamedValue {
+                name: "none".into(),
+                value: Value::Nil {
+                    r#type: "*main.Point".into(),
+                },
+            },
+            NamedValue {
+                name: "i".into(),
+                value: int(1),
+            },
+        ]);
+        let t = |s: &str| holds(&parse(s).unwrap(), &v).unwrap();
+        assert!(t(
+            "len(xs) == 5 && len(arr) == 2 && len(m) == 1 && len(none) == 0"
+        ));
+        assert!(t("xs[i] == 11 && xs[len(arr)] == 12"));
+        assert!(t(r#"m["a"] == 1 && arr[i] == 8 && s[i] == 111"#));
+        assert!(t("pp.X == 3 && (*pp).X == 3"));
+        let e = |s: &str| format!("{:#}", holds(&parse(s).unwrap(), &v).unwrap_err());
+        assert_eq!(
+            e("xs[4] == 0"),
+            "element [4] not captured (only 3 are, see the value limits)"
+        );
+        assert_eq!(e("xs[5] == 0"), "index 5 out of range [0:5]");
+        assert_eq!(e("none.X == 0"), "X: nil *main.Point");
+        assert_eq!(e("*none == 0"), "nil *main.Point");
+        assert_eq!(e(r#"m["b"] == 0"#), "no key Str(\"b\") in the map");
     }
 
     #[test]

@@ -44,13 +44,13 @@ fn run_backend(
         "ebpf" => EbpfBackend.run(target, probes, sink, stop),
         "auto" => {
             if let Some(why) = ebpf::unavailable_reason(probes) {
-                sink.notice(&format!("using ptrace: eBPF is unavailable: {why}"));
+                sink.fallback(&format!("using ptrace: eBPF is unavailable: {why}"));
                 return PtraceBackend.run(target, probes, sink, stop);
             }
             match EbpfBackend.run(target, probes, sink, stop) {
                 // Nothing was armed and the program has not run: ptrace can.
                 Err(e) if e.downcast_ref::<ebpf::NotArmed>().is_some() => {
-                    sink.notice(&format!("using ptrace: eBPF is unavailable: {e:#}"));
+                    sink.fallback(&format!("using ptrace: eBPF is unavailable: {e:#}"));
                     PtraceBackend.run(target, probes, sink, stop)
                 }
                 other => other,
@@ -174,6 +174,21 @@ struct Sink {
     attached: bool,
     started: bool,
     launched_pid: Arc<AtomicI32>,
+}
+
+impl Sink {
+    /// `auto` falling back to ptrace: a console line (the user's own
+    /// output view, as issue 5 asks), not an alarm.
+    fn fallback(&mut self, message: &str) {
+        log(message);
+        self.out.output(OutputBody {
+            category: "console",
+            output: format!("logprobe: {message}\n"),
+            source: None,
+            line: None,
+            data: None,
+        });
+    }
 }
 
 impl HitSink for Sink {
