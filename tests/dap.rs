@@ -952,8 +952,9 @@ fn logpoints_index_with_variables_in_scope() {
             c.ok(
                 "setBreakpoints",
                 json!({"source": {"path": values}, "breakpoints": [
-                    // slices(s = [1 2 3], nested, arr = [7 8 9], empty = nil)
-                    {"line": 60, "logMessage": "arr[s[1]]={arr[s[1]]} s[len(empty)]={s[len(empty)]} len(nested)={len(nested)} out={arr[s[2]]}",
+                    // slices(s = [1 2 3] with cap 4, nested, arr = [7 8 9], empty = nil):
+                    // s[3] is in the backing array yet out of range.
+                    {"line": 60, "logMessage": "arr[s[1]]={arr[s[1]]} s[len(empty)]={s[len(empty)]} len(nested)={len(nested)} out={arr[s[2]]} s[3]={s[3]}",
                      "condition": "s[len(empty)] == 1 && arr[s[1]] == 9"},
                     {"line": 60, "logMessage": "never", "condition": "arr[s[0]] != 8"},
                 ]}),
@@ -962,7 +963,7 @@ fn logpoints_index_with_variables_in_scope() {
             let (console, _) = c.run_to_end();
             assert_eq!(
                 console,
-                "arr[s[1]]=9 s[len(empty)]=1 len(nested)=3 out=<error: index 3 out of range [0:3]>\n",
+                "arr[s[1]]=9 s[len(empty)]=1 len(nested)=3 out=<error: index 3 out of range [0:3]> s[3]=<error: index 3 out of range [0:3]>\n",
                 "{backend} {build} {}", c.output("important")
             );
             c.ok("disconnect", json!({}));

@@ -356,6 +356,19 @@ fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
     if matches!(e, Expr::Field(..) | Expr::Deref(_) | Expr::Index(..)) {
         if let Some(name) = canonical(e) {
             if let Some(v) = vars.iter().rev().find(|v| v.name == name) {
+                // A captured `s[9]` read the backing array: past `len` it
+                // is out of range all the same.
+                if let Expr::Index(base, index) = e {
+                    if let Ok(Out::Value(b)) = eval(base, vars) {
+                        if let Value::Slice { len, .. } = peel(b) {
+                            if let Expr::Lit(Scalar::Int(i)) = **index {
+                                if i >= len as i128 {
+                                    bail!("index {i} out of range [0:{len}]");
+                                }
+                            }
+                        }
+                    }
+                }
                 return match &v.value {
                     Value::Unreadable { reason } => bail!("{reason}"),
                     value => Ok(Out::Value(value.clone())),
@@ -861,6 +874,14 @@ mod tests {
         assert_eq!(e("none.X == 0"), "X: nil *main.Point");
         assert_eq!(e("*none == 0"), "nil *main.Point");
         assert_eq!(e(r#"m["b"] == 0"#), "no key Str(\"b\") in the map");
+        // A constant index captured at a logpoint is still checked
+        // against the slice's length.
+        v.push(NamedValue {
+            name: "xs[6]".into(),
+            value: int(99),
+        });
+        let err = holds(&parse("xs[6] == 99").unwrap(), &v).unwrap_err();
+        assert_eq!(format!("{err:#}"), "index 6 out of range [0:5]");
     }
 
     #[test]
