@@ -34,6 +34,14 @@
 #define LP_LEN_FIXED 0
 #define LP_LEN_COUNTED 1
 
+/* Most XMM captures in one recipe that are read through a signal frame;
+ * further ones are unreadable. */
+#define LP_MAX_XMM 16
+/* Hits waiting for their thread's signal frame (slot: tid % LP_PENDING). */
+#define LP_PENDING 64
+/* Most bytes of one record that can wait there. */
+#define LP_PENDING_BYTES (24 + LP_DATA_SIZE + 2 * LP_MAX_CAPS)
+
 /* Counter slots (a per-CPU array). */
 #define LP_COUNT_HITS 0
 #define LP_COUNT_DROPS 1

@@ -104,7 +104,7 @@ fn load(
 ) -> Result<skel::ProbeSkel<'_>> {
     // libbpf's own multi-line diagnostics would bury the one line that
     // says what is wrong; its errors reach us as return codes.
-    libbpf_rs::set_print(None);
+    if std::env::var_os("LP_DEBUG_LIBBPF").is_none() { libbpf_rs::set_print(None); }
     let mut open = ProbeSkelBuilder::default()
         .open(object)
         .map_err(|e| load_error(&e))?;
@@ -438,6 +438,7 @@ impl Backend for EbpfBackend {
                     relay = diverted;
                     child
                 };
+                let _signal_xmm = enable_signal_xmm(&skel, child.as_raw(), &program);
                 let mut armed = Armed::new(capacity, child.as_raw(), program);
                 let ready = armed
                     .add(&skel, probes.to_vec())
@@ -486,6 +487,7 @@ impl Backend for EbpfBackend {
             Target::Attach(pid) => {
                 let pid = *pid;
                 let exe = check_attachable(pid)?;
+                let _signal_xmm = enable_signal_xmm(&skel, pid, &exe);
                 let mut armed = Armed::new(capacity, pid, exe);
                 armed.add(&skel, probes.to_vec())?;
                 let ids: Vec<u32> = probes.iter().map(|p| p.id).collect();
@@ -512,6 +514,64 @@ impl Backend for EbpfBackend {
         report_losses(&skel, seen, *malformed.borrow(), sink);
         Ok(outcome)
     }
+}
+
+/// Attaches `lp_sigtramp` to the program's signal handlers (Go's
+/// `runtime.sigtramp`, and `runtime.cgoSigtramp` in programs with cgo, in
+/// `path`, mapped by `pid`) and tells the probes that XMM captures may go
+/// through a signal frame (see `bpf/probe.bpf.c`). Empty when the program
+/// has no such handler or the kernel refuses: XMM captures are then
+/// unreadable.
+fn enable_signal_xmm(skel: &skel::ProbeSkel<'_>, pid: i32, path: &Path) -> Vec<Link> {
+    let links: Vec<Link> = sigtramp_offsets(path)
+        .into_iter()
+        .filter_map(|offset| {
+            skel.progs
+                .lp_sigtramp
+                .attach_uprobe(false, pid, path, offset as usize)
+                .ok()
+        })
+        .collect();
+    let enabled = !links.is_empty()
+        && skel
+            .maps
+            .sigxmm
+            .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
+            .is_ok();
+    if enabled {
+        links
+    } else {
+        Vec::new()
+    }
+}
+
+/// The file offsets of Go's signal handler entries in the ELF file at
+/// `path` (named with or without the `.abi0` suffix, by Go version).
+fn sigtramp_offsets(path: &Path) -> Vec<u64> {
+    use object::{Object, ObjectSegment, ObjectSymbol};
+    const HANDLERS: [&str; 4] = [
+        "runtime.sigtramp",
+        "runtime.sigtramp.abi0",
+        "runtime.cgoSigtramp",
+        "runtime.cgoSigtramp.abi0",
+    ];
+    let Ok(data) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    let file_offset = |addr: u64| {
+        file.segments().find_map(|seg| {
+            let (offset, size) = seg.file_range();
+            let start = seg.address();
+            (addr >= start && addr < start + size).then(|| addr - start + offset)
+        })
+    };
+    file.symbols()
+        .filter(|s| s.name().is_ok_and(|n| HANDLERS.contains(&n)))
+        .filter_map(|s| file_offset(s.address()))
+        .collect()
 }
 
 /// Reports lost records, and any mismatch between what the kernel counted
