@@ -92,7 +92,6 @@ struct lp_pending {
 	__u32 size; /* of rec; 0: nothing waiting */
 	__u32 nxmm;
 	__u32 pad;
-	__u64 rsp; /* at the probe */
 	__u32 off[LP_MAX_XMM];
 	__u8 reg[LP_MAX_XMM];
 	__u8 rec[LP_PENDING_BYTES];
@@ -382,7 +381,6 @@ static __always_inline void park(struct lp_scratch *s, __u64 size)
 		p->reg[k] = s->xmm_reg[k];
 	}
 	p->nxmm = nxmm;
-	p->rsp = s->regs[LP_REG_RSP];
 	p->tid = tid;
 	p->size = size;
 }
@@ -445,22 +443,25 @@ int lp_probe(struct pt_regs *ctx)
 }
 
 /* x86-64 ucontext_t: uc_mcontext (struct sigcontext) starts at byte 40;
- * in it, the interrupted RSP is at 120 and the pointer to the FXSAVE/XSAVE
+ * in it, the interrupted RIP is at 128 and the pointer to the FXSAVE/XSAVE
  * area at 184. XMM n is at byte 160 + 16 n of that area. */
-#define LP_UC_RSP (40 + 120)
+#define LP_UC_RIP (40 + 128)
 #define LP_UC_FPSTATE (40 + 184)
 #define LP_FX_XMM 160
 /* pt_regs slots of the handler's arguments (signal, siginfo, ucontext). */
 #define LP_REG_RDI 14
 #define LP_REG_RDX 12
+#define LP_REG_RIP 16
 
 /* The program's signal handler starts (a uprobe on its entry, Go's
  * runtime.sigtramp): when the signal is SIGURG and this thread has a hit
  * parked, the frame's saved vector registers are those at the probe (no
- * user code ran since). The frame's saved stack pointer must be the
- * probe's, give or take the probed instruction's push or pop; otherwise
- * (another signal's handler was entered first, with cleared registers)
- * the XMM captures are not trusted and the hit is dropped, and counted. */
+ * user code ran since). Unless another signal was delivered first at the
+ * same return to user space: then this frame interrupted that signal's
+ * handler at its entry (this same function, Go has one handler for all
+ * signals; the probe's IP is the entry, or one past its breakpoint) with
+ * cleared vector registers; the hit is then dropped, and
+ * counted, rather than shown with wrong values. */
 SEC("uprobe")
 int lp_sigtramp(struct pt_regs *ctx)
 {
@@ -475,10 +476,10 @@ int lp_sigtramp(struct pt_regs *ctx)
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (p && p->tid == tid && p->size) {
 		__u64 uc = regs[LP_REG_RDX];
-		__u64 fx = 0, rsp = 0;
+		__u64 fx = 0, rip = 0;
 		int ok = bpf_probe_read_user(&fx, 8, (const void *)(uc + LP_UC_FPSTATE)) == 0 &&
-			 bpf_probe_read_user(&rsp, 8, (const void *)(uc + LP_UC_RSP)) == 0 &&
-			 fx != 0 && rsp + 8 >= p->rsp && rsp <= p->rsp + 8;
+			 bpf_probe_read_user(&rip, 8, (const void *)(uc + LP_UC_RIP)) == 0 &&
+			 fx != 0 && rip != regs[LP_REG_RIP] && rip + 1 != regs[LP_REG_RIP];
 		__u32 nxmm = p->nxmm;
 		for (int k = 0; k < LP_MAX_XMM; k++) {
 			if (!ok || k >= nxmm)

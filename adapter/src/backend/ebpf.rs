@@ -46,6 +46,7 @@ use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
 use crate::plan::{Capture, Guard, Len, Probe};
 
 mod relay;
+mod sse;
 
 #[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
 mod skel {
@@ -104,7 +105,7 @@ fn load(
 ) -> Result<skel::ProbeSkel<'_>> {
     // libbpf's own multi-line diagnostics would bury the one line that
     // says what is wrong; its errors reach us as return codes.
-    if std::env::var_os("LP_DEBUG_LIBBPF").is_none() { libbpf_rs::set_print(None); }
+    libbpf_rs::set_print(None);
     let mut open = ProbeSkelBuilder::default()
         .open(object)
         .map_err(|e| load_error(&e))?;
@@ -368,6 +369,7 @@ impl Backend for EbpfBackend {
                     Some(Item::Hit(mut h)) => {
                         n += 1;
                         if let Some(id) = armed.probe_of(h.probe) {
+                            armed.fix_xmm(h.probe, &mut h);
                             h.probe = id;
                             sink.hit(h);
                         }
@@ -630,6 +632,9 @@ struct Armed {
     path: PathBuf,
     /// Slot -> probe id; `None` for a free slot.
     slots: Vec<Option<u32>>,
+    /// Slot -> the XMM captures its probed instruction changed before the
+    /// signal frame saved them (see `sse`).
+    xmm_fixes: Vec<Vec<(usize, sse::Effect)>>,
     free: Vec<u32>,
     batches: Vec<Batch>,
 }
@@ -653,6 +658,7 @@ impl Armed {
             pid,
             path,
             slots: vec![None; capacity as usize],
+            xmm_fixes: vec![Vec::new(); capacity as usize],
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
         }
@@ -661,6 +667,23 @@ impl Armed {
     /// The probe id a hit's cookie (slot) stands for.
     fn probe_of(&self, slot: u32) -> Option<u32> {
         self.slots.get(slot as usize).copied().flatten()
+    }
+
+    /// Undoes, in a hit on `slot`, what the probed instruction did to its
+    /// XMM captures before they were saved: a widened float32 is narrowed
+    /// back, a lost one is unreadable.
+    fn fix_xmm(&self, slot: u32, hit: &mut RawHit) {
+        let Some(fixes) = self.xmm_fixes.get(slot as usize) else {
+            return;
+        };
+        for &(i, effect) in fixes {
+            if let Some(c) = hit.captures.get_mut(i) {
+                *c = match effect {
+                    sse::Effect::Widened => c.as_deref().and_then(sse::narrow),
+                    sse::Effect::Lost => None,
+                };
+            }
+        }
     }
 
     /// Stores the recipes of `probes` and arms them with one link; returns
@@ -685,6 +708,16 @@ impl Armed {
                 break; // counted above
             };
             self.slots[slot as usize] = Some(p.id);
+            self.xmm_fixes[slot as usize] = p
+                .recipe
+                .captures
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c {
+                    Capture::Xmm(n) => sse::effect(&p.instruction, *n).map(|e| (i, e)),
+                    _ => None,
+                })
+                .collect();
             batch.probes.push((slot, p));
         }
         let stored = batch.probes.iter().try_for_each(|(slot, p)| {
