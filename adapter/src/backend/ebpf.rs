@@ -12,10 +12,12 @@
 //! times cheaper). The kernel counts hits and lost records; the count of
 //! lost ones is always reported, and seen + lost = hits is checked.
 //!
-//! XMM registers cannot be read from a uprobe: the trap leaves the user's
-//! vector registers live in the CPU, and the copy in the task's FPU save
-//! area is only current after a context switch. Such captures are
-//! reported unreadable (see docs/architecture.md, "The eBPF backend").
+//! XMM registers are not in a uprobe's registers: a hit that captures them
+//! sends its thread SIGURG (Go's harmless preemption request) and is
+//! completed from the signal frame the kernel saves, by a uprobe on the
+//! program's signal handler (`enable_signal_xmm`); `sse` undoes what the
+//! probed instruction did to them meanwhile. Without a SIGURG handler they
+//! are reported unreadable (docs/architecture.md, "The eBPF backend").
 //!
 //! In launch mode the program's stdout/stderr are relayed (see
 //! `relay`) so that its output and the trace lines interleave as under
