@@ -151,6 +151,7 @@ struct lp_scratch {
 	/* 0: no XMM capture yet; 1: they wait for the signal frame; 2: they
 	 * are unreadable. */
 	__u32 xmm_state;
+	__u32 xmm_key; /* the claimed `pending` slot */
 	__u32 nxmm;
 	__u32 xmm_off[LP_MAX_XMM];
 	__u8 xmm_reg[LP_MAX_XMM];
@@ -266,9 +267,13 @@ static __always_inline int xmm_ready(struct lp_scratch *s)
 	if (!on || !*on || !handles_sigurg())
 		return 0;
 	__u32 tid = s->ev.tid;
-	__u32 key = tid % LP_PENDING;
-	if (bpf_map_update_elem(&claims, &key, &tid, BPF_NOEXIST))
-		return 0;
+	__u32 key = 2 * (tid % LP_PENDING_THREADS);
+	if (bpf_map_update_elem(&claims, &key, &tid, BPF_NOEXIST)) {
+		key += 1;
+		if (bpf_map_update_elem(&claims, &key, &tid, BPF_NOEXIST))
+			return 0;
+	}
+	s->xmm_key = key;
 	if (bpf_send_signal_thread(LP_SIGURG)) {
 		bpf_map_delete_elem(&claims, &key);
 		return 0;
@@ -365,7 +370,7 @@ static long run_capture(__u64 index, void *arg)
 static __always_inline void park(struct lp_scratch *s, __u64 size)
 {
 	__u32 tid = s->ev.tid;
-	__u32 key = tid % LP_PENDING;
+	__u32 key = s->xmm_key;
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (!p || size > LP_PENDING_BYTES) {
 		bpf_map_delete_elem(&claims, &key);
@@ -462,17 +467,11 @@ int lp_probe(struct pt_regs *ctx)
  * signals; the probe's IP is the entry, or one past its breakpoint) with
  * cleared vector registers; the hit is then dropped, and
  * counted, rather than shown with wrong values. */
-SEC("uprobe")
-int lp_sigtramp(struct pt_regs *ctx)
+static __always_inline void complete(__u64 *regs, __u32 tid, __u32 key)
 {
-	__u64 *regs = (__u64 *)ctx;
-	if (regs[LP_REG_RDI] != LP_SIGURG)
-		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u32 key = tid % LP_PENDING;
 	__u32 *owner = bpf_map_lookup_elem(&claims, &key);
 	if (!owner || *owner != tid)
-		return 0;
+		return;
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (p && p->tid == tid && p->size) {
 		__u64 uc = regs[LP_REG_RDX];
@@ -499,6 +498,19 @@ int lp_sigtramp(struct pt_regs *ctx)
 		p->size = 0;
 	}
 	bpf_map_delete_elem(&claims, &key);
+}
+
+SEC("uprobe")
+int lp_sigtramp(struct pt_regs *ctx)
+{
+	__u64 *regs = (__u64 *)ctx;
+	if (regs[LP_REG_RDI] != LP_SIGURG)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 key = 2 * (tid % LP_PENDING_THREADS);
+	/* In the order the hits were parked. */
+	complete(regs, tid, key);
+	complete(regs, tid, key + 1);
 	return 0;
 }
 
