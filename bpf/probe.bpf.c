@@ -453,9 +453,12 @@ int lp_probe(struct pt_regs *ctx)
 #define LP_UC_RIP (40 + 128)
 #define LP_UC_FPSTATE (40 + 184)
 #define LP_FX_XMM 160
-/* pt_regs slots of the handler's arguments (signal, siginfo, ucontext). */
+/* pt_regs slots of the handler's arguments (signal, ucontext): at its
+ * entry DI and DX; at Go's CALL runtime.sigtrampgo, AX and CX. */
 #define LP_REG_RDI 14
 #define LP_REG_RDX 12
+#define LP_REG_RAX 10
+#define LP_REG_RCX 11
 #define LP_REG_RIP 16
 
 /* The program's signal handler starts (a uprobe on its entry, Go's
@@ -467,18 +470,17 @@ int lp_probe(struct pt_regs *ctx)
  * signals; the probe's IP is the entry, or one past its breakpoint) with
  * cleared vector registers; the hit is then dropped, and
  * counted, rather than shown with wrong values. */
-static __always_inline void complete(__u64 *regs, __u32 tid, __u32 key)
+static __always_inline void complete(__u64 *regs, __u64 uc, __u64 entry, __u32 tid, __u32 key)
 {
 	__u32 *owner = bpf_map_lookup_elem(&claims, &key);
 	if (!owner || *owner != tid)
 		return;
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (p && p->tid == tid && p->size) {
-		__u64 uc = regs[LP_REG_RDX];
 		__u64 fx = 0, rip = 0;
 		int ok = bpf_probe_read_user(&fx, 8, (const void *)(uc + LP_UC_FPSTATE)) == 0 &&
 			 bpf_probe_read_user(&rip, 8, (const void *)(uc + LP_UC_RIP)) == 0 &&
-			 fx != 0 && rip != regs[LP_REG_RIP] && rip + 1 != regs[LP_REG_RIP];
+			 fx != 0 && rip != entry && rip + 1 != entry;
 		__u32 nxmm = p->nxmm;
 		for (int k = 0; k < LP_MAX_XMM; k++) {
 			if (!ok || k >= nxmm)
@@ -500,17 +502,28 @@ static __always_inline void complete(__u64 *regs, __u32 tid, __u32 key)
 	bpf_map_delete_elem(&claims, &key);
 }
 
+/* The attach cookie: bit 0 set when the probe is on Go's CALL
+ * runtime.sigtrampgo (an instruction the kernel emulates, so far cheaper
+ * than the handler's first one, which it single-steps), the other bits
+ * the probe's distance from the handler's entry. */
 SEC("uprobe")
 int lp_sigtramp(struct pt_regs *ctx)
 {
-	__u64 *regs = (__u64 *)ctx;
-	if (regs[LP_REG_RDI] != LP_SIGURG)
+	/* A copy: the context may only be read at constant offsets. */
+	__u64 regs[LP_NREGS];
+	__builtin_memcpy(regs, ctx, sizeof(regs));
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	int at_call = cookie & 1;
+	__u64 sig = at_call ? regs[LP_REG_RAX] : regs[LP_REG_RDI];
+	if (sig != LP_SIGURG)
 		return 0;
+	__u64 uc = at_call ? regs[LP_REG_RCX] : regs[LP_REG_RDX];
+	__u64 entry = regs[LP_REG_RIP] - (cookie >> 1);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u32 key = 2 * (tid % LP_PENDING_THREADS);
 	/* In the order the hits were parked. */
-	complete(regs, tid, key);
-	complete(regs, tid, key + 1);
+	complete(regs, uc, entry, tid, key);
+	complete(regs, uc, entry, tid, key + 1);
 	return 0;
 }
 

@@ -38,7 +38,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts};
+use libbpf_rs::{
+    ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts, UprobeOpts,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -527,12 +529,16 @@ impl Backend for EbpfBackend {
 /// has no such handler or the kernel refuses: XMM captures are then
 /// unreadable.
 fn enable_signal_xmm(skel: &skel::ProbeSkel<'_>, pid: i32, path: &Path) -> Vec<Link> {
-    let links: Vec<Link> = sigtramp_offsets(path)
+    let links: Vec<Link> = sigtramp_sites(path)
         .into_iter()
-        .filter_map(|offset| {
+        .filter_map(|(offset, cookie)| {
+            let opts = UprobeOpts {
+                cookie,
+                ..Default::default()
+            };
             skel.progs
                 .lp_sigtramp
-                .attach_uprobe(false, pid, path, offset as usize)
+                .attach_uprobe_with_opts(pid, path, offset as usize, opts)
                 .ok()
         })
         .collect();
@@ -549,9 +555,15 @@ fn enable_signal_xmm(skel: &skel::ProbeSkel<'_>, pid: i32, path: &Path) -> Vec<L
     }
 }
 
-/// The file offsets of Go's signal handler entries in the ELF file at
-/// `path` (named with or without the `.abi0` suffix, by Go version).
-fn sigtramp_offsets(path: &Path) -> Vec<u64> {
+/// Where `lp_sigtramp` goes in the ELF file at `path`: (file offset,
+/// attach cookie) for each of Go's signal handlers (named with or without
+/// the `.abi0` suffix, by Go version). Go's `runtime.sigtramp` moves its
+/// arguments DI, SI, DX to AX, BX, CX and calls `runtime.sigtrampgo`; that
+/// CALL, which the kernel emulates, is the site when those exact
+/// instructions are found (cookie: its distance from the entry, shifted,
+/// with bit 0 set); otherwise the entry (cookie 0), which the kernel
+/// single-steps.
+fn sigtramp_sites(path: &Path) -> Vec<(u64, u64)> {
     use object::{Object, ObjectSegment, ObjectSymbol};
     const HANDLERS: [&str; 4] = [
         "runtime.sigtramp",
@@ -559,6 +571,8 @@ fn sigtramp_offsets(path: &Path) -> Vec<u64> {
         "runtime.cgoSigtramp",
         "runtime.cgoSigtramp.abi0",
     ];
+    // mov %rdi,%rax; mov %rsi,%rbx; mov %rdx,%rcx; call rel32
+    const TO_SIGTRAMPGO: [u8; 10] = [0x48, 0x89, 0xf8, 0x48, 0x89, 0xf3, 0x48, 0x89, 0xd1, 0xe8];
     let Ok(data) = std::fs::read(path) else {
         return Vec::new();
     };
@@ -574,7 +588,20 @@ fn sigtramp_offsets(path: &Path) -> Vec<u64> {
     };
     file.symbols()
         .filter(|s| s.name().is_ok_and(|n| HANDLERS.contains(&n)))
-        .filter_map(|s| file_offset(s.address()))
+        .filter_map(|s| {
+            let entry = file_offset(s.address())?;
+            let is_sigtramp = s.name().is_ok_and(|n| n.starts_with("runtime.sigtramp"));
+            let code = data.get(entry as usize..(entry + s.size()) as usize);
+            let call = code.filter(|_| is_sigtramp).and_then(|code| {
+                code.windows(TO_SIGTRAMPGO.len())
+                    .position(|w| w == TO_SIGTRAMPGO)
+                    .map(|k| k as u64 + 9)
+            });
+            Some(match call {
+                Some(d) => (entry + d, (d << 1) | 1),
+                None => (entry, 0),
+            })
+        })
         .collect()
 }
 
