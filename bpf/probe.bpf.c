@@ -15,10 +15,29 @@
  * Two syscall tracepoints mark the launched program's writes to its
  * stdout/stderr (relayed through pipes by logprobe) in the same ring
  * buffer, so its output and the trace lines are printed in the order they
- * happened. */
+ * happened.
+ *
+ * XMM registers (Go's and C's float arguments and results) are not in a
+ * uprobe's pt_regs, and the kernel's copy of the user's vector registers
+ * is not current while the thread runs. So a hit that captures XMM
+ * registers, on a thread with a real SIGURG handler that does not block
+ * it (every Go program: SIGURG is its preemption request, and a spurious
+ * one is harmless), is parked in `pending` with its XMM bytes still to
+ * fill, and the probe sends the thread SIGURG. On the way back to user
+ * space the kernel saves the live vector registers into the signal frame
+ * it builds on the user's stack; `lp_sigtramp`, a uprobe on the program's
+ * signal handler, reads the XMM registers from that frame (no user code
+ * ran since the probe), fills them in and emits the record, before the
+ * thread runs any more code of its own, so the thread's order is kept.
+ * Without a usable handler, XMM captures are unreadable. (The kernel here
+ * has no kprobes and refuses fentry programs, so the frame is read from
+ * user space's side.) */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "probe.h"
+
+#define LP_SIGURG 23
 
 /* GPL-compatible, as bpf_probe_read_user requires; MIT like the rest. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -57,6 +76,67 @@ struct {
 	__type(value, __u32);
 } writing SEC(".maps");
 
+/* Set by user space once `lp_sigtramp` is attached: XMM captures may
+ * then go through a signal frame. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sigxmm SEC(".maps");
+
+/* A hit waiting for its thread's signal frame: the whole record, and
+ * where in it each XMM capture's 8 bytes go. */
+struct lp_pending {
+	__u32 tid;
+	__u32 size; /* of rec; 0: nothing waiting */
+	__u32 nxmm;
+	__u32 pad;
+	__u32 off[LP_MAX_XMM];
+	__u8 reg[LP_MAX_XMM];
+	__u8 rec[LP_PENDING_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LP_PENDING);
+	__type(key, __u32);
+	__type(value, struct lp_pending);
+} pending SEC(".maps");
+
+/* Which thread owns each `pending` slot: an insert that fails because
+ * the slot is taken (BPF_NOEXIST) is the lock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LP_PENDING);
+	__type(key, __u32);
+	__type(value, __u32);
+} claims SEC(".maps");
+
+/* Minimal views of the kernel structures read to see whether the thread
+ * handles SIGURG; CO-RE relocates the field offsets against the running
+ * kernel's BTF (the ___lp suffix is ignored when matching). */
+struct sigaction___lp {
+	void *sa_handler;
+} __attribute__((preserve_access_index));
+
+struct k_sigaction___lp {
+	struct sigaction___lp sa;
+} __attribute__((preserve_access_index));
+
+struct sighand_struct___lp {
+	struct k_sigaction___lp action[64];
+} __attribute__((preserve_access_index));
+
+struct sigset___lp {
+	unsigned long sig[1];
+} __attribute__((preserve_access_index));
+
+struct task_struct___lp {
+	struct sighand_struct___lp *sighand;
+	struct sigset___lp blocked;
+} __attribute__((preserve_access_index));
+
 /* The record being built (far too large for the BPF stack), plus each
  * capture's length and start, and the copied registers. `data` has room
  * past LP_DATA_SIZE for one more read and the lengths. */
@@ -68,6 +148,13 @@ struct lp_scratch {
 	__u64 regs[LP_NREGS];
 	__u32 used;
 	__u32 busy;
+	/* 0: no XMM capture yet; 1: they wait for the signal frame; 2: they
+	 * are unreadable. */
+	__u32 xmm_state;
+	__u32 xmm_key; /* the claimed `pending` slot */
+	__u32 nxmm;
+	__u32 xmm_off[LP_MAX_XMM];
+	__u8 xmm_reg[LP_MAX_XMM];
 };
 
 /* One scratch record per CPU, indexed by CPU number (a per-CPU map's
@@ -151,6 +238,50 @@ static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u3
 	return v;
 }
 
+/* Whether the current thread has a SIGURG handler of its own and does not
+ * block SIGURG. */
+static __always_inline int handles_sigurg(void)
+{
+	struct task_struct___lp *t = (void *)bpf_get_current_task();
+	struct sighand_struct___lp *sh = BPF_CORE_READ(t, sighand);
+	if (!sh)
+		return 0;
+	unsigned long h = (unsigned long)BPF_CORE_READ(sh, action[LP_SIGURG - 1].sa.sa_handler);
+	/* SIG_DFL and SIG_IGN */
+	if (h <= 1)
+		return 0;
+	unsigned long blocked = BPF_CORE_READ(t, blocked.sig[0]);
+	return !(blocked & (1ul << (LP_SIGURG - 1)));
+}
+
+/* Decides, at a hit's first XMM capture, whether its XMM captures can be
+ * read through a signal frame: claims the thread's `pending` slot and
+ * sends the signal. */
+static __always_inline int xmm_ready(struct lp_scratch *s)
+{
+	if (s->xmm_state)
+		return s->xmm_state == 1;
+	s->xmm_state = 2;
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&sigxmm, &zero);
+	if (!on || !*on || !handles_sigurg())
+		return 0;
+	__u32 tid = s->ev.tid;
+	__u32 key = 2 * (tid % LP_PENDING_THREADS);
+	if (bpf_map_update_elem(&claims, &key, &tid, BPF_NOEXIST)) {
+		key += 1;
+		if (bpf_map_update_elem(&claims, &key, &tid, BPF_NOEXIST))
+			return 0;
+	}
+	s->xmm_key = key;
+	if (bpf_send_signal_thread(LP_SIGURG)) {
+		bpf_map_delete_elem(&claims, &key);
+		return 0;
+	}
+	s->xmm_state = 1;
+	return 1;
+}
+
 struct loop_ctx {
 	struct lp_scratch *s;
 	struct lp_recipe *r;
@@ -183,7 +314,16 @@ static long run_capture(__u64 index, void *arg)
 		break;
 	}
 	case LP_CAP_XMM:
-		/* Not readable from a uprobe: see docs/architecture.md, "The eBPF backend". */
+		/* Eight bytes kept for `lp_sigtramp` to fill. */
+		if (s->nxmm < LP_MAX_XMM && xmm_ready(s)) {
+			__u32 k = s->nxmm & (LP_MAX_XMM - 1);
+			s->xmm_off[k] = used;
+			s->xmm_reg[k] = cap->reg & 15;
+			s->nxmm = k + 1;
+			__u64 zero = 0;
+			__builtin_memcpy(dst, &zero, 8);
+			n = 8;
+		}
 		break;
 	case LP_CAP_STACK:
 		n = read_user(dst, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);
@@ -225,6 +365,31 @@ static long run_capture(__u64 index, void *arg)
 	return 0;
 }
 
+/* Parks a finished record in the thread's claimed `pending` slot until
+ * `lp_sigtramp` fills in its XMM captures. */
+static __always_inline void park(struct lp_scratch *s, __u64 size)
+{
+	__u32 tid = s->ev.tid;
+	__u32 key = s->xmm_key;
+	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
+	if (!p || size > LP_PENDING_BYTES) {
+		bpf_map_delete_elem(&claims, &key);
+		count(LP_COUNT_DROPS);
+		return;
+	}
+	bpf_probe_read_kernel(p->rec, size, &s->ev);
+	__u32 nxmm = s->nxmm;
+	for (int k = 0; k < LP_MAX_XMM; k++) {
+		if (k >= nxmm)
+			break;
+		p->off[k] = sizeof(s->ev) + s->xmm_off[k];
+		p->reg[k] = s->xmm_reg[k];
+	}
+	p->nxmm = nxmm;
+	p->tid = tid;
+	p->size = size;
+}
+
 SEC("uprobe.multi")
 int lp_probe(struct pt_regs *ctx)
 {
@@ -258,6 +423,8 @@ int lp_probe(struct pt_regs *ctx)
 		ncaps = LP_MAX_CAPS;
 	s->ev.ncaps = ncaps;
 	s->used = 0;
+	s->xmm_state = 0;
+	s->nxmm = 0;
 	struct loop_ctx lc = { .s = s, .r = r };
 	bpf_loop(ncaps, run_capture, &lc, 0);
 	__u32 used = s->used;
@@ -269,9 +436,94 @@ int lp_probe(struct pt_regs *ctx)
 		lens = 2 * LP_MAX_CAPS;
 	bpf_probe_read_kernel(&s->data[used], lens, s->len);
 	__u64 size = sizeof(s->ev) + used + lens;
+	if (s->xmm_state == 1) {
+		park(s, size);
+		s->busy = 0;
+		return 0;
+	}
 	if (bpf_ringbuf_output(&events, &s->ev, size, BPF_RB_NO_WAKEUP))
 		count(LP_COUNT_DROPS);
 	s->busy = 0;
+	return 0;
+}
+
+/* x86-64 ucontext_t: uc_mcontext (struct sigcontext) starts at byte 40;
+ * in it, the interrupted RIP is at 128 and the pointer to the FXSAVE/XSAVE
+ * area at 184. XMM n is at byte 160 + 16 n of that area. */
+#define LP_UC_RIP (40 + 128)
+#define LP_UC_FPSTATE (40 + 184)
+#define LP_FX_XMM 160
+/* pt_regs slots of the handler's arguments (signal, ucontext): at its
+ * entry DI and DX; at Go's CALL runtime.sigtrampgo, AX and CX. */
+#define LP_REG_RDI 14
+#define LP_REG_RDX 12
+#define LP_REG_RAX 10
+#define LP_REG_RCX 11
+#define LP_REG_RIP 16
+
+/* The program's signal handler starts (a uprobe on its entry, Go's
+ * runtime.sigtramp): when the signal is SIGURG and this thread has a hit
+ * parked, the frame's saved vector registers are those at the probe (no
+ * user code ran since). Unless another signal was delivered first at the
+ * same return to user space: then this frame interrupted that signal's
+ * handler at its entry (this same function, Go has one handler for all
+ * signals; the probe's IP is the entry, or one past its breakpoint) with
+ * cleared vector registers; the hit is then dropped, and
+ * counted, rather than shown with wrong values. */
+static __always_inline void complete(__u64 *regs, __u64 uc, __u64 entry, __u32 tid, __u32 key)
+{
+	__u32 *owner = bpf_map_lookup_elem(&claims, &key);
+	if (!owner || *owner != tid)
+		return;
+	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
+	if (p && p->tid == tid && p->size) {
+		__u64 fx = 0, rip = 0;
+		int ok = bpf_probe_read_user(&fx, 8, (const void *)(uc + LP_UC_FPSTATE)) == 0 &&
+			 bpf_probe_read_user(&rip, 8, (const void *)(uc + LP_UC_RIP)) == 0 &&
+			 fx != 0 && rip != entry && rip + 1 != entry;
+		__u32 nxmm = p->nxmm;
+		for (int k = 0; k < LP_MAX_XMM; k++) {
+			if (!ok || k >= nxmm)
+				break;
+			__u32 off = p->off[k];
+			if (off > LP_PENDING_BYTES - 8)
+				break;
+			__u64 at = fx + LP_FX_XMM + 16 * (__u64)(p->reg[k] & 15);
+			if (bpf_probe_read_user(&p->rec[off], 8, (const void *)at))
+				ok = 0;
+		}
+		__u32 size = p->size;
+		if (size > LP_PENDING_BYTES)
+			size = LP_PENDING_BYTES;
+		if (!ok || bpf_ringbuf_output(&events, p->rec, size, BPF_RB_NO_WAKEUP))
+			count(LP_COUNT_DROPS);
+		p->size = 0;
+	}
+	bpf_map_delete_elem(&claims, &key);
+}
+
+/* The attach cookie: bit 0 set when the probe is on Go's CALL
+ * runtime.sigtrampgo (an instruction the kernel emulates, so far cheaper
+ * than the handler's first one, which it single-steps), the other bits
+ * the probe's distance from the handler's entry. */
+SEC("uprobe")
+int lp_sigtramp(struct pt_regs *ctx)
+{
+	/* A copy: the context may only be read at constant offsets. */
+	__u64 regs[LP_NREGS];
+	__builtin_memcpy(regs, ctx, sizeof(regs));
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	int at_call = cookie & 1;
+	__u64 sig = at_call ? regs[LP_REG_RAX] : regs[LP_REG_RDI];
+	if (sig != LP_SIGURG)
+		return 0;
+	__u64 uc = at_call ? regs[LP_REG_RCX] : regs[LP_REG_RDX];
+	__u64 entry = regs[LP_REG_RIP] - (cookie >> 1);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 key = 2 * (tid % LP_PENDING_THREADS);
+	/* In the order the hits were parked. */
+	complete(regs, uc, entry, tid, key);
+	complete(regs, uc, entry, tid, key + 1);
 	return 0;
 }
 

@@ -34,6 +34,18 @@
 #define LP_LEN_FIXED 0
 #define LP_LEN_COUNTED 1
 
+/* Most XMM captures in one recipe that are read through a signal frame;
+ * further ones are unreadable. */
+#define LP_MAX_XMM 16
+/* Hits waiting for their thread's signal frame: two slots per thread
+ * (two probes on one instruction, a frameless function's entry and
+ * return at its RET, both wait for the same frame), at
+ * 2 * (tid % LP_PENDING_THREADS) and the one after. */
+#define LP_PENDING_THREADS 64
+#define LP_PENDING (2 * LP_PENDING_THREADS)
+/* Most bytes of one record that can wait there. */
+#define LP_PENDING_BYTES (24 + LP_DATA_SIZE + 2 * LP_MAX_CAPS)
+
 /* Counter slots (a per-CPU array). */
 #define LP_COUNT_HITS 0
 #define LP_COUNT_DROPS 1

@@ -87,6 +87,10 @@ floor_low=$(floor 'entry|return' LOGPROBE_ENTRY_AT_LOW=1)
 floor_entry_jbe=$(floor entry)
 floor_entry_low=$(floor entry LOGPROBE_ENTRY_AT_LOW=1)
 ptrace=$(median "$lp" trace --backend ptrace "$fn" -- "$bin" "$slow_n" target)
+# Floats: main.ftarget takes and returns a float64 in X0, which eBPF reads
+# through a SIGURG signal frame (docs/architecture.md).
+base_float=$(median "$bin" "$n" float)
+ebpf_float=$(median "$lp" trace --backend ebpf '^main\.ftarget$' -- "$bin" "$n" float)
 dlv=""
 if command -v dlv >/dev/null 2>&1; then
   dlv=$(cd /tmp && median dlv trace --exec "$bin" "$fn" -- "$dlv_n" target) || dlv=""
@@ -94,7 +98,8 @@ fi
 
 awk -v n="$n" -v sn="$slow_n" -v dn="$dlv_n" -v base="$base" -v bases="$base_slow" -v based="$base_dlv" \
   -v eej="$ebpf_entry_jbe" -v eel="$ebpf_entry_low" -v ej="$ebpf_jbe" -v el="$ebpf_low" -v fj="$floor_jbe" -v fl="$floor_low" \
-  -v fej="$floor_entry_jbe" -v fel="$floor_entry_low" -v pt="$ptrace" -v dlv="$dlv" '
+  -v fej="$floor_entry_jbe" -v fel="$floor_entry_low" -v pt="$ptrace" -v dlv="$dlv" \
+  -v basef="$base_float" -v ef="$ebpf_float" '
 function per(t, b, k) { return (t - b) / k }
 function row(name, calls, t, b, note) {
   if (t == "") { printf "%-38s %8s %12s %14s  %s\n", name, "-", "-", "-", note; return }
@@ -120,4 +125,7 @@ BEGIN {
     dlo = per(dlv, based, dn)
     row("dlv trace", dn, dlv, based, sprintf("%.0fx eBPF, %.1fx ptrace", dlo / ebo, dlo / pto))
   } else row("dlv trace", dn, "", based, "not installed")
+  printf "main.ftarget (float64 in X0, read through a signal frame under eBPF)\n"
+  row("untraced", n, basef, basef, "")
+  row("logprobe eBPF, entry+RET, JBE", n, ef, basef, sprintf("%.2fx main.target", per(ef, basef, n) / ebo))
 }'

@@ -12,10 +12,12 @@
 //! times cheaper). The kernel counts hits and lost records; the count of
 //! lost ones is always reported, and seen + lost = hits is checked.
 //!
-//! XMM registers cannot be read from a uprobe: the trap leaves the user's
-//! vector registers live in the CPU, and the copy in the task's FPU save
-//! area is only current after a context switch. Such captures are
-//! reported unreadable (see docs/architecture.md, "The eBPF backend").
+//! XMM registers are not in a uprobe's registers: a hit that captures them
+//! sends its thread SIGURG (Go's harmless preemption request) and is
+//! completed from the signal frame the kernel saves, by a uprobe on the
+//! program's signal handler (`enable_signal_xmm`); `sse` undoes what the
+//! probed instruction did to them meanwhile. Without a SIGURG handler they
+//! are reported unreadable (docs/architecture.md, "The eBPF backend").
 //!
 //! In launch mode the program's stdout/stderr are relayed (see
 //! `relay`) so that its output and the trace lines interleave as under
@@ -36,7 +38,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts};
+use libbpf_rs::{
+    ErrorKind, Link, MapCore, MapFlags, RingBufferBuilder, UprobeMultiOpts, UprobeOpts,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -46,6 +50,7 @@ use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
 use crate::plan::{Capture, Guard, Len, Probe};
 
 mod relay;
+mod sse;
 
 #[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
 mod skel {
@@ -368,6 +373,7 @@ impl Backend for EbpfBackend {
                     Some(Item::Hit(mut h)) => {
                         n += 1;
                         if let Some(id) = armed.probe_of(h.probe) {
+                            armed.fix_xmm(h.probe, &mut h);
                             h.probe = id;
                             sink.hit(h);
                         }
@@ -438,6 +444,7 @@ impl Backend for EbpfBackend {
                     relay = diverted;
                     child
                 };
+                let _signal_xmm = enable_signal_xmm(&skel, child.as_raw(), &program);
                 let mut armed = Armed::new(capacity, child.as_raw(), program);
                 let ready = armed
                     .add(&skel, probes.to_vec())
@@ -486,6 +493,7 @@ impl Backend for EbpfBackend {
             Target::Attach(pid) => {
                 let pid = *pid;
                 let exe = check_attachable(pid)?;
+                let _signal_xmm = enable_signal_xmm(&skel, pid, &exe);
                 let mut armed = Armed::new(capacity, pid, exe);
                 armed.add(&skel, probes.to_vec())?;
                 let ids: Vec<u32> = probes.iter().map(|p| p.id).collect();
@@ -512,6 +520,89 @@ impl Backend for EbpfBackend {
         report_losses(&skel, seen, *malformed.borrow(), sink);
         Ok(outcome)
     }
+}
+
+/// Attaches `lp_sigtramp` to the program's signal handlers (Go's
+/// `runtime.sigtramp`, and `runtime.cgoSigtramp` in programs with cgo, in
+/// `path`, mapped by `pid`) and tells the probes that XMM captures may go
+/// through a signal frame (see `bpf/probe.bpf.c`). Empty when the program
+/// has no such handler or the kernel refuses: XMM captures are then
+/// unreadable.
+fn enable_signal_xmm(skel: &skel::ProbeSkel<'_>, pid: i32, path: &Path) -> Vec<Link> {
+    let links: Vec<Link> = sigtramp_sites(path)
+        .into_iter()
+        .filter_map(|(offset, cookie)| {
+            let opts = UprobeOpts {
+                cookie,
+                ..Default::default()
+            };
+            skel.progs
+                .lp_sigtramp
+                .attach_uprobe_with_opts(pid, path, offset as usize, opts)
+                .ok()
+        })
+        .collect();
+    let enabled = !links.is_empty()
+        && skel
+            .maps
+            .sigxmm
+            .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
+            .is_ok();
+    if enabled {
+        links
+    } else {
+        Vec::new()
+    }
+}
+
+/// Where `lp_sigtramp` goes in the ELF file at `path`: (file offset,
+/// attach cookie) for each of Go's signal handlers (named with or without
+/// the `.abi0` suffix, by Go version). Go's `runtime.sigtramp` moves its
+/// arguments DI, SI, DX to AX, BX, CX and calls `runtime.sigtrampgo`; that
+/// CALL, which the kernel emulates, is the site when those exact
+/// instructions are found (cookie: its distance from the entry, shifted,
+/// with bit 0 set); otherwise the entry (cookie 0), which the kernel
+/// single-steps.
+fn sigtramp_sites(path: &Path) -> Vec<(u64, u64)> {
+    use object::{Object, ObjectSegment, ObjectSymbol};
+    const HANDLERS: [&str; 4] = [
+        "runtime.sigtramp",
+        "runtime.sigtramp.abi0",
+        "runtime.cgoSigtramp",
+        "runtime.cgoSigtramp.abi0",
+    ];
+    // mov %rdi,%rax; mov %rsi,%rbx; mov %rdx,%rcx; call rel32
+    const TO_SIGTRAMPGO: [u8; 10] = [0x48, 0x89, 0xf8, 0x48, 0x89, 0xf3, 0x48, 0x89, 0xd1, 0xe8];
+    let Ok(data) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    let file_offset = |addr: u64| {
+        file.segments().find_map(|seg| {
+            let (offset, size) = seg.file_range();
+            let start = seg.address();
+            (addr >= start && addr < start + size).then(|| addr - start + offset)
+        })
+    };
+    file.symbols()
+        .filter(|s| s.name().is_ok_and(|n| HANDLERS.contains(&n)))
+        .filter_map(|s| {
+            let entry = file_offset(s.address())?;
+            let is_sigtramp = s.name().is_ok_and(|n| n.starts_with("runtime.sigtramp"));
+            let code = data.get(entry as usize..(entry + s.size()) as usize);
+            let call = code.filter(|_| is_sigtramp).and_then(|code| {
+                code.windows(TO_SIGTRAMPGO.len())
+                    .position(|w| w == TO_SIGTRAMPGO)
+                    .map(|k| k as u64 + 9)
+            });
+            Some(match call {
+                Some(d) => (entry + d, (d << 1) | 1),
+                None => (entry, 0),
+            })
+        })
+        .collect()
 }
 
 /// Reports lost records, and any mismatch between what the kernel counted
@@ -570,6 +661,9 @@ struct Armed {
     path: PathBuf,
     /// Slot -> probe id; `None` for a free slot.
     slots: Vec<Option<u32>>,
+    /// Slot -> the XMM captures its probed instruction changed before the
+    /// signal frame saved them (see `sse`).
+    xmm_fixes: Vec<Vec<(usize, sse::Effect)>>,
     free: Vec<u32>,
     batches: Vec<Batch>,
 }
@@ -593,6 +687,7 @@ impl Armed {
             pid,
             path,
             slots: vec![None; capacity as usize],
+            xmm_fixes: vec![Vec::new(); capacity as usize],
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
         }
@@ -601,6 +696,23 @@ impl Armed {
     /// The probe id a hit's cookie (slot) stands for.
     fn probe_of(&self, slot: u32) -> Option<u32> {
         self.slots.get(slot as usize).copied().flatten()
+    }
+
+    /// Undoes, in a hit on `slot`, what the probed instruction did to its
+    /// XMM captures before they were saved: a widened float32 is narrowed
+    /// back, a lost one is unreadable.
+    fn fix_xmm(&self, slot: u32, hit: &mut RawHit) {
+        let Some(fixes) = self.xmm_fixes.get(slot as usize) else {
+            return;
+        };
+        for &(i, effect) in fixes {
+            if let Some(c) = hit.captures.get_mut(i) {
+                *c = match effect {
+                    sse::Effect::Widened => c.as_deref().and_then(sse::narrow),
+                    sse::Effect::Lost => None,
+                };
+            }
+        }
     }
 
     /// Stores the recipes of `probes` and arms them with one link; returns
@@ -625,6 +737,16 @@ impl Armed {
                 break; // counted above
             };
             self.slots[slot as usize] = Some(p.id);
+            self.xmm_fixes[slot as usize] = p
+                .recipe
+                .captures
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c {
+                    Capture::Xmm(n) => sse::effect(&p.instruction, *n).map(|e| (i, e)),
+                    _ => None,
+                })
+                .collect();
             batch.probes.push((slot, p));
         }
         let stored = batch.probes.iter().try_for_each(|(slot, p)| {
