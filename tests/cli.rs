@@ -225,18 +225,7 @@ fn the_program_exit_status_becomes_logprobes() {
 fn attach_then_detach_leaves_the_program_running_unharmed() {
     let call = regex::Regex::new(r"^> goroutine\(1\): main\.tick\((\d+)\)$").expect("regex");
     for backend in backends() {
-        let mut program = Command::new(fixture("attach"));
-        program
-            .arg("60")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null());
-        let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
-        let pid = target.child().id();
-        let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
-        let mut line = String::new();
-        target_out.read_line(&mut line).expect("read");
-        assert_eq!(line, "ready\n");
+        let (mut target, pid, mut target_out) = start_ticker(60);
 
         let mut tracer = Reaper(Some(
             logprobe()
@@ -616,18 +605,8 @@ fn an_attached_process_that_exits_ends_the_ebpf_trace_with_one_line() {
     if !backends().contains(&"ebpf") {
         return;
     }
-    let mut program = Command::new(fixture("attach"));
-    program
-        .arg("20")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null());
-    let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
-    let pid = target.child().id().to_string();
-    let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
-    let mut line = String::new();
-    target_out.read_line(&mut line).expect("read");
-    assert_eq!(line, "ready\n");
+    let (mut target, pid, _target_out) = start_ticker(20);
+    let pid = pid.to_string();
     let out = run_with_timeout(
         {
             let mut c = logprobe();
@@ -681,17 +660,7 @@ fn duration_shows_how_long_each_call_took_on_its_return_line() {
 #[test]
 fn another_process_running_the_same_program_is_not_traced() {
     for backend in backends() {
-        let mut other = Command::new(fixture("attach"));
-        other
-            .arg("60")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null());
-        let mut other = Reaper(Some(other.spawn().expect("spawn fixture")));
-        let mut other_out = BufReader::new(other.child().stdout.take().expect("stdout"));
-        let mut line = String::new();
-        other_out.read_line(&mut line).expect("read");
-        assert_eq!(line, "ready\n");
+        let (_other, _, _other_out) = start_ticker(60);
         let out = trace(backend, r"^main\.tick$", "attach", &["3"], &[]);
         assert!(out.status.success(), "{backend}: {}", stderr(&out));
         assert_eq!(

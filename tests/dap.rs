@@ -716,18 +716,7 @@ fn terminate_ends_a_launched_program() {
 #[test]
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     for backend in backends() {
-        let mut program = Command::new(fixture("attach"));
-        program
-            .arg("100")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null());
-        let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
-        let pid = target.child().id();
-        let mut target_out = BufReader::new(target.child().stdout.take().expect("stdout"));
-        let mut line = String::new();
-        target_out.read_line(&mut line).expect("read");
-        assert_eq!(line, "ready\n");
+        let (mut target, pid, mut target_out) = start_ticker(100);
 
         let (mut c, _adapter) = stdio_adapter();
         c.ok("initialize", json!({"adapterID": "logprobe"}));

@@ -99,6 +99,25 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
     out
 }
 
+/// Starts the attach fixture (it calls `main.tick` `ticks` times, 50 ms
+/// apart) and waits for its "ready" line: the child, its pid, its stdout.
+pub fn start_ticker(ticks: u32) -> (Reaper, u32, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut program = Command::new(fixture("attach"));
+    program
+        .arg(ticks.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let mut target = Reaper(Some(program.spawn().expect("spawn fixture")));
+    let pid = target.child().id();
+    let mut out = std::io::BufReader::new(target.child().stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    (target, pid, out)
+}
+
 /// Kills and reaps a child when dropped, so no test leaves a process behind.
 pub struct Reaper(pub Option<Child>);
 
