@@ -789,6 +789,24 @@ enum At {
     Memory { capture: u16, offset: u16, add: i64 },
 }
 
+impl At {
+    /// `n` bytes further on.
+    fn plus(self, n: u64) -> At {
+        match self {
+            At::Image(o) => At::Image(o + n as u32),
+            At::Memory {
+                capture,
+                offset,
+                add,
+            } => At::Memory {
+                capture,
+                offset,
+                add: add + n as i64,
+            },
+        }
+    }
+}
+
 impl Planner<'_> {
     /// A slot for `path`; `None` if the path never leaves its variable.
     fn plan_path(&self, recipe: &mut Recipe, path: &Path) -> Option<ValueSlot> {
@@ -870,18 +888,7 @@ impl Planner<'_> {
                     let Some(f) = fields.iter().find(|f| &f.name == name) else {
                         return Some(unavailable(format!("{} has no field {name}", t.name)));
                     };
-                    at = match at {
-                        At::Image(o) => At::Image(o + f.offset as u32),
-                        At::Memory {
-                            capture,
-                            offset,
-                            add,
-                        } => At::Memory {
-                            capture,
-                            offset,
-                            add: add + f.offset as i64,
-                        },
-                    };
+                    at = at.plus(f.offset);
                     ty = f.ty;
                 }
                 (
@@ -895,18 +902,7 @@ impl Planner<'_> {
                         return Some(unavailable(format!("index {i} out of range [0:{count}]")));
                     }
                     let size = self.types.get(*e).size;
-                    at = match at {
-                        At::Image(o) => At::Image(o + (i * size) as u32),
-                        At::Memory {
-                            capture,
-                            offset,
-                            add,
-                        } => At::Memory {
-                            capture,
-                            offset,
-                            add: add + (i * size) as i64,
-                        },
-                    };
+                    at = at.plus(i * size);
                     ty = *e;
                 }
                 (PathStep::Index(i), TypeKind::Slice { elem: Some(e) }) => {
