@@ -7,7 +7,10 @@
  * back to probe ids). The program checks the probe's
  * guard (Go's stack-check jump about to be taken: skip this pass), copies
  * the registers, runs the capture steps in order (registers, stack slots,
- * memory behind earlier captures, each bounded), and emits one record to
+ * memory behind earlier captures, each bounded; a recipe's filter, a DAP
+ * condition compiled by logprobe, may reject the hit once the captures it
+ * reads are taken, and returns are reported only for calls it admitted),
+ * and emits one record to
  * the `events` ring buffer without waking the reader (it polls on a
  * timer). Hits and lost records are counted in `counters`, so the reader
  * can prove that seen + dropped = hits.
@@ -75,6 +78,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } writing SEC(".maps");
+
+/* Frames of calls a filter admitted, whose returns are reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LP_MAX_FRAMES);
+	__type(key, struct lp_frame);
+	__type(value, __u8);
+} frames SEC(".maps");
 
 /* Set by user space once `lp_sigtramp` is attached: XMM captures may
  * then go through a signal frame. */
@@ -285,6 +296,7 @@ static __always_inline int xmm_ready(struct lp_scratch *s)
 struct loop_ctx {
 	struct lp_scratch *s;
 	struct lp_recipe *r;
+	__u32 start; /* the capture at the loop's index 0 */
 };
 
 static long run_capture(__u64 index, void *arg)
@@ -292,7 +304,7 @@ static long run_capture(__u64 index, void *arg)
 	struct loop_ctx *lc = arg;
 	struct lp_scratch *s = lc->s;
 	struct lp_recipe *r = lc->r;
-	__u32 i = index;
+	__u32 i = lc->start + index;
 	if (i >= LP_MAX_CAPS)
 		return 1;
 	struct lp_capture *cap = &r->caps[i];
@@ -365,6 +377,178 @@ static long run_capture(__u64 index, void *arg)
 	return 0;
 }
 
+/* A filter being run (exec::admits): its value stack, and whether a value
+ * it needed was not captured, which admits the hit. */
+struct filter_ctx {
+	struct lp_scratch *s;
+	struct lp_filter *f;
+	__u32 taken; /* captures taken */
+	__u32 depth;
+	__u32 undecided;
+	__u64 stack[LP_FILTER_STACK];
+};
+
+/* Where `size` bytes at byte `at` of capture `c` start in the scratch
+ * data, or -1 when they were not captured. */
+static __always_inline long captured_at(struct filter_ctx *fc, __u32 c, __u32 at, __u32 size)
+{
+	if (c >= fc->taken || c >= LP_MAX_CAPS)
+		return -1;
+	__u32 n = fc->s->len[c];
+	if (n == LP_UNREADABLE || at + size > n)
+		return -1;
+	return (fc->s->off[c] + at) & (LP_DATA_SIZE - 1);
+}
+
+static __always_inline int cmp_holds(__u32 op, __u64 a, __u64 b, int sgn)
+{
+	int lt = sgn ? (__s64)a < (__s64)b : a < b;
+	int eq = a == b;
+	switch (op) {
+	case LP_CMP_EQ: return eq;
+	case LP_CMP_NE: return !eq;
+	case LP_CMP_LT: return lt;
+	case LP_CMP_LE: return lt || eq;
+	case LP_CMP_GT: return !lt && !eq;
+	default: return !lt;
+	}
+}
+
+static long run_op(__u64 index, void *arg)
+{
+	struct filter_ctx *fc = arg;
+	if (index >= LP_MAX_OPS)
+		return 1;
+	struct lp_op *op = &fc->f->ops[index];
+	__u32 depth = fc->depth;
+	__u32 pops = 0;
+	__u64 v = 0;
+	long pos;
+	switch (op->kind) {
+	case LP_OP_LOAD: {
+		__u32 size = op->size;
+		if (size < 1 || size > 8)
+			goto undecided;
+		pos = captured_at(fc, op->capture, op->at, size);
+		if (pos < 0)
+			goto undecided;
+		__builtin_memcpy(&v, &fc->s->data[pos], 8);
+		if (size < 8) {
+			__u32 shift = 64 - 8 * size;
+			v = (op->flags & LP_OP_SIGNED) ? (__u64)(((__s64)(v << shift)) >> shift)
+						       : (v << shift) >> shift;
+		}
+		break;
+	}
+	case LP_OP_PUSH:
+		v = op->value;
+		break;
+	case LP_OP_PREFIX: {
+		__u32 c = op->capture;
+		if (c >= fc->taken || c >= LP_MAX_CAPS || fc->s->len[c] == LP_UNREADABLE)
+			goto undecided;
+		__u32 n = op->size;
+		if (n > fc->s->len[c]) {
+			v = 0;
+			break;
+		}
+		__u32 from = fc->s->off[c];
+		__u32 at = op->at;
+		v = 1;
+		for (int k = 0; k < LP_MAX_FILTER_BYTES; k++) {
+			if (k >= n)
+				break;
+			if (fc->s->data[(from + k) & (LP_DATA_SIZE - 1)] !=
+			    fc->f->bytes[(at + k) & (LP_MAX_FILTER_BYTES - 1)]) {
+				v = 0;
+				break;
+			}
+		}
+		break;
+	}
+	case LP_OP_CMP:
+	case LP_OP_AND:
+	case LP_OP_OR: {
+		if (depth < 2)
+			goto undecided;
+		__u64 a = fc->stack[(depth - 2) & (LP_FILTER_STACK - 1)];
+		__u64 b = fc->stack[(depth - 1) & (LP_FILTER_STACK - 1)];
+		if (op->kind == LP_OP_CMP)
+			v = cmp_holds(op->size, a, b, op->flags & LP_OP_SIGNED);
+		else if (op->kind == LP_OP_AND)
+			v = a && b;
+		else
+			v = a || b;
+		pops = 2;
+		break;
+	}
+	case LP_OP_NOT:
+		if (depth < 1)
+			goto undecided;
+		v = !fc->stack[(depth - 1) & (LP_FILTER_STACK - 1)];
+		pops = 1;
+		break;
+	default:
+		goto undecided;
+	}
+	depth -= pops;
+	if (depth >= LP_FILTER_STACK)
+		goto undecided;
+	fc->stack[depth & (LP_FILTER_STACK - 1)] = v;
+	fc->depth = depth + 1;
+	return 0;
+undecided:
+	fc->undecided = 1;
+	return 1;
+}
+
+/* Whether the recipe's filter admits the hit, with `taken` captures taken. */
+static __always_inline int admits(struct lp_scratch *s, struct lp_recipe *r, __u32 taken)
+{
+	struct filter_ctx fc = { .s = s, .f = &r->filter, .taken = taken };
+	__u32 nops = r->filter.nops;
+	if (nops > LP_MAX_OPS)
+		nops = LP_MAX_OPS;
+	bpf_loop(nops, run_op, &fc, 0);
+	return fc.undecided || fc.depth != 1 || fc.stack[0] != 0;
+}
+
+/* The frame the hit is in (see struct lp_pair); 0 when its goroutine's
+ * stack cannot be read. */
+static __always_inline int frame_of(struct lp_recipe *r, struct lp_scratch *s, struct lp_frame *f)
+{
+	__u64 sp = s->regs[LP_REG_RSP];
+	__u32 greg = r->pair.g_reg;
+	f->key = r->pair.key;
+	if (greg == LP_NO_G) {
+		f->tid = s->ev.tid;
+		f->g = 0;
+		f->depth = sp;
+		return 1;
+	}
+	if (greg >= LP_NREGS)
+		return 0;
+	__u64 g = s->regs[greg], hi = 0;
+	if (bpf_probe_read_user(&hi, 8, (const void *)(g + r->pair.hi_at)))
+		return 0;
+	f->tid = 0;
+	f->g = g;
+	f->depth = hi - sp;
+	return 1;
+}
+
+/* The hit is not reported: a filter rejected it, or it is the return of
+ * a call that was not reported. An XMM slot it claimed is given back (the
+ * signal already sent is a harmless spurious one). */
+static __always_inline int reject(struct lp_scratch *s)
+{
+	if (s->xmm_state == 1)
+		bpf_map_delete_elem(&claims, &s->xmm_key);
+	count(LP_COUNT_FILTERED);
+	s->busy = 0;
+	return 0;
+}
+
 /* Parks a finished record in the thread's claimed `pending` slot until
  * `lp_sigtramp` fills in its XMM captures. */
 static __always_inline void park(struct lp_scratch *s, __u64 size)
@@ -425,8 +609,31 @@ int lp_probe(struct pt_regs *ctx)
 	s->used = 0;
 	s->xmm_state = 0;
 	s->nxmm = 0;
-	struct loop_ctx lc = { .s = s, .r = r };
-	bpf_loop(ncaps, run_capture, &lc, 0);
+	/* A return is reported only when its call was. */
+	struct lp_frame fr = {};
+	__u32 role = r->pair.role;
+	int framed = role != LP_PAIR_NONE && frame_of(r, s, &fr);
+	if (framed && role == LP_PAIR_CLOSE && bpf_map_delete_elem(&frames, &fr))
+		return reject(s);
+	struct loop_ctx lc = { .s = s, .r = r, .start = 0 };
+	if (r->filter.nops) {
+		__u32 after = r->filter.after;
+		if (after > ncaps)
+			after = ncaps;
+		bpf_loop(after, run_capture, &lc, 0);
+		if (!admits(s, r, after)) {
+			if (framed && role == LP_PAIR_OPEN)
+				bpf_map_delete_elem(&frames, &fr);
+			return reject(s);
+		}
+		lc.start = after;
+	}
+	if (framed && role == LP_PAIR_OPEN) {
+		__u8 one = 1;
+		bpf_map_update_elem(&frames, &fr, &one, BPF_ANY);
+	}
+	if (ncaps > lc.start)
+		bpf_loop(ncaps - lc.start, run_capture, &lc, 0);
 	__u32 used = s->used;
 	if (used > LP_DATA_SIZE)
 		used = LP_DATA_SIZE;

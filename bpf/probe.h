@@ -49,7 +49,9 @@
 /* Counter slots (a per-CPU array). */
 #define LP_COUNT_HITS 0
 #define LP_COUNT_DROPS 1
-#define LP_NCOUNTERS 2
+/* Hits a filter rejected, or returns of calls it rejected. */
+#define LP_COUNT_FILTERED 2
+#define LP_NCOUNTERS 3
 
 struct lp_capture {
 	__u8 kind;     /* LP_CAP_* */
@@ -65,9 +67,72 @@ struct lp_capture {
 	__u32 max;           /* DEREF counted: most bytes */
 };
 
+/* A filter's ops (plan::FilterOp): a postfix program over a stack of
+ * LP_FILTER_STACK u64s, run once the first `after` captures are taken. */
+#define LP_MAX_OPS 32
+#define LP_MAX_FILTER_BYTES 64
+#define LP_FILTER_STACK 8
+#define LP_OP_LOAD 1   /* push `size` bytes at `at` of capture `capture` */
+#define LP_OP_PUSH 2   /* push `value` */
+#define LP_OP_CMP 3    /* pop b, a; push a CMP b (`size`: LP_CMP_*) */
+#define LP_OP_PREFIX 4 /* push: capture `capture` begins with bytes[at..at+size] */
+#define LP_OP_AND 5
+#define LP_OP_OR 6
+#define LP_OP_NOT 7
+#define LP_OP_SIGNED 1 /* `flags` of LOAD (sign-extend) and CMP */
+#define LP_CMP_EQ 0
+#define LP_CMP_NE 1
+#define LP_CMP_LT 2
+#define LP_CMP_LE 3
+#define LP_CMP_GT 4
+#define LP_CMP_GE 5
+
+struct lp_op {
+	__u8 kind;  /* LP_OP_* */
+	__u8 size;
+	__u8 flags;
+	__u8 pad;
+	__u16 capture;
+	__u16 at;
+	__u64 value;
+};
+
+struct lp_filter {
+	__u32 nops; /* 0: no filter */
+	__u32 after;
+	struct lp_op ops[LP_MAX_OPS];
+	__u8 bytes[LP_MAX_FILTER_BYTES];
+};
+
+/* Pairing of calls with returns (plan::Pairing). */
+#define LP_PAIR_NONE 0
+#define LP_PAIR_OPEN 1
+#define LP_PAIR_CLOSE 2
+#define LP_NO_G 0xff
+/* Open frames kept (exec::MAX_FRAMES). */
+#define LP_MAX_FRAMES 65536
+
+struct lp_pair {
+	__u8 role;  /* LP_PAIR_* */
+	__u8 g_reg; /* pt_regs slot of the goroutine's g, or LP_NO_G */
+	__u16 hi_at; /* byte of g.stack.hi in the g */
+	__u32 key;
+};
+
+/* A frame: key, thread (0 with goroutines), g, depth (stack.hi - SP; SP
+ * without goroutines). */
+struct lp_frame {
+	__u32 key;
+	__u32 tid;
+	__u64 g;
+	__u64 depth;
+};
+
 struct lp_recipe {
 	__u32 ncaps;
 	__u32 guard_cc; /* x86 condition code, or LP_NO_GUARD */
+	struct lp_pair pair;
+	struct lp_filter filter;
 	struct lp_capture caps[LP_MAX_CAPS];
 };
 

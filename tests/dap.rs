@@ -176,9 +176,16 @@ impl Client {
 
 /// `logprobe dap` on stdio; the client and the process (reaped on drop).
 fn stdio_adapter() -> (Client, Reaper) {
+    stdio_adapter_with(&[], &[])
+}
+
+/// `logprobe dap ARGS` on stdio with `env` added to its environment.
+fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reaper) {
     let mut child = Reaper(Some(
         logprobe()
             .arg("dap")
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -524,6 +531,132 @@ fn conditions_and_hit_conditions() {
         assert_eq!(got, want, "{backend}: {console}");
         assert!(stdout.ends_with("done sum=380\n"), "{stdout}");
         c.ok("disconnect", json!({}));
+    }
+}
+
+/// Runs `fixture ARGS` in a session with `traces`, the backend checking
+/// conditions or not (`LOGPROBE_PREFILTER`): the console lines (goroutine
+/// ids masked, sorted), and from the adapter's log the probe hits and
+/// those the backend did not report.
+fn prefiltered(
+    backend: &str,
+    fixture: &str,
+    args: &[&str],
+    traces: Value,
+    prefilter: bool,
+) -> (Vec<String>, u64, u64) {
+    let flag = if prefilter { "1" } else { "0" };
+    let log = std::env::temp_dir().join(format!(
+        "logprobe-test-prefilter-{}-{backend}-{fixture}-{flag}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let log_arg = log.display().to_string();
+    let (mut c, _adapter) =
+        stdio_adapter_with(&["--log", &log_arg], &[("LOGPROBE_PREFILTER", flag)]);
+    launch(&mut c, backend, fixture, args, json!({}));
+    c.ok("traceFunctions", json!({ "functions": traces }));
+    c.ok("configurationDone", json!({}));
+    let (console, _) = c.run_to_end();
+    c.ok("disconnect", json!({}));
+    let goroutine = regex::Regex::new(r"goroutine\(\d+\)").expect("regex");
+    let mut lines: Vec<String> = console
+        .lines()
+        .map(|l| goroutine.replace(l, "goroutine(G)").into_owned())
+        .collect();
+    lines.sort();
+    let text = std::fs::read_to_string(&log).expect("the adapter's log");
+    let _ = std::fs::remove_file(&log);
+    let counts =
+        regex::Regex::new(r"(\d+) probe hits, (\d+) not reported by the backend").expect("regex");
+    let c = counts
+        .captures(&text)
+        .unwrap_or_else(|| panic!("no counts in the log: {text}"));
+    let number = |i: usize| c[i].parse::<u64>().expect("a number");
+    (lines, number(1), number(2))
+}
+
+/// A condition over a function's arguments is checked by the backend
+/// itself (in the kernel under eBPF): the calls it rejects, and their
+/// returns, never reach the adapter, and what is shown is exactly what the
+/// adapter shows when it checks every hit itself.
+#[test]
+fn conditions_over_arguments_are_checked_by_the_backend() {
+    // work(worker, i) for 8 workers x i = 0..24; the float comparison is
+    // left to the adapter, the other conjuncts are checked by the backend.
+    let traces = json!([{"regex": r"^main\.work$",
+        "condition": "worker == 3 && i >= 20 && !(i == 22) && i < 1000.5"}]);
+    let mut want = Vec::new();
+    for i in [20, 21, 23, 24] {
+        want.push(format!("> goroutine(G): main.work(3, {i})"));
+        want.push(format!(">> goroutine(G): main.work => ({})", 3000 + i));
+    }
+    want.sort();
+    for backend in backends() {
+        for prefilter in [true, false] {
+            let (lines, hits, filtered) = prefiltered(
+                backend,
+                "concurrent",
+                &["8", "25"],
+                traces.clone(),
+                prefilter,
+            );
+            assert_eq!(lines, want, "{backend} prefilter={prefilter}");
+            // 200 calls and 200 returns reach the probes.
+            assert_eq!(hits, 400, "{backend}");
+            let expected = if prefilter { 400 - 8 } else { 0 };
+            assert_eq!(filtered, expected, "{backend} prefilter={prefilter}");
+        }
+    }
+}
+
+/// Every kind of comparison the backend checks (signed and unsigned
+/// integers, booleans, nil pointers, struct fields, strings in registers
+/// and on the stack, lengths) rejects exactly the calls the adapter would.
+#[test]
+fn backend_conditions_cover_integers_booleans_pointers_and_strings() {
+    let traces = json!([
+        {"regex": r"^main\.text$", "condition": "s == \"hello\" && len(b) == 5 && esc != \"\""},
+        {"regex": r"^main\.chars$", "condition": "ok && r == 233 && b != 65"},
+        {"regex": r"^main\.structs$", "condition": "p.X == 1 && o.Inner.A == 1 && pp != nil && none == nil"},
+        {"regex": r"^main\.ints$", "condition": "a == -8 && b < 0 && h >= 64 && e == 8 && !(u > 100)"},
+        {"regex": r"^main\.wide$", "condition": "s != \"ten\" || i == 10"},
+        {"regex": r"^main\.many$", "condition": "long == \"0123\""},
+        {"regex": r"^main\.named_$", "condition": "d == 1500000000 && ok_or_not_a_variable"},
+    ]);
+    let want = [
+        "> goroutine(G): main.ints(-8, -16, -32, -64, 8, 16, 32, 64, 100)",
+        ">> goroutine(G): main.ints => (100)",
+        "> goroutine(G): main.text(\"hello\", \"tab\\there \\\"q\\\" \\x01 é\\n\", []uint8 len: 5, cap: 5, [98,121,116,101,115])",
+        ">> goroutine(G): main.text => (\"hellotab\\there \\\"q\\\" \\x01 é\\nbytes\")",
+        "> goroutine(G): main.structs(main.Point {X: 1, Y: 2}, main.Outer {Inner: main.Inner {A: 1, b: \"in\"}, Name: \"out\", p: *main.Point {X: 5, Y: 6}, tags: []string len: 2, cap: 2, [\"x\",\"y\"]}, *main.Point {X: 5, Y: 6}, *main.Point nil)",
+        ">> goroutine(G): main.structs => (*main.Point {X: 5, Y: 6})",
+    ];
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    for backend in backends() {
+        let mut runs = Vec::new();
+        for prefilter in [true, false] {
+            let (lines, hits, filtered) =
+                prefiltered(backend, "values", &[], traces.clone(), prefilter);
+            let warnings: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with("logprobe:"))
+                .collect();
+            let shown: Vec<String> = lines
+                .iter()
+                .filter(|l| !l.starts_with("logprobe:"))
+                .cloned()
+                .collect();
+            assert_eq!(shown, want, "{backend} prefilter={prefilter}: {warnings:?}");
+            runs.push((hits, filtered));
+        }
+        let ((hits, filtered), (hits_all, none)) = (runs[0], runs[1]);
+        assert_eq!((hits, none), (hits_all, 0), "{backend}");
+        // Every rejected call and its return stayed in the backend, but
+        // named_'s: its condition names no variable and is the adapter's.
+        let named_hits = 2;
+        assert_eq!(filtered + 6 + named_hits, hits, "{backend}");
     }
 }
 

@@ -170,6 +170,114 @@ pub struct Recipe {
     pub goid: Option<u16>,
     /// One slot per value shown: the arguments on entry, the results on return.
     pub values: Vec<ValueSlot>,
+    /// A test over the captured bytes: a hit that fails it is not reported.
+    pub filter: Option<Filter>,
+    /// How this probe takes part in pairing calls with their returns, when
+    /// a filter may reject calls.
+    pub pairing: Option<Pairing>,
+}
+
+/// A test the backend itself runs on a hit's captured bytes (the part of a
+/// DAP condition over integers, booleans, pointers and strings that can be
+/// checked there), so that a rejected hit costs no event and no decoding.
+///
+/// The ops form a postfix program over a stack of u64. It runs once the
+/// first `after` captures are taken; when it rejects the hit, the later
+/// captures are not taken at all. A filter only ever rejects hits the full
+/// condition rejects: when any value it loads was not captured (an
+/// unreadable register, memory, a short read) the hit is reported and the
+/// adapter decides.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Filter {
+    pub ops: Vec<FilterOp>,
+    /// Constant bytes compared by [`FilterOp::Prefix`].
+    pub bytes: Vec<u8>,
+    /// Captures taken before the test (one past the highest it reads).
+    pub after: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FilterOp {
+    /// Pushes the little-endian integer of `size` (1, 2, 4 or 8) bytes at
+    /// byte `at` of capture `capture`, sign-extended when `signed`.
+    Load {
+        capture: u16,
+        at: u16,
+        size: u8,
+        signed: bool,
+    },
+    Push(u64),
+    /// Pops `b` then `a`, pushes `a op b` as 0 or 1.
+    Cmp {
+        op: CmpOp,
+        signed: bool,
+    },
+    /// Pushes 1 when capture `capture` is at least `len` bytes long and
+    /// begins with `bytes[at..at + len]`, else 0.
+    Prefix {
+        capture: u16,
+        at: u8,
+        len: u8,
+    },
+    /// Pops two truth values (non-zero is true), pushes their conjunction.
+    And,
+    Or,
+    Not,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn holds(self, a: u64, b: u64, signed: bool) -> bool {
+        let ord = match signed {
+            true => (a as i64).cmp(&(b as i64)),
+            false => a.cmp(&b),
+        };
+        match self {
+            CmpOp::Eq => ord.is_eq(),
+            CmpOp::Ne => ord.is_ne(),
+            CmpOp::Lt => ord.is_lt(),
+            CmpOp::Le => ord.is_le(),
+            CmpOp::Gt => ord.is_gt(),
+            CmpOp::Ge => ord.is_ge(),
+        }
+    }
+}
+
+/// Most ops in one [`Filter`].
+pub const MAX_FILTER_OPS: usize = 32;
+/// Most constant bytes in one [`Filter`].
+pub const MAX_FILTER_BYTES: usize = 64;
+/// Depth of a filter's value stack.
+pub const FILTER_STACK: usize = 8;
+
+/// Pairs the calls of one function with their returns when its entry has a
+/// filter: a call the filter admits opens its frame, one it rejects clears
+/// it, and a return probe reports only a return whose frame is open (and
+/// closes it). A frame is named by `key`, the goroutine (the `g` pointer in
+/// register `g.0`) and its depth `g.stack.hi - SP` (`stack.hi` at byte
+/// `g.1` of the `g`): Go copies stacks when they grow, which moves SP but
+/// not the depth. Without goroutines, by the thread and SP. SP at the entry
+/// probe and at a `RET` is the same: the return address is on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Pairing {
+    pub role: FrameRole,
+    pub key: u32,
+    pub g: Option<(Reg, u16)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FrameRole {
+    Open,
+    Close,
 }
 
 /// Where one value's bytes come from.

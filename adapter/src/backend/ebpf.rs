@@ -47,7 +47,10 @@ use nix::unistd::Pid;
 use relay::Relay;
 
 use super::{launch, Backend, HitSink, Outcome, RawHit, StopHandle, Target};
-use crate::plan::{Capture, Guard, Len, Probe};
+use crate::plan::{
+    Capture, CmpOp, Filter, FilterOp, FrameRole, Guard, Len, Pairing, Probe, MAX_FILTER_BYTES,
+    MAX_FILTER_OPS,
+};
 
 mod relay;
 mod sse;
@@ -74,10 +77,30 @@ const LEN_FIXED: u8 = 0;
 const LEN_COUNTED: u8 = 1;
 const COUNT_HITS: u32 = 0;
 const COUNT_DROPS: u32 = 1;
+const COUNT_FILTERED: u32 = 2;
+const OP_LOAD: u8 = 1;
+const OP_PUSH: u8 = 2;
+const OP_CMP: u8 = 3;
+const OP_PREFIX: u8 = 4;
+const OP_AND: u8 = 5;
+const OP_OR: u8 = 6;
+const OP_NOT: u8 = 7;
+const OP_SIGNED: u8 = 1;
+const PAIR_OPEN: u8 = 1;
+const PAIR_CLOSE: u8 = 2;
+const NO_G: u8 = 0xff;
 /// `sizeof(struct lp_capture)`.
 const CAPTURE_SIZE: usize = 24;
+/// `sizeof(struct lp_op)`.
+const OP_SIZE: usize = 16;
+/// `sizeof(struct lp_pair)`.
+const PAIR_SIZE: usize = 8;
+/// `sizeof(struct lp_filter)`.
+const FILTER_SIZE: usize = 8 + MAX_FILTER_OPS * OP_SIZE + MAX_FILTER_BYTES;
+/// `offsetof(struct lp_recipe, caps)`.
+const CAPS_AT: usize = 8 + PAIR_SIZE + FILTER_SIZE;
 /// `sizeof(struct lp_recipe)`.
-const RECIPE_SIZE: usize = 8 + MAX_CAPS * CAPTURE_SIZE;
+const RECIPE_SIZE: usize = CAPS_AT + MAX_CAPS * CAPTURE_SIZE;
 /// `sizeof(struct lp_event)`: the header before the captured bytes.
 const EVENT_HEADER: usize = 24;
 
@@ -171,6 +194,8 @@ fn serialize(p: &Probe) -> Result<Vec<u8>> {
         None => NO_GUARD,
     };
     out.extend_from_slice(&guard.to_le_bytes());
+    out.extend_from_slice(&serialize_pairing(p.recipe.pairing));
+    out.extend_from_slice(&serialize_filter(p.recipe.filter.as_ref())?);
     let mut total: u64 = 0;
     for c in caps {
         let mut b = [0u8; CAPTURE_SIZE];
@@ -233,6 +258,82 @@ fn serialize(p: &Probe) -> Result<Vec<u8>> {
         );
     }
     out.resize(RECIPE_SIZE, 0);
+    Ok(out)
+}
+
+/// A `struct lp_pair`.
+fn serialize_pairing(p: Option<Pairing>) -> [u8; PAIR_SIZE] {
+    let mut b = [0u8; PAIR_SIZE];
+    let Some(p) = p else { return b };
+    b[0] = match p.role {
+        FrameRole::Open => PAIR_OPEN,
+        FrameRole::Close => PAIR_CLOSE,
+    };
+    let (reg, hi_at) = p.g.map(|(r, at)| (r.slot() as u8, at)).unwrap_or((NO_G, 0));
+    b[1] = reg;
+    b[2..4].copy_from_slice(&hi_at.to_le_bytes());
+    b[4..8].copy_from_slice(&p.key.to_le_bytes());
+    b
+}
+
+/// A `struct lp_filter` (all zero: no filter).
+fn serialize_filter(f: Option<&Filter>) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; FILTER_SIZE];
+    let Some(f) = f else { return Ok(out) };
+    if f.ops.len() > MAX_FILTER_OPS || f.bytes.len() > MAX_FILTER_BYTES {
+        bail!(
+            "a filter of {} ops and {} bytes exceeds the eBPF backend's {MAX_FILTER_OPS} and {MAX_FILTER_BYTES}",
+            f.ops.len(),
+            f.bytes.len()
+        );
+    }
+    out[0..4].copy_from_slice(&(f.ops.len() as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&u32::from(f.after).to_le_bytes());
+    for (k, op) in f.ops.iter().enumerate() {
+        let b = &mut out[8 + k * OP_SIZE..8 + (k + 1) * OP_SIZE];
+        let signed = |s: bool| if s { OP_SIGNED } else { 0 };
+        match *op {
+            FilterOp::Load {
+                capture,
+                at,
+                size,
+                signed: s,
+            } => {
+                b[0] = OP_LOAD;
+                b[1] = size;
+                b[2] = signed(s);
+                b[4..6].copy_from_slice(&capture.to_le_bytes());
+                b[6..8].copy_from_slice(&at.to_le_bytes());
+            }
+            FilterOp::Push(v) => {
+                b[0] = OP_PUSH;
+                b[8..16].copy_from_slice(&v.to_le_bytes());
+            }
+            FilterOp::Cmp { op, signed: s } => {
+                b[0] = OP_CMP;
+                b[1] = match op {
+                    CmpOp::Eq => 0,
+                    CmpOp::Ne => 1,
+                    CmpOp::Lt => 2,
+                    CmpOp::Le => 3,
+                    CmpOp::Gt => 4,
+                    CmpOp::Ge => 5,
+                };
+                b[2] = signed(s);
+            }
+            FilterOp::Prefix { capture, at, len } => {
+                b[0] = OP_PREFIX;
+                b[1] = len;
+                b[4..6].copy_from_slice(&capture.to_le_bytes());
+                b[6..8].copy_from_slice(&u16::from(at).to_le_bytes());
+            }
+            FilterOp::And => b[0] = OP_AND,
+            FilterOp::Or => b[0] = OP_OR,
+            FilterOp::Not => b[0] = OP_NOT,
+        }
+    }
+    let bytes = 8 + MAX_FILTER_OPS * OP_SIZE;
+    out[bytes..bytes + f.bytes.len()].copy_from_slice(&f.bytes);
     Ok(out)
 }
 
@@ -608,9 +709,14 @@ fn sigtramp_sites(path: &Path) -> Vec<(u64, u64)> {
 /// Reports lost records, and any mismatch between what the kernel counted
 /// and what arrived.
 fn report_losses(skel: &skel::ProbeSkel<'_>, seen: u64, malformed: u64, sink: &mut dyn HitSink) {
-    let (hits, drops) = match (counter(skel, COUNT_HITS), counter(skel, COUNT_DROPS)) {
-        (Ok(h), Ok(d)) => (h, d),
-        (Err(e), _) | (_, Err(e)) => {
+    let counters = (
+        counter(skel, COUNT_HITS),
+        counter(skel, COUNT_DROPS),
+        counter(skel, COUNT_FILTERED),
+    );
+    let (hits, drops, filtered) = match counters {
+        (Ok(h), Ok(d), Ok(f)) => (h, d, f),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             sink.notice(&format!("cannot read the kernel's hit counters: {e:#}"));
             return;
         }
@@ -621,11 +727,12 @@ fn report_losses(skel: &skel::ProbeSkel<'_>, seen: u64, malformed: u64, sink: &m
     if malformed > 0 {
         sink.notice(&format!("{malformed} malformed events ignored"));
     }
-    if seen + drops + malformed != hits {
+    if seen + drops + malformed + filtered != hits {
         sink.notice(&format!(
-            "the kernel counted {hits} probe hits but {seen} events arrived and {drops} were dropped"
+            "the kernel counted {hits} probe hits but {seen} events arrived, {drops} were dropped and {filtered} filtered"
         ));
     }
+    sink.counted(hits, filtered);
 }
 
 /// The sum over CPUs of one counter.
@@ -946,8 +1053,7 @@ mod tests {
             scratch: None,
             recipe: Recipe {
                 captures,
-                goid: None,
-                values: Vec::new(),
+                ..Recipe::default()
             },
         }
     }
@@ -971,13 +1077,61 @@ mod tests {
         let b = serialize(&p).expect("serializes");
         assert_eq!(b.len(), RECIPE_SIZE);
         assert_eq!(&b[0..8], &[2, 0, 0, 0, 6, 0, 0, 0]);
-        assert_eq!(&b[8..10], &[CAP_REG, Reg::R14 as u8]);
-        let d = &b[8 + CAPTURE_SIZE..8 + 2 * CAPTURE_SIZE];
+        assert_eq!(&b[CAPS_AT..CAPS_AT + 2], &[CAP_REG, Reg::R14 as u8]);
+        let d = &b[CAPS_AT + CAPTURE_SIZE..CAPS_AT + 2 * CAPTURE_SIZE];
         assert_eq!(d[0], CAP_DEREF);
         assert_eq!(d[2], LEN_COUNTED);
         assert_eq!(i32::from_le_bytes(d[8..12].try_into().expect("4")), 152);
         assert_eq!(u16::from_le_bytes(d[18..20].try_into().expect("2")), 8);
         assert_eq!(u32::from_le_bytes(d[20..24].try_into().expect("4")), 64);
+    }
+
+    #[test]
+    fn filters_and_pairings_serialize_in_the_kernel_layout() {
+        let mut p = probe(vec![Capture::Reg(Reg::Rax), Capture::Reg(Reg::Rbx)]);
+        p.recipe.filter = Some(Filter {
+            ops: vec![
+                FilterOp::Load {
+                    capture: 1,
+                    at: 0,
+                    size: 4,
+                    signed: true,
+                },
+                FilterOp::Push(u64::MAX),
+                FilterOp::Cmp {
+                    op: CmpOp::Ge,
+                    signed: true,
+                },
+                FilterOp::Prefix {
+                    capture: 0,
+                    at: 2,
+                    len: 3,
+                },
+                FilterOp::Or,
+            ],
+            bytes: b"..abc".to_vec(),
+            after: 2,
+        });
+        p.recipe.pairing = Some(Pairing {
+            role: FrameRole::Open,
+            key: 9,
+            g: Some((Reg::R14, 8)),
+        });
+        let b = serialize(&p).expect("serializes");
+        assert_eq!(&b[8..16], &[PAIR_OPEN, Reg::R14 as u8, 8, 0, 9, 0, 0, 0]);
+        let f = &b[16..16 + FILTER_SIZE];
+        assert_eq!(&f[0..8], &[5, 0, 0, 0, 2, 0, 0, 0]);
+        let op = |k: usize| &f[8 + k * OP_SIZE..8 + (k + 1) * OP_SIZE];
+        assert_eq!(&op(0)[0..8], &[OP_LOAD, 4, OP_SIGNED, 0, 1, 0, 0, 0]);
+        assert_eq!(op(1)[0], OP_PUSH);
+        assert_eq!(&op(1)[8..16], &[0xff; 8]);
+        assert_eq!(&op(2)[0..3], &[OP_CMP, 5, OP_SIGNED]);
+        assert_eq!(&op(3)[0..8], &[OP_PREFIX, 3, 0, 0, 0, 0, 2, 0]);
+        assert_eq!(op(4)[0], OP_OR);
+        let bytes = 8 + MAX_FILTER_OPS * OP_SIZE;
+        assert_eq!(&f[bytes..bytes + 5], b"..abc");
+        p.recipe.filter.as_mut().expect("filter").ops = vec![FilterOp::Not; MAX_FILTER_OPS + 1];
+        assert!(serialize(&p).is_err());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The reference executor of capture recipes, used by the ptrace backend
-//! (the eBPF program in `bpf/` implements the same semantics in the kernel).
+//! (the eBPF program in `bpf/` implements the same semantics in the kernel):
+//! the capture steps, the recipe's filter and the pairing of calls with
+//! their returns.
 
-use crate::plan::{Capture, Len, Recipe};
+use std::collections::HashSet;
+
+use crate::plan::{Capture, Filter, FilterOp, FrameRole, Len, Pairing, Recipe, Reg, FILTER_STACK};
 
 /// Register file of the stopped thread, in `pt_regs` slot order.
 pub type Regs = [u64; 21];
@@ -22,10 +26,155 @@ fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_le_bytes(buf))
 }
 
-/// Executes every capture step of `recipe` in order.
-pub fn run(recipe: &Recipe, m: &mut dyn Machine) -> Vec<Option<Vec<u8>>> {
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(recipe.captures.len());
-    for c in &recipe.captures {
+/// The bytes of one hit's captures, in recipe order (`None`: unreadable).
+pub type Captured = Vec<Option<Vec<u8>>>;
+
+/// A call frame a filter admitted (see [`Pairing`]): key, thread (0 for
+/// goroutines), goroutine, depth.
+type Frame = (u32, u32, u64, u64);
+
+/// The open frames of one traced process. Frames of calls that never
+/// return (a panic unwinding past them) stay until a later call at the
+/// same depth clears them, or until the set is full and is emptied.
+#[derive(Debug, Default)]
+pub struct Frames(HashSet<Frame>);
+
+/// Most open frames kept (the eBPF side keeps as many, least recently
+/// used first out).
+pub const MAX_FRAMES: usize = 65536;
+
+/// Executes `recipe` for one hit of thread `tid`: its capture steps in
+/// order, its filter and its pairing. `None` when the hit is not reported.
+pub fn run(
+    recipe: &Recipe,
+    m: &mut dyn Machine,
+    tid: u32,
+    frames: &mut Frames,
+) -> Option<Captured> {
+    let frame = recipe.pairing.and_then(|p| frame_of(p, m, tid));
+    if let (Some(p), Some(f)) = (recipe.pairing, frame) {
+        if p.role == FrameRole::Close && !frames.0.remove(&f) {
+            return None;
+        }
+    }
+    let mut out = Captured::with_capacity(recipe.captures.len());
+    if let Some(filter) = &recipe.filter {
+        capture(recipe, m, &mut out, filter.after as usize);
+        if !admits(filter, &out) {
+            if let Some(f) = frame {
+                frames.0.remove(&f);
+            }
+            return None;
+        }
+    }
+    if let (Some(p), Some(f)) = (recipe.pairing, frame) {
+        if p.role == FrameRole::Open {
+            if frames.0.len() >= MAX_FRAMES {
+                frames.0.clear();
+            }
+            frames.0.insert(f);
+        }
+    }
+    capture(recipe, m, &mut out, recipe.captures.len());
+    Some(out)
+}
+
+/// The frame a hit is in; `None` when its goroutine cannot be read (the
+/// hit is then reported, unpaired, as without a filter).
+fn frame_of(p: Pairing, m: &mut dyn Machine, tid: u32) -> Option<Frame> {
+    let sp = m.reg(Reg::Rsp.slot());
+    match p.g {
+        None => Some((p.key, tid, 0, sp)),
+        Some((reg, hi_at)) => {
+            let g = m.reg(reg.slot());
+            let hi = m.read(g.checked_add(u64::from(hi_at))?, 8)?;
+            let hi = u64_at(&hi, 0)?;
+            Some((p.key, 0, g, hi.wrapping_sub(sp)))
+        }
+    }
+}
+
+/// Runs `filter` over the captures taken so far: `false` only when it
+/// decides the hit is rejected.
+pub fn admits(filter: &Filter, caps: &[Option<Vec<u8>>]) -> bool {
+    let mut stack = [0u64; FILTER_STACK];
+    let mut depth = 0usize;
+    for op in &filter.ops {
+        let (pops, value) = match *op {
+            FilterOp::Load {
+                capture,
+                at,
+                size,
+                signed,
+            } => {
+                let Some(bytes) = caps
+                    .get(capture as usize)
+                    .and_then(|c| c.as_deref())
+                    .and_then(|c| c.get(at as usize..at as usize + size as usize))
+                else {
+                    return true;
+                };
+                let mut buf = [0u8; 8];
+                buf[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+                let v = u64::from_le_bytes(buf);
+                let bits = 8 * u32::from(size.clamp(1, 8));
+                let v = match (signed, bits) {
+                    (_, 64) => v,
+                    (true, b) => (((v << (64 - b)) as i64) >> (64 - b)) as u64,
+                    (false, _) => v,
+                };
+                (0, v)
+            }
+            FilterOp::Push(v) => (0, v),
+            FilterOp::Prefix { capture, at, len } => {
+                let Some(c) = caps.get(capture as usize).and_then(|c| c.as_deref()) else {
+                    return true;
+                };
+                let want = filter.bytes.get(at as usize..at as usize + len as usize);
+                (0, u64::from(want.is_some_and(|w| c.starts_with(w))))
+            }
+            FilterOp::Cmp { op, signed } => {
+                if depth < 2 {
+                    return true;
+                }
+                (
+                    2,
+                    u64::from(op.holds(stack[depth - 2], stack[depth - 1], signed)),
+                )
+            }
+            FilterOp::And | FilterOp::Or => {
+                if depth < 2 {
+                    return true;
+                }
+                let (a, b) = (stack[depth - 2] != 0, stack[depth - 1] != 0);
+                let v = match op {
+                    FilterOp::And => a && b,
+                    _ => a || b,
+                };
+                (2, u64::from(v))
+            }
+            FilterOp::Not => {
+                if depth < 1 {
+                    return true;
+                }
+                (1, u64::from(stack[depth - 1] == 0))
+            }
+        };
+        depth -= pops;
+        if depth >= FILTER_STACK {
+            return true;
+        }
+        stack[depth] = value;
+        depth += 1;
+    }
+    depth != 1 || stack[0] != 0
+}
+
+/// Takes the captures of `recipe` after those in `out`, up to `until`.
+fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usize) {
+    let until = until.min(recipe.captures.len());
+    while out.len() < until {
+        let c = &recipe.captures[out.len()];
         let got = match *c {
             Capture::Reg(r) => Some(m.reg(r.slot()).to_le_bytes().to_vec()),
             Capture::Xmm(n) => m.xmm(n).map(|v| v.to_le_bytes().to_vec()),
@@ -66,5 +215,96 @@ pub fn run(recipe: &Recipe, m: &mut dyn Machine) -> Vec<Option<Vec<u8>>> {
         };
         out.push(got);
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::CmpOp;
+
+    fn load(capture: u16, size: u8, signed: bool) -> FilterOp {
+        FilterOp::Load {
+            capture,
+            at: 0,
+            size,
+            signed,
+        }
+    }
+
+    fn filter(ops: Vec<FilterOp>, bytes: &[u8]) -> Filter {
+        Filter {
+            ops,
+            bytes: bytes.to_vec(),
+            after: 2,
+        }
+    }
+
+    #[test]
+    fn filters_compare_sign_extended_integers() {
+        // An int8 of -8 in a register's low byte.
+        let caps = vec![Some(0xf8u64.to_le_bytes().to_vec()), None];
+        let cmp = |op, signed| FilterOp::Cmp { op, signed };
+        let minus_eight = filter(
+            vec![
+                load(0, 1, true),
+                FilterOp::Push(-8i64 as u64),
+                cmp(CmpOp::Eq, true),
+            ],
+            b"",
+        );
+        assert!(admits(&minus_eight, &caps));
+        let below_zero = filter(
+            vec![load(0, 1, true), FilterOp::Push(0), cmp(CmpOp::Lt, true)],
+            b"",
+        );
+        assert!(admits(&below_zero, &caps));
+        // Unsigned, the same byte is 248.
+        let unsigned = filter(
+            vec![load(0, 1, false), FilterOp::Push(0), cmp(CmpOp::Lt, false)],
+            b"",
+        );
+        assert!(!admits(&unsigned, &caps));
+    }
+
+    #[test]
+    fn filters_admit_what_they_cannot_read() {
+        let caps = vec![Some(vec![1, 0, 0, 0, 0, 0, 0, 0]), None];
+        let never = |capture| {
+            filter(
+                vec![
+                    load(capture, 8, false),
+                    FilterOp::Push(7),
+                    FilterOp::Cmp {
+                        op: CmpOp::Eq,
+                        signed: false,
+                    },
+                ],
+                b"",
+            )
+        };
+        assert!(!admits(&never(0), &caps));
+        // Capture 1 is unreadable, capture 2 was never taken.
+        assert!(admits(&never(1), &caps));
+        assert!(admits(&never(2), &caps));
+        // A malformed program (stack underflow) admits too.
+        assert!(admits(&filter(vec![FilterOp::And], b""), &caps));
+    }
+
+    #[test]
+    fn prefixes_compare_captured_bytes() {
+        let caps = vec![Some(b"gopher".to_vec()), Some(b"go".to_vec())];
+        let prefix = |capture, len| FilterOp::Prefix {
+            capture,
+            at: 1,
+            len,
+        };
+        assert!(admits(&filter(vec![prefix(0, 2)], b"xgo"), &caps));
+        assert!(admits(&filter(vec![prefix(1, 2)], b"xgo"), &caps));
+        // Shorter than the constant: not equal, decided.
+        assert!(!admits(&filter(vec![prefix(1, 3)], b"xgop"), &caps));
+        assert!(!admits(
+            &filter(vec![prefix(0, 2), FilterOp::Not], b"xgo"),
+            &caps
+        ));
+    }
 }

@@ -45,6 +45,10 @@ pub trait HitSink {
     /// The end of a batch of hits: a sink may hold hits back until then.
     /// Backends that report hits one at a time (ptrace) need not call it.
     fn flush(&mut self) {}
+    /// At the end of a run: how many probe hits there were (past their
+    /// guards), and how many of them the backend itself did not report
+    /// (rejected by a recipe's filter, or the return of such a call).
+    fn counted(&mut self, _hits: u64, _filtered: u64) {}
 }
 
 /// Probes to arm and to remove while a backend runs (see

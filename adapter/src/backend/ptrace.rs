@@ -46,7 +46,9 @@ impl Backend for PtraceBackend {
         };
         let mut tracer = Tracer::new(leader, attached, probes, sink)?;
         // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
-        tracer.arm_and_run(stop)
+        let outcome = tracer.arm_and_run(stop);
+        tracer.sink.counted(tracer.hits, tracer.filtered);
+        outcome
     }
 }
 
@@ -72,6 +74,12 @@ struct Tracer<'a> {
     /// restored instruction instead of receiving a stray SIGTRAP.
     retired: HashSet<u64>,
     probes: HashMap<u32, Probe>,
+    /// Calls admitted by their probe's filter, for pairing returns.
+    frames: exec::Frames,
+    /// Probe hits past their guards, and those not reported (see
+    /// `HitSink::counted`).
+    hits: u64,
+    filtered: u64,
     sink: &'a mut dyn HitSink,
     /// Wait statuses collected while stopping threads, handled next.
     pending: VecDeque<(i32, i32)>,
@@ -365,6 +373,9 @@ impl<'a> Tracer<'a> {
             breakpoints: HashMap::new(),
             retired: HashSet::new(),
             probes: probes.iter().map(|p| (p.id, p.clone())).collect(),
+            frames: exec::Frames::default(),
+            hits: 0,
+            filtered: 0,
             sink,
             pending: VecDeque::new(),
             mem,
@@ -634,7 +645,12 @@ impl<'a> Tracer<'a> {
                 regs: &regs,
                 xmm: None,
             };
-            let captures = exec::run(&probe.recipe, &mut m);
+            self.hits += 1;
+            let Some(captures) = exec::run(&probe.recipe, &mut m, tid as u32, &mut self.frames)
+            else {
+                self.filtered += 1;
+                continue;
+            };
             self.sink.hit(RawHit {
                 probe: probe.id,
                 pid: self.leader,

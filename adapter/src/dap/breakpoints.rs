@@ -136,6 +136,9 @@ impl Session {
             let vars = image.variables_at(addr)?;
             probes.push(planner.plan_line(func, addr, &vars, &paths)?);
         }
+        if let Some(c) = &group.condition {
+            super::prefilter::apply(c, &mut probes, &planner.types);
+        }
         group.decoding = crate::trace::Decoding::of(&planner);
         group.source = Some(source.clone());
         group.line = Some(bp.line);

@@ -39,15 +39,8 @@ pub enum Expr {
     Cmp(Box<Expr>, Op, Box<Expr>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
+/// A comparison operator (shared with the backends' filters).
+pub use crate::plan::CmpOp as Op;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
@@ -71,8 +64,8 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
     let b: Vec<char> = s.chars().collect();
     let mut i = 0;
     let mut out = Vec::new();
-    const SYMS: [&str; 16] = [
-        "&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "(", ")", "[", "]", ".", "*", "%",
+    const SYMS: [&str; 17] = [
+        "&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "(", ")", "[", "]", ".", "*", "%", "-",
     ];
     while i < b.len() {
         let c = b[i];
@@ -194,6 +187,14 @@ impl Parser {
         if self.eat("*") {
             return Ok(Expr::Deref(Box::new(self.unary()?)));
         }
+        if self.eat("-") {
+            // Negative literals; arithmetic is not part of the language.
+            return match self.unary()? {
+                Expr::Lit(Scalar::Int(n)) => Ok(Expr::Lit(Scalar::Int(-n))),
+                Expr::Lit(Scalar::Float(f)) => Ok(Expr::Lit(Scalar::Float(-f))),
+                _ => bail!("'-' applies only to number literals"),
+            };
+        }
         self.postfix()
     }
     fn postfix(&mut self) -> Result<Expr> {
@@ -277,7 +278,9 @@ fn scalar_of(v: &Value) -> Result<Scalar> {
         Value::Uint { value } => Scalar::Int(*value as i128),
         Value::Float { value, .. } => Scalar::Float(*value),
         Value::String { value, .. } => Scalar::Str(value.clone()),
-        Value::Pointer { address, .. } => Scalar::Int(*address as i128),
+        Value::Pointer { address, .. } | Value::Ref { address, .. } => {
+            Scalar::Int(*address as i128)
+        }
         Value::Nil { .. } => Scalar::Nil,
         Value::Named { value, .. } => scalar_of(value)?,
         Value::Unreadable { reason } => bail!("{reason}"),
@@ -427,11 +430,44 @@ fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
         Expr::And(a, b) => Out::Scalar(Scalar::Bool(truth(a, vars)? && truth(b, vars)?)),
         Expr::Or(a, b) => Out::Scalar(Scalar::Bool(truth(a, vars)? || truth(b, vars)?)),
         Expr::Cmp(a, op, b) => {
-            let a = as_scalar(eval(a, vars)?)?;
-            let b = as_scalar(eval(b, vars)?)?;
+            let (a, b) = (eval(a, vars)?, eval(b, vars)?);
+            if matches!(op, Op::Eq | Op::Ne) {
+                if let Some(equal) = cut_string_equals(&a, &b).or_else(|| cut_string_equals(&b, &a))
+                {
+                    return Ok(Out::Scalar(Scalar::Bool(equal? == (*op == Op::Eq))));
+                }
+            }
+            let (a, b) = (as_scalar(a)?, as_scalar(b)?);
             Out::Scalar(Scalar::Bool(compare(&a, *op, &b)?))
         }
     })
+}
+
+/// `a == b` when `a` is a string cut at the length limit and `b` a
+/// literal: the bytes past the limit decide only when the captured ones
+/// agree with the literal and it is longer. `None` when not that case.
+fn cut_string_equals(a: &Out, b: &Out) -> Option<Result<bool>> {
+    let (Out::Value(v), Out::Scalar(Scalar::Str(lit))) = (a, b) else {
+        return None;
+    };
+    let Value::String { value, more, raw } = peel(v.clone()) else {
+        return None;
+    };
+    if more == 0 {
+        return None;
+    }
+    let got = raw.unwrap_or_else(|| value.into_bytes());
+    let whole = got.len() as u64 + more;
+    Some(
+        if whole != lit.len() as u64 || !lit.as_bytes().starts_with(&got) {
+            Ok(false)
+        } else {
+            Err(anyhow!(
+                "the string is longer than the {} bytes captured (see maxStringLen)",
+                got.len()
+            ))
+        },
+    )
 }
 
 /// The value an expression names; a literal is refused with `what`.
@@ -787,7 +823,28 @@ mod tests {
         assert!(!t(r#"x > 10 && s != "go""#));
         assert!(t("!(x < 10) || false"));
         assert!(t("p.X == 3 && len(s) == 2"));
+        assert!(t("x > -1 && -2.5 < x && p.X != -3"));
+        assert!(parse("-x > 1").is_err());
         assert!(holds(&parse("y > 1").unwrap(), &v).is_err());
+    }
+
+    #[test]
+    fn strings_cut_at_the_limit_compare_by_their_whole_length() {
+        let cut = vec![NamedValue {
+            name: "s".into(),
+            value: Value::String {
+                value: "abc".into(),
+                more: 2,
+                raw: None,
+            },
+        }];
+        let t = |s: &str| holds(&parse(s).unwrap(), &cut);
+        // Five bytes in all: never equal to a shorter or longer literal.
+        assert!(!t(r#"s == "abc""#).unwrap());
+        assert!(t(r#"s != "abcdefg""#).unwrap());
+        assert!(!t(r#"s == "xbcde""#).unwrap());
+        // Same length, same captured prefix: the missing bytes decide.
+        assert!(t(r#"s == "abcde""#).is_err());
     }
 
     fn int(value: i64) -> Value {

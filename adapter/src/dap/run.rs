@@ -284,6 +284,12 @@ impl HitSink for Sink {
         }
     }
 
+    fn counted(&mut self, hits: u64, filtered: u64) {
+        log(&format!(
+            "{hits} probe hits, {filtered} not reported by the backend (conditions it checked)"
+        ));
+    }
+
     fn notice(&mut self, message: &str) {
         log(message);
         self.out.output(OutputBody {

@@ -12,7 +12,7 @@ use super::protocol::{
 use super::session::{Group, GroupKind, Session};
 use crate::image::{FuncId, Image};
 use crate::plan::build::Planner;
-use crate::plan::Probe;
+use crate::plan::{Probe, ProbeKind};
 use crate::trace;
 
 /// A group with its probes, ready for the table.
@@ -87,6 +87,14 @@ impl Session {
             entry.hit_condition.as_deref(),
             entry.log_message.as_deref(),
         )?;
+        if group.message.is_some() {
+            // A log message replaces the call line and no return is shown:
+            // return probes would cost every call for nothing.
+            probes.retain(|p| p.kind != ProbeKind::Return);
+        }
+        if let Some(c) = &group.condition {
+            super::prefilter::apply(c, &mut probes, &planner.types);
+        }
         Ok(((group, probes), matched))
     }
 
