@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::image::{TypeId, TypeKind, TypeTable};
-use crate::plan::build::map_layout;
+use crate::plan::build::{map_layout, MapLayout, MAP_BUCKET_SLOTS};
 use crate::plan::{Buffer, Limits, ValueSlot};
 
 /// A decoded value.
@@ -237,6 +237,11 @@ const MAX_NESTING: u32 = 64;
 /// A map slot holds an entry when its tophash is at least this (Go 1.19
 /// `minTopHash`; smaller values mark empty and evacuated slots).
 const MIN_TOP_HASH: u8 = 5;
+/// The least tophash of an evacuated slot (`evacuatedX`; `evacuatedY` is
+/// 3, `evacuatedEmpty` 4).
+const EVACUATED_X: u8 = 2;
+/// `hmap.flags` bit of a map growing into as many buckets as it had.
+const SAME_SIZE_GROW: u8 = 8;
 
 fn le(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -608,41 +613,124 @@ impl<'a> Decoder<'a> {
             return unreadable("map header not readable");
         };
         let count = le(h.get(layout.count_at as usize..).unwrap_or(&[]));
+        let flags = h.get(layout.flags_at as usize).copied().unwrap_or(0);
         let b = h.get(layout.b_at as usize).copied().unwrap_or(0).min(31);
-        let buckets = self.target(Buffer::Capture(hdr), layout.buckets_at);
-        let data = buckets.and_then(|c| self.bytes(Buffer::Capture(c)));
-        let (Some(c), Some(data)) = (buckets, data) else {
+        let hdr = Buffer::Capture(hdr);
+        let new = self.target(hdr, layout.buckets_at);
+        let Some(new) = new.filter(|&c| self.bytes(Buffer::Capture(c)).is_some()) else {
             return Value::Map {
                 r#type: name,
                 entries: if count == 0 { Some(Vec::new()) } else { None },
                 more: 0,
             };
         };
-        let bsize = layout.bucket_size.max(1) as usize;
-        let nb = (1usize << b).min(data.len() / bsize);
+        // A map part way through growing keeps the entries of the old
+        // buckets not evacuated yet there: half as many buckets, or as many
+        // when it grows in place (too many overflow buckets).
+        let old_words = h.get(layout.oldbuckets_at as usize..).map(le);
+        let old = match old_words {
+            Some(a) if a != 0 => {
+                let n = if flags & SAME_SIZE_GROW != 0 || b == 0 {
+                    1u64 << b
+                } else {
+                    1u64 << (b - 1)
+                };
+                Some((self.target(hdr, layout.oldbuckets_at), n))
+            }
+            _ => None,
+        };
         let limit = self.limits.max_array_values as usize;
         let mut entries = Vec::new();
-        'buckets: for bi in 0..nb {
-            for i in 0..8 {
-                if entries.len() >= limit || entries.len() as u64 >= count {
-                    break 'buckets;
-                }
-                let base = bi * bsize;
-                if data.get(base + i).copied().unwrap_or(0) < MIN_TOP_HASH {
-                    continue;
-                }
-                let k = (base + layout.keys_at as usize + i * layout.key_size as usize) as u32;
-                let v = (base + layout.values_at as usize + i * layout.value_size as usize) as u32;
-                let key = self.value(layout.key, Buffer::Capture(c), k, depth + 1);
-                let value = self.value(layout.value, Buffer::Capture(c), v, depth + 1);
-                entries.push(Entry { key, value });
+        // Buckets past those captured (of the new array, and those the
+        // captured old buckets move to) hold nothing that can be shown.
+        let captured = |c: Option<u16>| {
+            c.and_then(|c| self.bytes(Buffer::Capture(c)))
+                .map_or(0, |d| (d.len() / layout.bucket_size.max(1) as usize) as u64)
+        };
+        let reach = captured(Some(new)).max(old.map_or(0, |(c, n)| {
+            let moved_to = (1u64 << b) / n;
+            captured(c).min(n) * moved_to
+        }));
+        // Delve's order: bucket by bucket, each with its overflow chain; a
+        // bucket whose old bucket is not evacuated yet is empty, and the
+        // entries are shown from the old bucket instead, when the first of
+        // the new buckets it moves to comes.
+        for bi in 0..(1u64 << b).min(reach) {
+            if entries.len() >= limit || entries.len() as u64 >= count {
+                break;
             }
+            let mut from = (new, bi as u32 * layout.bucket_size);
+            if let Some((old, n)) = old {
+                let ob = bi & (n - 1);
+                let at = ob as u32 * layout.bucket_size;
+                let waiting = old.filter(|&c| {
+                    self.bucket(&layout, c, at).is_some() && !self.evacuated(&layout, c, at)
+                });
+                if let Some(c) = waiting {
+                    if ob != bi {
+                        continue;
+                    }
+                    from = (c, at);
+                }
+            }
+            self.chain(&layout, from, depth, limit, &mut entries);
         }
         let more = count.saturating_sub(entries.len() as u64);
         Value::Map {
             r#type: name,
             entries: Some(entries),
             more,
+        }
+    }
+
+    /// The bytes of the bucket at byte `at` of capture `c`, if all there.
+    fn bucket(&self, layout: &MapLayout, c: u16, at: u32) -> Option<&'a [u8]> {
+        let size = layout.bucket_size as usize;
+        self.bytes(Buffer::Capture(c))?
+            .get(at as usize..at as usize + size)
+    }
+
+    /// Whether an old bucket has been moved to the new buckets (its slots
+    /// marked `evacuatedX`, `evacuatedY` or `evacuatedEmpty`).
+    fn evacuated(&self, layout: &MapLayout, c: u16, at: u32) -> bool {
+        self.bucket(layout, c, at)
+            .and_then(|b| b.first())
+            .is_some_and(|&t| (EVACUATED_X..MIN_TOP_HASH).contains(&t))
+    }
+
+    /// Adds the entries of the bucket at `(c, at)` and of its overflow
+    /// buckets, as far as they were captured, until `limit`.
+    fn chain(
+        &mut self,
+        layout: &MapLayout,
+        (mut c, mut at): (u16, u32),
+        depth: u32,
+        limit: usize,
+        entries: &mut Vec<Entry>,
+    ) {
+        // The plan follows a bounded chain; this bound only guards against
+        // a malformed slot.
+        for _ in 0..MAX_NESTING {
+            let Some(bucket) = self.bucket(layout, c, at) else {
+                return;
+            };
+            for i in 0..MAP_BUCKET_SLOTS {
+                if entries.len() >= limit {
+                    return;
+                }
+                if bucket[i as usize] < MIN_TOP_HASH {
+                    continue;
+                }
+                let k = at + layout.keys_at + i * layout.key_size;
+                let v = at + layout.values_at + i * layout.value_size;
+                let key = self.value(layout.key, Buffer::Capture(c), k, depth + 1);
+                let value = self.value(layout.value, Buffer::Capture(c), v, depth + 1);
+                entries.push(Entry { key, value });
+            }
+            match self.target(Buffer::Capture(c), at + layout.overflow_at) {
+                Some(next) => (c, at) = (next, 0),
+                None => return,
+            }
         }
     }
 }
