@@ -947,6 +947,7 @@ mod tests {
             recipe: Recipe {
                 captures,
                 goid: None,
+                pc: None,
                 values: Vec::new(),
             },
         }

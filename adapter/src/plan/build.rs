@@ -349,6 +349,9 @@ impl<'a> Planner<'a> {
         locs: &[Option<Assignment>],
     ) -> Recipe {
         let mut recipe = Recipe::default();
+        if self.image.pie {
+            recipe.pc = Some(push(&mut recipe, Capture::Reg(Reg::Rip)));
+        }
         if lang == Lang::Go {
             if let Some(off) = self.image.goid_offset {
                 let g = push(&mut recipe, Capture::Reg(Reg::R14));
