@@ -32,7 +32,7 @@ const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32
 > goroutine(1): main.cycle(*main.Node {V: 1, Next: *main.Node {V: 2, Next: (*main.Node)(0xADDR)}})
 >> goroutine(1): main.cycle => (1)
 > goroutine(1): main.ifaces(error(*errors.errorString) *{s: "boom"}, interface {}(int) 42, fmt.Stringer(main.named) {s: "nm"}, error nil)
->> goroutine(1): main.ifaces => (error(*fmt.wrapError) *{msg: "wrapped: boom", err: error(*errors.errorString) *{s: ...}})
+>> goroutine(1): main.ifaces => (error(*fmt.wrapError) *{msg: "wrapped: boom", err: error(*errors.errorString) *{s: "boom"}})
 > goroutine(1): main.maps(map[string]int ["a": 1, "b": 2], map[int]bool nil)
 >> goroutine(1): main.maps => (map[int]string [1: "one", 2: "two"])
 > goroutine(1): main.chans(chan int 1/10, chan string nil)

@@ -13,7 +13,7 @@
 //! (strings, pointees, slice elements, map buckets, an interface's dynamic
 //! value), within `Limits` and the recipe budgets of `plan`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -42,6 +42,11 @@ pub const IFACE_DATA: u32 = 128;
 const IFACE_WORDS: u32 = 8;
 /// Most bytes read through each word of an interface's data window.
 const IFACE_WORD_READ: u32 = 256;
+/// Words at the start of each read through the window that are followed
+/// once more, when the depth limit allows (a string or an interface in a
+/// struct the dynamic value points to: `*fmt.wrapError`'s inner
+/// `*errors.errorString`'s text).
+const IFACE_DEEP_WORDS: u32 = 4;
 
 /// Turns functions of one image into probes, resolving the types they need.
 pub struct Planner<'a> {
@@ -53,6 +58,11 @@ pub struct Planner<'a> {
     cs: Capstone,
     /// Where the value being followed must stop adding steps.
     budget: Cell<Budget>,
+    /// Reads through an interface's data window whose first words are
+    /// still to be followed, speculatively, with what the value's share
+    /// has left once everything typed in it is followed: (capture, bytes
+    /// read through each word).
+    speculative: RefCell<Vec<(u16, u32)>>,
 }
 
 /// Capture count and total bytes a recipe may reach while one value is
@@ -93,6 +103,7 @@ impl<'a> Planner<'a> {
                 captures: MAX_CAPTURES,
                 bytes: MAX_RECIPE_BYTES as u64,
             }),
+            speculative: RefCell::new(Vec::new()),
         })
     }
 
@@ -441,6 +452,19 @@ impl<'a> Planner<'a> {
                 bytes: bytes + (MAX_RECIPE_BYTES as u64).saturating_sub(bytes) / left,
             });
             self.follow(recipe, slot, ty, Buffer::Image, 0, 0);
+            let speculative = std::mem::take(&mut *self.speculative.borrow_mut());
+            'reads: for (c, window) in speculative {
+                for k in 0..IFACE_DEEP_WORDS {
+                    let to = (Buffer::Capture(c), k * 8, 0);
+                    let word = (c, (k * 8) as u16);
+                    if self
+                        .deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
+                        .is_none()
+                    {
+                        break 'reads;
+                    }
+                }
+            }
         }
         recipe.values = slots;
     }
@@ -633,11 +657,15 @@ impl<'a> Planner<'a> {
                     for k in 0..IFACE_WORDS {
                         let word = (d, (k * 8) as u16);
                         let to = (Buffer::Capture(d), k * 8, 0);
-                        if self
-                            .deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
-                            .is_none()
-                        {
+                        let Some(w) =
+                            self.deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
+                        else {
                             return;
+                        };
+                        // One level further only after the rest of the
+                        // value: guesses must not starve typed reads.
+                        if depth + 2 < limits.max_depth {
+                            self.speculative.borrow_mut().push((w, window));
                         }
                     }
                 }
