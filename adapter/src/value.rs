@@ -1122,6 +1122,14 @@ mod tests {
         })
     }
 
+    /// Makes `id` (pushed before its fields could point to it) a struct.
+    fn define_struct(t: &mut TypeTable, id: TypeId, fields: Vec<Field>) {
+        let old = t.get(id);
+        let (name, size) = (old.name.clone(), old.size);
+        let kind = TypeKind::Struct { fields };
+        t.set(id, Type { name, size, kind });
+    }
+
     fn words(ws: &[u64]) -> Option<Vec<u8>> {
         Some(ws.iter().flat_map(|w| w.to_le_bytes()).collect())
     }
@@ -1227,14 +1235,7 @@ mod tests {
                 embedded: false,
             },
         ];
-        t.set(
-            node,
-            Type {
-                name: "main.Node".into(),
-                size: 16,
-                kind: TypeKind::Struct { fields },
-            },
-        );
+        define_struct(&mut t, node, fields);
         let caps = vec![
             words(&[0xa000]),
             words(&[1, 0xb000]),
@@ -1318,6 +1319,124 @@ mod tests {
         let caps = vec![words(&[0, 0])];
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "error nil");
+    }
+
+    /// `map[int]int` as Go 1.19's DWARF describes it: `hash<int,int>`
+    /// (count, flags, B, buckets, oldbuckets) and `bucket<int,int>`
+    /// (tophash, keys, values, overflow: 144 bytes).
+    fn int_map(t: &mut TypeTable) -> TypeId {
+        let field = |name: &str, offset: u64, ty: TypeId| Field {
+            name: name.into(),
+            offset,
+            ty,
+            embedded: false,
+        };
+        let int = ty(t, "int", 8, TypeKind::Int);
+        let byte = ty(t, "uint8", 1, TypeKind::Uint);
+        let arr = |t: &mut TypeTable, elem, name: &str, size| {
+            let kind = TypeKind::Array {
+                elem: Some(elem),
+                count: 8,
+            };
+            ty(t, name, size, kind)
+        };
+        let tophash = arr(t, byte, "[8]uint8", 8);
+        let ints = arr(t, int, "[8]int", 64);
+        let bucket = ty(t, "bucket<int,int>", 144, TypeKind::Void);
+        let pointer = ty(
+            t,
+            "*bucket<int,int>",
+            8,
+            TypeKind::Pointer {
+                pointee: Some(bucket),
+            },
+        );
+        let fields = vec![
+            field("tophash", 0, tophash),
+            field("keys", 8, ints),
+            field("values", 72, ints),
+            field("overflow", 136, pointer),
+        ];
+        define_struct(t, bucket, fields);
+        let fields = vec![
+            field("count", 0, int),
+            field("flags", 8, byte),
+            field("B", 9, byte),
+            field("buckets", 16, pointer),
+            field("oldbuckets", 24, pointer),
+        ];
+        let hmap = ty(t, "hash<int,int>", 48, TypeKind::Struct { fields });
+        ty(t, "map[int]int", 8, TypeKind::Map { hmap: Some(hmap) })
+    }
+
+    /// One bucket: `tophash`, then `(key, value)` for each listed slot.
+    fn bucket(tophash: [u8; 8], slots: &[(usize, u64, u64)], overflow: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 144];
+        b[..8].copy_from_slice(&tophash);
+        for &(i, k, v) in slots {
+            b[8 + i * 8..16 + i * 8].copy_from_slice(&k.to_le_bytes());
+            b[72 + i * 8..80 + i * 8].copy_from_slice(&v.to_le_bytes());
+        }
+        b[136..].copy_from_slice(&overflow.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_growing_map_shows_old_buckets_not_evacuated_yet_once() {
+        let mut t = TypeTable::default();
+        let m = int_map(&mut t);
+        let live = [9, 9, 0, 0, 0, 0, 0, 0];
+        // B=2 growing from 2 buckets: old bucket 0 is evacuated (its entry
+        // now in new bucket 2), old bucket 1 is not (new 1 and 3 are empty
+        // and its entries are shown once, at new bucket 1), and it has an
+        // overflow bucket. Bytes past `1 << B` new buckets are garbage.
+        let mut new = Vec::new();
+        new.extend(bucket([0; 8], &[], 0));
+        new.extend(bucket([0; 8], &[], 0));
+        new.extend(bucket([9, 0, 0, 0, 0, 0, 0, 0], &[(0, 4, 40)], 0));
+        new.extend(bucket([0; 8], &[], 0));
+        new.extend(bucket([9; 8], &[(0, 99, 99)], 0));
+        let mut old = Vec::new();
+        old.extend(bucket([2, 4, 4, 4, 4, 4, 4, 4], &[(0, 4, 40)], 0));
+        old.extend(bucket(live, &[(0, 1, 10), (1, 3, 30)], 0xb000));
+        let header = |count: u64, flags: u8, b: u8| {
+            let mut h = words(&[count, 0, 0xa000, 0xc000, 0, 0]).expect("words");
+            h[8] = flags;
+            h[9] = b;
+            Some(h)
+        };
+        let caps = vec![
+            words(&[0x9000]),
+            header(4, 0, 2),
+            Some(new),
+            Some(old),
+            Some(bucket([9, 0, 0, 0, 0, 0, 0, 0], &[(0, 5, 50)], 0)),
+        ];
+        let s = slot(
+            m,
+            8,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 16, 2, 0),
+                (Buffer::Capture(1), 24, 3, 0),
+                (Buffer::Capture(3), 144 + 136, 4, 0),
+            ],
+        );
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "map[int]int [1: 10, 3: 30, 5: 50, 4: 40]");
+        // An element limit stops early and counts the rest.
+        let limits = Limits {
+            max_array_values: 2,
+            ..Limits::default()
+        };
+        let v = decode(&mut t, &mut NoResolve, limits, &s, &caps);
+        assert_eq!(v.go(), "map[int]int [1: 10, 3: 30, ...+2 more]");
+
+        // Growing in place (`sameSizeGrow`): as many old buckets as new.
+        let mut caps = caps;
+        caps[1] = header(4, 8, 1);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "map[int]int [1: 10, 3: 30, 5: 50, ...+1 more]");
     }
 
     #[test]
