@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds every fixture program into fixtures/bin: each Go fixture optimized
 # (NAME) and without optimizations or inlining (NAME-debug), plus the seed
-# without DWARF (seed-nodwarf) and fully stripped (seed-stripped).
+# without DWARF (seed-nodwarf) and fully stripped (seed-stripped), and the
+# values fixture position-independent (values-pie: loaded at a random
+# address, so run-time type and code addresses need the load bias).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/fixtures/bin"
@@ -14,6 +16,7 @@ for dir in "$root"/fixtures/go/*/; do
   (cd "$dir" && go build -o "$out/$name" . && go build -gcflags='all=-N -l' -o "$out/$name-debug" .)
 done
 (cd "$root/fixtures/go/seed" && go build -ldflags=-w -o "$out/seed-nodwarf" . && go build -ldflags='-s -w' -o "$out/seed-stripped" .)
+(cd "$root/fixtures/go/values" && go build -buildmode=pie -o "$out/values-pie" .)
 for src in "$root"/fixtures/c/*.c; do
   [ -e "$src" ] || continue
   name="$(basename "$src" .c)"

@@ -168,6 +168,13 @@ pub struct Recipe {
     pub captures: Vec<Capture>,
     /// Capture holding the 8-byte goroutine id, for Go functions.
     pub goid: Option<u16>,
+    /// Capture holding the run-time address of the probed instruction
+    /// (`RIP` when the probe fires), for a position-independent image: the
+    /// decoder subtracts the probe's link-time address to get the load
+    /// bias, which run-time addresses the hit holds (an interface's type
+    /// descriptor, a func's code pointer) must lose before they are looked
+    /// up in the image.
+    pub pc: Option<u16>,
     /// One slot per value shown: the arguments on entry, the results on return.
     pub values: Vec<ValueSlot>,
     /// A test over the captured bytes: a hit that fails it is not reported.

@@ -105,10 +105,14 @@ struct Runtime<'s, 'i> {
     image: &'i Image,
     cache: &'s mut HashMap<u64, TypeId>,
     by_descriptor: &'s mut HashMap<u64, Option<TypeId>>,
+    /// Where the image is loaded in the hit's process minus its link-time
+    /// addresses (0 unless it is position-independent).
+    bias: u64,
 }
 
 impl value::Resolve for Runtime<'_, '_> {
     fn runtime_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId> {
+        let addr = addr.wrapping_sub(self.bias);
         if let Some(known) = self.by_descriptor.get(&addr) {
             return *known;
         }
@@ -121,7 +125,7 @@ impl value::Resolve for Runtime<'_, '_> {
     }
 
     fn function_name(&self, pc: u64) -> Option<String> {
-        let f = self.image.function_at(pc)?;
+        let f = self.image.function_at(pc.wrapping_sub(self.bias))?;
         Some(self.image.functions[f].name.clone())
     }
 }
@@ -214,21 +218,24 @@ impl<'a> Prepared<'a> {
 /// Decodes a hit of `probe`, whose value slots refer to `state`'s types.
 pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) -> Event {
     let func = &image.functions[probe.func];
-    let goroutine = probe
-        .recipe
-        .goid
-        .and_then(|c| hit.captures.get(c as usize))
-        .and_then(|c| c.as_deref())
-        .and_then(|b| b.get(..8))
-        .map(|b| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(b);
-            u64::from_le_bytes(x)
-        });
+    let word = |capture: Option<u16>| {
+        capture
+            .and_then(|c| hit.captures.get(c as usize))
+            .and_then(|c| c.as_deref())
+            .and_then(|b| b.get(..8))
+            .map(|b| {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(b);
+                u64::from_le_bytes(x)
+            })
+    };
+    let goroutine = word(probe.recipe.goid);
+    let bias = word(probe.recipe.pc).map_or(0, |pc| pc.wrapping_sub(probe.address));
     let mut runtime = Runtime {
         image,
         cache: &mut state.cache,
         by_descriptor: &mut state.by_descriptor,
+        bias,
     };
     let values = probe
         .recipe

@@ -863,17 +863,24 @@ fn wait_retrying(tid: i32) -> Result<Option<(i32, i32)>> {
 }
 
 /// The difference between where the executable is mapped and its ELF
-/// addresses (0 for a non-PIE executable).
+/// addresses (0 for a non-PIE executable): the start of the mapping of
+/// file offset 0 minus the link-time address of the segment there (0 for
+/// most PIEs, 0x400000 for Go's).
 fn load_bias(pid: i32) -> Result<u64> {
+    use object::{Object, ObjectKind, ObjectSegment};
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .with_context(|| format!("no process {pid}"))?;
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
     let exe = exe.to_string_lossy();
-    let data = std::fs::read(&*exe).unwrap_or_default();
-    let is_pie = data.len() > 17 && data[16] == 3; // ET_DYN
-    if !is_pie {
+    let data = std::fs::read(&*exe).with_context(|| format!("cannot read {exe}"))?;
+    let file = object::File::parse(&*data).with_context(|| format!("{exe} is not ELF"))?;
+    if file.kind() != ObjectKind::Dynamic {
         return Ok(0);
     }
+    let linked = file
+        .segments()
+        .find(|s| s.file_range().0 == 0)
+        .map_or(0, |s| s.address() & !0xfff);
     for line in maps.lines() {
         let mut f = line.split_whitespace();
         let (Some(range), _, Some(offset), _, _, Some(path)) =
@@ -888,7 +895,9 @@ fn load_bias(pid: i32) -> Result<u64> {
             .split('-')
             .next()
             .and_then(|s| u64::from_str_radix(s, 16).ok());
-        return start.ok_or_else(|| anyhow!("unreadable /proc/{pid}/maps"));
+        return start
+            .map(|s| s.wrapping_sub(linked))
+            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/maps"));
     }
     bail!("cannot find where {exe} is mapped in process {pid}")
 }

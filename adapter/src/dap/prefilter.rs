@@ -416,15 +416,13 @@ mod tests {
                     },
                 },
             ],
-            goid: None,
             values: vec![
                 slot("i", int, vec![piece(0, 1)], 8),
                 slot("u", uint, vec![piece(0, 2)], 4),
                 slot("f", float, vec![piece(0, 3)], 8),
                 s,
             ],
-            filter: None,
-            pairing: None,
+            ..Recipe::default()
         }
     }
 

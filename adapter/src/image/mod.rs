@@ -223,8 +223,8 @@ impl Image {
     /// The type DIE of the Go runtime type descriptor at `addr` (an
     /// interface's dynamic type), as `resolve_type` takes it. `None` for a
     /// descriptor DWARF does not describe. Addresses are link-time ones:
-    /// a position-independent executable would need its load bias removed
-    /// first.
+    /// a position-independent executable's load bias must be removed
+    /// first (`Recipe::pc` tells it).
     pub fn runtime_type_die(&self, addr: u64) -> Option<u64> {
         let base = self.types_base?;
         let dwarf = self.dwarf.as_ref()?;

@@ -13,7 +13,7 @@
 //! (strings, pointees, slice elements, map buckets, an interface's dynamic
 //! value), within `Limits` and the recipe budgets of `plan`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -42,6 +42,11 @@ pub const IFACE_DATA: u32 = 128;
 const IFACE_WORDS: u32 = 8;
 /// Most bytes read through each word of an interface's data window.
 const IFACE_WORD_READ: u32 = 256;
+/// Words at the start of each read through the window that are followed
+/// once more, when the depth limit allows (a string or an interface in a
+/// struct the dynamic value points to: `*fmt.wrapError`'s inner
+/// `*errors.errorString`'s text).
+const IFACE_DEEP_WORDS: u32 = 4;
 
 /// Turns functions of one image into probes, resolving the types they need.
 pub struct Planner<'a> {
@@ -53,6 +58,11 @@ pub struct Planner<'a> {
     cs: Capstone,
     /// Where the value being followed must stop adding steps.
     budget: Cell<Budget>,
+    /// Reads through an interface's data window whose first words are
+    /// still to be followed, speculatively, with what the value's share
+    /// has left once everything typed in it is followed: (capture, bytes
+    /// read through each word).
+    speculative: RefCell<Vec<(u16, u32)>>,
 }
 
 /// Capture count and total bytes a recipe may reach while one value is
@@ -93,6 +103,7 @@ impl<'a> Planner<'a> {
                 captures: MAX_CAPTURES,
                 bytes: MAX_RECIPE_BYTES as u64,
             }),
+            speculative: RefCell::new(Vec::new()),
         })
     }
 
@@ -349,6 +360,9 @@ impl<'a> Planner<'a> {
         locs: &[Option<Assignment>],
     ) -> Recipe {
         let mut recipe = Recipe::default();
+        if self.image.pie {
+            recipe.pc = Some(push(&mut recipe, Capture::Reg(Reg::Rip)));
+        }
         if lang == Lang::Go {
             if let Some(off) = self.image.goid_offset {
                 let g = push(&mut recipe, Capture::Reg(Reg::R14));
@@ -438,6 +452,19 @@ impl<'a> Planner<'a> {
                 bytes: bytes + (MAX_RECIPE_BYTES as u64).saturating_sub(bytes) / left,
             });
             self.follow(recipe, slot, ty, Buffer::Image, 0, 0);
+            let speculative = std::mem::take(&mut *self.speculative.borrow_mut());
+            'reads: for (c, window) in speculative {
+                for k in 0..IFACE_DEEP_WORDS {
+                    let to = (Buffer::Capture(c), k * 8, 0);
+                    let word = (c, (k * 8) as u16);
+                    if self
+                        .deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
+                        .is_none()
+                    {
+                        break 'reads;
+                    }
+                }
+            }
         }
         recipe.values = slots;
     }
@@ -630,11 +657,15 @@ impl<'a> Planner<'a> {
                     for k in 0..IFACE_WORDS {
                         let word = (d, (k * 8) as u16);
                         let to = (Buffer::Capture(d), k * 8, 0);
-                        if self
-                            .deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
-                            .is_none()
-                        {
+                        let Some(w) =
+                            self.deref_into(recipe, slot, to, word, 0, Len::Fixed(window))
+                        else {
                             return;
+                        };
+                        // One level further only after the rest of the
+                        // value: guesses must not starve typed reads.
+                        if depth + 2 < limits.max_depth {
+                            self.speculative.borrow_mut().push((w, window));
                         }
                     }
                 }
@@ -643,47 +674,8 @@ impl<'a> Planner<'a> {
                 let Some(layout) = map_layout(&self.types, *h) else {
                     return;
                 };
-                let Some(ptr) = word(slot, at) else { return };
-                let Some(m) = self.deref_into(
-                    recipe,
-                    slot,
-                    (buf, at, 0),
-                    ptr,
-                    0,
-                    Len::Fixed(layout.hmap_size),
-                ) else {
-                    return;
-                };
-                // Enough buckets for the element limit when the map holds no
-                // more than that (8 slots a bucket), within one read.
-                let mut buckets = limits
-                    .max_array_values
-                    .div_ceil(8)
-                    .max(1)
-                    .next_power_of_two();
-                let room = MAX_READ.min(self.room(recipe));
-                while buckets > 1 && buckets * layout.bucket_size > room {
-                    buckets /= 2;
-                }
-                if layout.bucket_size > MAX_READ {
-                    return;
-                }
-                let Some(b) = self.deref_into(
-                    recipe,
-                    slot,
-                    (Buffer::Capture(m), layout.buckets_at, 0),
-                    (m, layout.buckets_at as u16),
-                    0,
-                    Len::Fixed(buckets * layout.bucket_size),
-                ) else {
-                    return;
-                };
-                for i in 0..buckets * 8 {
-                    let base = (i / 8) * layout.bucket_size;
-                    let k = base + layout.keys_at + (i % 8) * layout.key_size;
-                    let v = base + layout.values_at + (i % 8) * layout.value_size;
-                    self.follow(recipe, slot, layout.key, Buffer::Capture(b), k, depth + 1);
-                    self.follow(recipe, slot, layout.value, Buffer::Capture(b), v, depth + 1);
+                if let Some(ptr) = word(slot, at) {
+                    self.follow_map(recipe, slot, &layout, (buf, at), ptr, depth);
                 }
             }
             TypeKind::Chan if deeper => {
@@ -701,6 +693,146 @@ impl<'a> Planner<'a> {
             _ => {}
         }
     }
+
+    /// Adds the reads of a Go map (Go 1.19's `hmap` and `bmap`s) whose
+    /// pointer is at `ptr`: the header; as many buckets from
+    /// `hmap.buckets` as a map of `max_array_values` entries has at most
+    /// (6.5 entries a bucket, Go's load factor); half as many from
+    /// `hmap.oldbuckets`, which a map part way through growing still keeps
+    /// entries in; the overflow chain of every bucket read, to
+    /// [`MAP_OVERFLOW_LEVELS`] buckets deep; then what the entries' keys and
+    /// values point to, for the slots most likely to be in use first (the
+    /// lower slots of the main buckets, which fill first, then the
+    /// overflow buckets'), as far as this value's share of the budget goes.
+    /// Which slots are in use, which buckets exist (`1 << B`) and which old
+    /// buckets are evacuated is only known to the decoder: the reads may go
+    /// past the real arrays, and a null `oldbuckets` or overflow pointer
+    /// reads nothing.
+    fn follow_map(
+        &self,
+        recipe: &mut Recipe,
+        slot: &mut ValueSlot,
+        layout: &MapLayout,
+        (buf, at): (Buffer, u32),
+        ptr: (u16, u16),
+        depth: u32,
+    ) {
+        let bsize = layout.bucket_size;
+        if bsize == 0 || bsize > MAX_READ {
+            return;
+        }
+        let Some(m) = self.deref_into(
+            recipe,
+            slot,
+            (buf, at, 0),
+            ptr,
+            0,
+            Len::Fixed(layout.hmap_size),
+        ) else {
+            return;
+        };
+        let points = points(&self.types, layout.key, 0) || points(&self.types, layout.value, 0);
+        let mut n = map_buckets(self.limits.max_array_values);
+        // The bucket reads, with one level of overflow, take at most half of
+        // what is left when the entries point somewhere, so that what they
+        // point to gets the other half.
+        let budget = self.budget.get();
+        let room = match points {
+            true => self.room(recipe) as u64 / 2,
+            false => self.room(recipe) as u64,
+        };
+        let steps = budget.captures.saturating_sub(recipe.captures.len()) as u64 / 2;
+        let cost = |n: u32| {
+            let buckets = (n + (n / 2).max(1)) as u64;
+            (2 * buckets * bsize as u64, 2 + buckets)
+        };
+        while n > 1 && (n * bsize > MAX_READ || cost(n).0 > room || cost(n).1 > steps) {
+            n /= 2;
+        }
+        let mut main = Vec::new();
+        for (field, count) in [
+            (layout.buckets_at, n),
+            (layout.oldbuckets_at, (n / 2).max(1)),
+        ] {
+            let Some(c) = self.deref_into(
+                recipe,
+                slot,
+                (Buffer::Capture(m), field, 0),
+                (m, field as u16),
+                0,
+                Len::Fixed(count * bsize),
+            ) else {
+                break;
+            };
+            main.extend((0..count).map(|i| (c, i * bsize)));
+        }
+        let mut level = main;
+        for overflow in 0.. {
+            if points {
+                self.follow_slots(recipe, slot, layout, &level, depth + 1);
+            }
+            if overflow == MAP_OVERFLOW_LEVELS {
+                break;
+            }
+            let mut next = Vec::new();
+            for &(c, off) in &level {
+                let link = off + layout.overflow_at;
+                let Ok(link16) = u16::try_from(link) else {
+                    break;
+                };
+                let to = (Buffer::Capture(c), link, 0);
+                match self.deref_into(recipe, slot, to, (c, link16), 0, Len::Fixed(bsize)) {
+                    Some(d) => next.push((d, 0)),
+                    None => break,
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            level = next;
+        }
+    }
+
+    /// Follows the keys and values of `buckets` (capture, offset of the
+    /// bucket in it), slot 0 of every bucket first, then slot 1, and so on.
+    fn follow_slots(
+        &self,
+        recipe: &mut Recipe,
+        slot: &mut ValueSlot,
+        layout: &MapLayout,
+        buckets: &[(u16, u32)],
+        depth: u32,
+    ) {
+        for i in 0..MAP_BUCKET_SLOTS {
+            for &(c, off) in buckets {
+                let k = off + layout.keys_at + i * layout.key_size;
+                let v = off + layout.values_at + i * layout.value_size;
+                self.follow(recipe, slot, layout.key, Buffer::Capture(c), k, depth);
+                self.follow(recipe, slot, layout.value, Buffer::Capture(c), v, depth);
+            }
+        }
+    }
+}
+
+/// Slots of a Go map bucket (`bucketCnt`).
+pub const MAP_BUCKET_SLOTS: u32 = 8;
+/// Overflow buckets followed after each bucket read (a chain longer than
+/// this means more than `8 * (1 + MAP_OVERFLOW_LEVELS)` entries with the
+/// same bucket hash bits: rare unless the map is far larger than the
+/// element limit).
+const MAP_OVERFLOW_LEVELS: u32 = 2;
+
+/// Buckets a map holding `limit` entries has at most: Go grows a map when
+/// an insert would put more than 8 entries in its one bucket, or more than
+/// 6.5 a bucket on average (`overLoadFactor`), so `B` is the least with
+/// `count <= 8` or `count <= 6.5 << B` (maps made with a larger size hint,
+/// or emptied by deletes, have more).
+pub fn map_buckets(limit: u32) -> u32 {
+    let mut n: u32 = 1;
+    while limit > MAP_BUCKET_SLOTS && (13 * n as u64) < 2 * limit as u64 && n < 1 << 30 {
+        n *= 2;
+    }
+    n
 }
 
 /// Where a Go map's runtime structures keep things (from the DWARF of
@@ -709,9 +841,13 @@ impl<'a> Planner<'a> {
 pub struct MapLayout {
     pub hmap_size: u32,
     pub count_at: u32,
+    pub flags_at: u32,
     pub b_at: u32,
     pub buckets_at: u32,
+    pub oldbuckets_at: u32,
     pub bucket_size: u32,
+    /// The bucket's `overflow` pointer (its last word).
+    pub overflow_at: u32,
     pub keys_at: u32,
     pub values_at: u32,
     pub key: TypeId,
@@ -743,9 +879,12 @@ pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
     Some(MapLayout {
         hmap_size: types.get(hmap).size as u32,
         count_at: field(hmap, "count")?.offset as u32,
+        flags_at: field(hmap, "flags")?.offset as u32,
         b_at: field(hmap, "B")?.offset as u32,
         buckets_at: buckets.offset as u32,
+        oldbuckets_at: field(hmap, "oldbuckets")?.offset as u32,
         bucket_size: types.get(bucket).size as u32,
+        overflow_at: field(bucket, "overflow")?.offset as u32,
         keys_at: keys.offset as u32,
         values_at: values.offset as u32,
         key,
@@ -1147,4 +1286,22 @@ fn sysv_assign(
         })
         .collect();
     (a, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_buckets;
+
+    #[test]
+    fn map_buckets_follow_go_load_factor() {
+        // One bucket holds 8; then 6.5 a bucket on average.
+        assert_eq!(map_buckets(1), 1);
+        assert_eq!(map_buckets(8), 1);
+        assert_eq!(map_buckets(9), 2);
+        assert_eq!(map_buckets(13), 2);
+        assert_eq!(map_buckets(14), 4);
+        assert_eq!(map_buckets(52), 8);
+        assert_eq!(map_buckets(53), 16);
+        assert_eq!(map_buckets(64), 16);
+    }
 }
