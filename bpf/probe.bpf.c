@@ -347,6 +347,17 @@ static long run_capture(__u64 index, void *arg)
 		__u64 want;
 		if (cap->len_kind == LP_LEN_FIXED) {
 			want = cap->len;
+		} else if (cap->len_kind == LP_LEN_SHIFTED) {
+			__u32 c = cap->count_capture, at = cap->count_offset;
+			if (c >= i || c >= LP_MAX_CAPS || s->len[c] == LP_UNREADABLE ||
+			    at >= s->len[c])
+				break;
+			__u32 n = s->data[(s->off[c] + at) & (LP_DATA_SIZE - 1)];
+			if (n > 31)
+				n = 31;
+			want = ((__u64)1 << n) * cap->len;
+			if (want > cap->max)
+				want = cap->max;
 		} else {
 			__u64 c = u64_of(s, i, cap->count_capture, cap->count_offset, &ok);
 			if (!ok || (__s64)c < 0)

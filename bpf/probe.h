@@ -33,6 +33,7 @@
 /* How a Deref's length is found. */
 #define LP_LEN_FIXED 0
 #define LP_LEN_COUNTED 1
+#define LP_LEN_SHIFTED 2 /* (1 << the byte at count_offset) * len, at most max */
 
 /* Most XMM captures in one recipe that are read through a signal frame;
  * further ones are unreadable. */
@@ -61,10 +62,10 @@ struct lp_capture {
 	__u16 base;    /* DEREF: capture holding the address ... */
 	__u16 offset;  /* ... at this byte */
 	__s32 add;     /* DEREF: added to the address; STACK: offset from SP */
-	__u32 len;     /* STACK, DEREF fixed: bytes; DEREF counted: scale */
-	__u16 count_capture; /* DEREF counted: capture holding the count ... */
+	__u32 len;     /* STACK, DEREF fixed: bytes; DEREF counted, shifted: scale */
+	__u16 count_capture; /* DEREF counted, shifted: capture holding the count ... */
 	__u16 count_offset;  /* ... at this byte */
-	__u32 max;           /* DEREF counted: most bytes */
+	__u32 max;           /* DEREF counted, shifted: most bytes */
 };
 
 /* A filter's ops (plan::FilterOp): a postfix program over a stack of

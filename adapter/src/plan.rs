@@ -81,6 +81,25 @@ pub enum Len {
         scale: u32,
         max: u32,
     },
+    /// `min((1 << n) * scale, max)` bytes, where `n` is the byte at
+    /// `offset` of capture `capture` (at most 31): a Go map's `1 << B`
+    /// buckets. An unreadable byte reads nothing.
+    Shifted {
+        capture: u16,
+        offset: u16,
+        scale: u32,
+        max: u32,
+    },
+}
+
+impl Len {
+    /// The most bytes this length can ask for.
+    pub fn max(self) -> u32 {
+        match self {
+            Len::Fixed(n) => n,
+            Len::Counted { max, .. } | Len::Shifted { max, .. } => max,
+        }
+    }
 }
 
 /// One step of a recipe. Each step yields one byte string (possibly shorter
@@ -109,13 +128,7 @@ impl Capture {
         match *self {
             Capture::Reg(_) | Capture::Xmm(_) => 8,
             Capture::Stack { len, .. } => len,
-            Capture::Deref {
-                len: Len::Fixed(n), ..
-            } => n,
-            Capture::Deref {
-                len: Len::Counted { max, .. },
-                ..
-            } => max,
+            Capture::Deref { len, .. } => len.max(),
         }
     }
 }

@@ -75,6 +75,7 @@ const CAP_STACK: u8 = 3;
 const CAP_DEREF: u8 = 4;
 const LEN_FIXED: u8 = 0;
 const LEN_COUNTED: u8 = 1;
+const LEN_SHIFTED: u8 = 2;
 const COUNT_HITS: u32 = 0;
 const COUNT_DROPS: u32 = 1;
 const COUNT_FILTERED: u32 = 2;
@@ -233,8 +234,17 @@ fn serialize(p: &Probe) -> Result<Vec<u8>> {
                         offset,
                         scale,
                         max,
+                    }
+                    | Len::Shifted {
+                        capture,
+                        offset,
+                        scale,
+                        max,
                     } => {
-                        b[2] = LEN_COUNTED;
+                        b[2] = match len {
+                            Len::Shifted { .. } => LEN_SHIFTED,
+                            _ => LEN_COUNTED,
+                        };
                         b[12..16].copy_from_slice(&scale.to_le_bytes());
                         b[16..18].copy_from_slice(&capture.to_le_bytes());
                         b[18..20].copy_from_slice(&offset.to_le_bytes());

@@ -205,6 +205,16 @@ fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usiz
                         .and_then(|b| u64_at(b, offset as usize))
                         .filter(|&c| (c as i64) >= 0)
                         .map(|c| c.saturating_mul(scale as u64).min(max as u64)),
+                    Len::Shifted {
+                        capture,
+                        offset,
+                        scale,
+                        max,
+                    } => out
+                        .get(capture as usize)
+                        .and_then(|b| b.as_deref())
+                        .and_then(|b| b.get(offset as usize))
+                        .map(|&n| ((1u64 << n.min(31)) * scale as u64).min(max as u64)),
                 };
                 match (ptr, n) {
                     (Some(0), _) | (None, _) | (_, None) => None,
@@ -306,5 +316,55 @@ mod tests {
             &filter(vec![prefix(0, 2), FilterOp::Not], b"xgo"),
             &caps
         ));
+    }
+}
+
+#[cfg(test)]
+mod shifted {
+    use super::*;
+    use crate::plan::Reg;
+
+    /// Memory of 64 bytes at 0x1000 and registers that point there.
+    struct Fake;
+
+    impl Machine for Fake {
+        fn reg(&self, slot: usize) -> u64 {
+            if slot == Reg::Rax.slot() {
+                0x1000
+            } else {
+                // B = 2 in the low byte.
+                2
+            }
+        }
+        fn xmm(&mut self, _: u8) -> Option<u64> {
+            None
+        }
+        fn read(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
+            let end = 0x1040u64;
+            (addr >= 0x1000 && addr < end).then(|| vec![7; len.min((end - addr) as usize)])
+        }
+    }
+
+    #[test]
+    fn shifted_lengths_read_one_bucket_per_power_of_two() {
+        let deref = |max| Capture::Deref {
+            base: 0,
+            offset: 0,
+            add: 0,
+            len: Len::Shifted {
+                capture: 1,
+                offset: 0,
+                scale: 8,
+                max,
+            },
+        };
+        for (max, want) in [(64, 32), (16, 16)] {
+            let recipe = Recipe {
+                captures: vec![Capture::Reg(Reg::Rax), Capture::Reg(Reg::Rbx), deref(max)],
+                ..Recipe::default()
+            };
+            let got = run(&recipe, &mut Fake, 1, &mut Frames::default()).expect("reported");
+            assert_eq!(got[2].as_ref().map(Vec::len), Some(want), "max {max}");
+        }
     }
 }

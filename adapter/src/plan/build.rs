@@ -750,17 +750,28 @@ impl<'a> Planner<'a> {
             n /= 2;
         }
         let mut main = Vec::new();
-        for (field, count) in [
-            (layout.buckets_at, n),
-            (layout.oldbuckets_at, (n / 2).max(1)),
+        // `1 << B` buckets, and half as many old ones, up to the count the
+        // budget allows: reads past the real arrays would follow garbage.
+        for (field, count, scale) in [
+            (layout.buckets_at, n, bsize),
+            (layout.oldbuckets_at, (n / 2).max(1), bsize / 2),
         ] {
+            let Ok(b_at) = u16::try_from(layout.b_at) else {
+                break;
+            };
+            let len = Len::Shifted {
+                capture: m,
+                offset: b_at,
+                scale,
+                max: count * bsize,
+            };
             let Some(c) = self.deref_into(
                 recipe,
                 slot,
                 (Buffer::Capture(m), field, 0),
                 (m, field as u16),
                 0,
-                Len::Fixed(count * bsize),
+                len,
             ) else {
                 break;
             };
