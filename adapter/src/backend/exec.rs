@@ -188,10 +188,9 @@ fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usiz
                 add,
                 len,
             } => {
-                let ptr = out
-                    .get(base as usize)
-                    .and_then(|b| b.as_deref())
-                    .and_then(|b| u64_at(b, offset as usize));
+                // The bytes of an earlier capture, if it was read.
+                let of = |c: u16| out.get(c as usize).and_then(|b| b.as_deref());
+                let ptr = of(base).and_then(|b| u64_at(b, offset as usize));
                 let n = match len {
                     Len::Fixed(n) => Some(n as u64),
                     Len::Counted {
@@ -199,9 +198,7 @@ fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usiz
                         offset,
                         scale,
                         max,
-                    } => out
-                        .get(capture as usize)
-                        .and_then(|b| b.as_deref())
+                    } => of(capture)
                         .and_then(|b| u64_at(b, offset as usize))
                         .filter(|&c| (c as i64) >= 0)
                         .map(|c| c.saturating_mul(scale as u64).min(max as u64)),
@@ -210,9 +207,7 @@ fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usiz
                         offset,
                         scale,
                         max,
-                    } => out
-                        .get(capture as usize)
-                        .and_then(|b| b.as_deref())
+                    } => of(capture)
                         .and_then(|b| b.get(offset as usize))
                         .map(|&n| ((1u64 << n.min(31)) * scale as u64).min(max as u64)),
                 };
