@@ -908,6 +908,33 @@ fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     }
 }
 
+/// `terminateDebuggee: true` after attach is the user asking to end the
+/// process: the probes come out first, then it gets SIGTERM.
+#[test]
+fn attach_then_disconnect_with_terminate_debuggee_ends_the_program() {
+    use std::os::unix::process::ExitStatusExt;
+    for backend in backends() {
+        let (mut target, pid, _out) = start_ticker(100_000);
+        let (mut c, _adapter) = stdio_adapter();
+        c.ok("initialize", json!({"adapterID": "logprobe"}));
+        c.ok(
+            "attach",
+            json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
+        );
+        c.wait_event(|e| e["event"] == "initialized");
+        c.ok("configurationDone", json!({}));
+        c.wait_event(|e| {
+            e["event"] == "output"
+                && e["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(">> goroutine(1): main.tick => ("))
+        });
+        c.ok("disconnect", json!({"terminateDebuggee": true}));
+        let status = target.child().wait().expect("wait fixture");
+        assert_eq!(status.signal(), Some(15), "{backend}: {status:?}");
+    }
+}
+
 #[test]
 fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     let (mut c, _adapter) = stdio_adapter();

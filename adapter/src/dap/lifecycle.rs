@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value as Json};
 
+use super::log;
 use super::protocol::{
     AttachArguments, Capabilities, CommonArguments, DisconnectArguments, LaunchArguments,
 };
@@ -157,13 +158,30 @@ impl Session {
     }
 
     pub(super) fn disconnect(&mut self, args: DisconnectArguments) -> Result<Option<Json>> {
-        // A launched program is always ended (it is traced with
-        // PTRACE_O_EXITKILL); an attached one is always left running, with
-        // every probe removed, whatever terminateDebuggee says: logprobe
-        // does not kill what it did not start.
-        let _ = args.terminate_debuggee;
+        // A launched program is always ended: its output goes through this
+        // session. An attached one is left running with every probe
+        // removed, unless the client explicitly asks to end it (VS Code's
+        // "Terminate" on an attach session): then it is sent SIGTERM once
+        // the probes are out of it.
+        let attached = match (&self.config, &self.running) {
+            (Some(c), Some(_)) => match c.target {
+                Target::Attach(pid) => Some(pid),
+                Target::Launch(_) => None,
+            },
+            _ => None,
+        };
+        if attached.is_none() && args.terminate_debuggee == Some(false) && self.running.is_some() {
+            log("terminateDebuggee: false after launch: the program is ended all the same");
+        }
         self.stop_backend();
         self.end();
+        if let (Some(pid), Some(true)) = (attached, args.terminate_debuggee) {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .with_context(|| format!("probes removed, but process {pid} cannot be terminated"))?;
+        }
         Ok(None)
     }
 
