@@ -846,18 +846,25 @@ fn terminate_ends_a_launched_program() {
     }
 }
 
+/// A session attached to `pid` (the ticker fixture) tracing `main.tick`,
+/// before `configurationDone`.
+fn attach_tracing_tick(backend: &str, pid: u32) -> (Client, Reaper) {
+    let (mut c, adapter) = stdio_adapter();
+    c.ok("initialize", json!({"adapterID": "logprobe"}));
+    c.ok(
+        "attach",
+        json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
+    );
+    c.wait_event(|e| e["event"] == "initialized");
+    (c, adapter)
+}
+
 #[test]
 fn attach_then_disconnect_leaves_the_program_running_unharmed() {
     for backend in backends() {
         let (mut target, pid, mut target_out) = start_ticker(100);
 
-        let (mut c, _adapter) = stdio_adapter();
-        c.ok("initialize", json!({"adapterID": "logprobe"}));
-        c.ok(
-            "attach",
-            json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
-        );
-        c.wait_event(|e| e["event"] == "initialized");
+        let (mut c, _adapter) = attach_tracing_tick(backend, pid);
         c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "i={i}"}]}));
         c.ok("configurationDone", json!({}));
         let process = c.wait_event(|e| e["event"] == "process");
@@ -915,13 +922,7 @@ fn attach_then_disconnect_with_terminate_debuggee_ends_the_program() {
     use std::os::unix::process::ExitStatusExt;
     for backend in backends() {
         let (mut target, pid, _out) = start_ticker(100_000);
-        let (mut c, _adapter) = stdio_adapter();
-        c.ok("initialize", json!({"adapterID": "logprobe"}));
-        c.ok(
-            "attach",
-            json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
-        );
-        c.wait_event(|e| e["event"] == "initialized");
+        let (mut c, _adapter) = attach_tracing_tick(backend, pid);
         c.ok("configurationDone", json!({}));
         c.wait_event(|e| {
             e["event"] == "output"
