@@ -7,9 +7,6 @@ use std::collections::HashSet;
 
 use crate::plan::{Capture, Filter, FilterOp, FrameRole, Len, Pairing, Recipe, Reg, FILTER_STACK};
 
-/// Register file of the stopped thread, in `pt_regs` slot order.
-pub type Regs = [u64; 21];
-
 /// Where the executor gets what a capture asks for.
 pub trait Machine {
     fn reg(&self, slot: usize) -> u64;

@@ -23,7 +23,7 @@ use nix::errno::Errno;
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
-use super::exec::{self, Machine, Regs};
+use super::exec::{self, Machine};
 use super::{launch, Backend, HitSink, Outcome, ProbeChanges, RawHit, StopHandle, Target};
 use crate::plan::{condition_holds, Guard, Probe, Reg};
 
@@ -135,22 +135,55 @@ fn event_of(status: i32) -> i32 {
     (status >> 16) & 0xff
 }
 
+/// A stopped thread's `user_regs_struct`, field by field in its order; the
+/// first 21 are also the kernel's `pt_regs` slots ([`Reg`]), the rest the
+/// segment state, kept so registers are written back with one syscall.
+type Regs = [u64; 27];
+
 fn get_regs(tid: i32) -> Result<Regs> {
     let r = nix::sys::ptrace::getregs(Pid::from_raw(tid))
         .with_context(|| format!("reading registers of thread {tid}"))?;
     Ok([
         r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx,
-        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss,
+        r.rsi, r.rdi, r.orig_rax, r.rip, r.cs, r.eflags, r.rsp, r.ss, r.fs_base, r.gs_base, r.ds,
+        r.es, r.fs, r.gs,
     ])
 }
 
+/// Writes back registers read by [`get_regs`] (and changed).
 fn set_regs(tid: i32, regs: &Regs) -> Result<()> {
-    let pid = Pid::from_raw(tid);
-    let mut r = nix::sys::ptrace::getregs(pid)?;
-    r.rax = regs[Reg::Rax.slot()];
-    r.rsp = regs[Reg::Rsp.slot()];
-    r.rip = regs[Reg::Rip.slot()];
-    nix::sys::ptrace::setregs(pid, r)
+    let [r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs] =
+        *regs;
+    let r = libc::user_regs_struct {
+        r15,
+        r14,
+        r13,
+        r12,
+        rbp,
+        rbx,
+        r11,
+        r10,
+        r9,
+        r8,
+        rax,
+        rcx,
+        rdx,
+        rsi,
+        rdi,
+        orig_rax,
+        rip,
+        cs,
+        eflags,
+        rsp,
+        ss,
+        fs_base,
+        gs_base,
+        ds,
+        es,
+        fs,
+        gs,
+    };
+    nix::sys::ptrace::setregs(Pid::from_raw(tid), r)
         .with_context(|| format!("writing registers of thread {tid}"))?;
     Ok(())
 }
