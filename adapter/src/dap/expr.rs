@@ -450,16 +450,16 @@ fn cut_string_equals(a: &Out, b: &Out) -> Option<Result<bool>> {
     let (Out::Value(v), Out::Scalar(Scalar::Str(lit))) = (a, b) else {
         return None;
     };
-    let Value::String { value, more, raw } = peel(v.clone()) else {
+    let Value::String { value, more, raw } = peeled(v) else {
         return None;
     };
-    if more == 0 {
+    if *more == 0 {
         return None;
     }
-    let got = raw.unwrap_or_else(|| value.into_bytes());
+    let got = raw.as_deref().unwrap_or(value.as_bytes());
     let whole = got.len() as u64 + more;
     Some(
-        if whole != lit.len() as u64 || !lit.as_bytes().starts_with(&got) {
+        if whole != lit.len() as u64 || !lit.as_bytes().starts_with(got) {
             Ok(false)
         } else {
             Err(anyhow!(
@@ -496,6 +496,14 @@ fn peel(mut v: Value) -> Value {
     v
 }
 
+/// [`peel`] without taking the value: to look at its kind, not to keep it.
+fn peeled(mut v: &Value) -> &Value {
+    while let Value::Named { value, .. } = v {
+        v = value;
+    }
+    v
+}
+
 /// `len(x)` of a string, slice, array, map or channel, as Go counts it.
 fn length(o: Out) -> Result<u64> {
     let v = match o {
@@ -518,7 +526,7 @@ fn length(o: Out) -> Result<u64> {
         // A nil slice, map or channel.
         Value::Nil { .. } => 0,
         // `len(p)` of a pointer to an array.
-        Value::Ref { target, .. } if matches!(peel((*target).clone()), Value::Array { .. }) => {
+        Value::Ref { target, .. } if matches!(peeled(&target), Value::Array { .. }) => {
             length(Out::Value(*target))?
         }
         Value::Unreadable { reason } => bail!("{reason}"),
@@ -555,7 +563,7 @@ fn index_into(base: Value, index: &Scalar) -> Result<Value> {
             let i = position(items.len() as u64 + more)?;
             readable(captured(items, i)?)
         }
-        Value::Ref { target, .. } if matches!(peel((*target).clone()), Value::Array { .. }) => {
+        Value::Ref { target, .. } if matches!(peeled(&target), Value::Array { .. }) => {
             index_into(peel(readable(*target)?), index)
         }
         Value::String { value, more, raw } => {
