@@ -18,7 +18,7 @@
 
 use crate::image::{TypeId, TypeKind, TypeTable};
 use crate::plan::{
-    Buffer, CmpOp, Filter, FilterOp, FrameRole, Pairing, Probe, ProbeKind, Recipe, Reg, ValueSlot,
+    Buffer, CmpOp, Filter, FilterOp, FrameRole, Pairing, Probe, ProbeKind, Recipe, Reg,
     MAX_FILTER_BYTES, MAX_FILTER_OPS,
 };
 
@@ -80,7 +80,6 @@ pub fn compile(condition: &Expr, recipe: &Recipe, types: &TypeTable) -> Option<F
     split(condition, &mut conjuncts);
     let mut c = Compiler {
         recipe,
-        values: &recipe.values,
         types,
         filter: Filter::default(),
     };
@@ -122,7 +121,6 @@ enum Int {
 
 struct Compiler<'a> {
     recipe: &'a Recipe,
-    values: &'a [ValueSlot],
     types: &'a TypeTable,
     filter: Filter,
 }
@@ -280,7 +278,7 @@ impl Compiler<'_> {
             return Some(());
         }
         // The capture that copied the string's bytes, and how many it may.
-        let v = &self.values[slot];
+        let v = &self.recipe.values[slot];
         let d = v
             .derefs
             .iter()
@@ -304,7 +302,7 @@ impl Compiler<'_> {
     /// Emits a load of `size` bytes at byte `at` of value slot `slot`'s
     /// image, which must come from one capture.
     fn load(&mut self, (slot, at): (usize, u32), size: u8, signed: bool) -> Option<()> {
-        let v = &self.values[slot];
+        let v = &self.recipe.values[slot];
         let piece = v
             .pieces
             .iter()
@@ -329,11 +327,12 @@ impl Compiler<'_> {
     /// [`expr`]'s evaluation.
     fn place(&self, e: &Expr) -> Option<((usize, u32), TypeId)> {
         let named = |name: &str| {
-            self.values
+            self.recipe
+                .values
                 .iter()
                 .rposition(|v| v.name == name)
-                .filter(|&i| self.values[i].unavailable.is_none())
-                .and_then(|i| Some(((i, 0), self.values[i].ty?)))
+                .filter(|&i| self.recipe.values[i].unavailable.is_none())
+                .and_then(|i| Some(((i, 0), self.recipe.values[i].ty?)))
         };
         match e {
             Expr::Var(name) => named(name),
@@ -360,7 +359,7 @@ impl Compiler<'_> {
 mod tests {
     use super::*;
     use crate::image::{Type, TypeKind};
-    use crate::plan::{Capture, Piece};
+    use crate::plan::{Capture, Piece, ValueSlot};
 
     /// A recipe with `i int64` in RAX, `u uint32` in RBX, `f float64` in
     /// XMM0 and `s string` in RCX/RDI, its bytes read through RCX.
