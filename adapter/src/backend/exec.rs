@@ -104,17 +104,19 @@ pub fn admits(filter: &Filter, caps: &[Option<Vec<u8>>]) -> bool {
                 size,
                 signed,
             } => {
+                // As in the kernel: only 1 to 8 bytes, all captured.
                 let Some(bytes) = caps
                     .get(capture as usize)
                     .and_then(|c| c.as_deref())
                     .and_then(|c| c.get(at as usize..at as usize + size as usize))
+                    .filter(|b| (1..=8).contains(&b.len()))
                 else {
                     return true;
                 };
                 let mut buf = [0u8; 8];
-                buf[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+                buf[..bytes.len()].copy_from_slice(bytes);
                 let v = u64::from_le_bytes(buf);
-                let bits = 8 * u32::from(size.clamp(1, 8));
+                let bits = 8 * u32::from(size);
                 let v = match (signed, bits) {
                     (_, 64) => v,
                     (true, b) => (((v << (64 - b)) as i64) >> (64 - b)) as u64,
