@@ -27,11 +27,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGPROBE = os.path.join(ROOT, "target/release/logprobe")
 
 
-def dap_session(program, traces, backend, functions=None, env=None, log=None, with_stdout=False):
+def dap_session(program, traces, backend, functions=None, env=None, log=None):
     """Runs `program` in a DAP session; `traces` (regexes) are traced from
     the launch, `functions` (traceFunctions entries) set before
     configurationDone. Returns the seconds from configurationDone to
-    `terminated` and the console output events."""
+    `terminated`, the console output events, the program's stdout and
+    logprobe's own CPU seconds."""
     args = [LOGPROBE, "dap"] + (["--log", log] if log else [])
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          env=dict(os.environ, **(env or {})))
@@ -74,9 +75,7 @@ def dap_session(program, traces, backend, functions=None, env=None, log=None, wi
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     send("disconnect")
     p.wait()
-    if with_stdout:
-        return elapsed, events, stdout, cpu
-    return elapsed, events
+    return elapsed, events, stdout, cpu
 
 
 def untraced(program):
@@ -101,7 +100,7 @@ def conditions(n, backend):
         for prefilter, who in (("1", "backend"), ("0", "adapter")):
             with tempfile.NamedTemporaryFile(suffix=".log") as log:
                 _, events, out, cpu = dap_session(program, [], backend, functions,
-                                             {"LOGPROBE_PREFILTER": prefilter}, log.name, True)
+                                                  {"LOGPROBE_PREFILTER": prefilter}, log.name)
                 text = open(log.name).read()
             m = re.search(r"(\d+) probe hits, (\d+) not reported by the backend", text)
             hits, kept = (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
@@ -124,7 +123,7 @@ def main():
     t = time.time()
     subprocess.run([LOGPROBE, "trace", "--backend", backend, r"^main\.work$", "--"] + program, stdout=subprocess.DEVNULL, check=True)
     cli = time.time() - t
-    dap, events = dap_session(program, [r"^main\.work$"], backend)
+    dap, events, _, _ = dap_session(program, [r"^main\.work$"], backend)
     print(f"{backend}, {n} calls: untraced {base:.3f}s, logprobe trace {cli:.3f}s, logprobe dap {dap:.3f}s ({events} output events)")
     print(f"per call: trace {(cli - base) / n * 1e6:.1f} us, dap {(dap - base) / n * 1e6:.1f} us")
 
