@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::image::goruntime::{map_layout, BucketMap, MapLayout};
 use crate::image::{TypeId, TypeKind, TypeTable};
-use crate::plan::build::{map_layout, MapLayout, MAP_BUCKET_SLOTS};
 use crate::plan::{Buffer, Limits, ValueSlot};
 
 /// A decoded value.
@@ -234,14 +234,6 @@ struct Decoder<'a> {
 /// Nesting bound of the decoder itself (the plan's depth limit is what
 /// normally ends recursion; this only protects against malformed types).
 const MAX_NESTING: u32 = 64;
-/// A map slot holds an entry when its tophash is at least this (Go 1.19
-/// `minTopHash`; smaller values mark empty and evacuated slots).
-const MIN_TOP_HASH: u8 = 5;
-/// The least tophash of an evacuated slot (`evacuatedX`; `evacuatedY` is
-/// 3, `evacuatedEmpty` 4).
-const EVACUATED_X: u8 = 2;
-/// `hmap.flags` bit of a map growing into as many buckets as it had.
-const SAME_SIZE_GROW: u8 = 8;
 
 fn le(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -600,7 +592,9 @@ impl<'a> Decoder<'a> {
         if address == 0 {
             return Value::Nil { r#type: name };
         }
-        let layout = hmap.and_then(|h| map_layout(self.types, h));
+        let layout = hmap
+            .and_then(|h| map_layout(self.types, h))
+            .map(|MapLayout::Buckets(b)| b);
         let hdr = self.target(from, at);
         let (Some(layout), Some(hdr)) = (layout, hdr) else {
             return Value::Map {
@@ -630,11 +624,7 @@ impl<'a> Decoder<'a> {
         let old_words = h.get(layout.oldbuckets_at as usize..).map(le);
         let old = match old_words {
             Some(a) if a != 0 => {
-                let n = if flags & SAME_SIZE_GROW != 0 || b == 0 {
-                    1u64 << b
-                } else {
-                    1u64 << (b - 1)
-                };
+                let n = BucketMap::old_buckets(flags, b);
                 Some((self.target(hdr, layout.oldbuckets_at), n))
             }
             _ => None,
@@ -684,7 +674,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// The bytes of the bucket at byte `at` of capture `c`, if all there.
-    fn bucket(&self, layout: &MapLayout, c: u16, at: u32) -> Option<&'a [u8]> {
+    fn bucket(&self, layout: &BucketMap, c: u16, at: u32) -> Option<&'a [u8]> {
         let size = layout.bucket_size as usize;
         self.bytes(Buffer::Capture(c))?
             .get(at as usize..at as usize + size)
@@ -692,17 +682,17 @@ impl<'a> Decoder<'a> {
 
     /// Whether an old bucket has been moved to the new buckets (its slots
     /// marked `evacuatedX`, `evacuatedY` or `evacuatedEmpty`).
-    fn evacuated(&self, layout: &MapLayout, c: u16, at: u32) -> bool {
+    fn evacuated(&self, layout: &BucketMap, c: u16, at: u32) -> bool {
         self.bucket(layout, c, at)
             .and_then(|b| b.first())
-            .is_some_and(|&t| (EVACUATED_X..MIN_TOP_HASH).contains(&t))
+            .is_some_and(|&t| BucketMap::evacuated(t))
     }
 
     /// Adds the entries of the bucket at `(c, at)` and of its overflow
     /// buckets, as far as they were captured, until `limit`.
     fn chain(
         &mut self,
-        layout: &MapLayout,
+        layout: &BucketMap,
         (mut c, mut at): (u16, u32),
         depth: u32,
         limit: usize,
@@ -714,11 +704,11 @@ impl<'a> Decoder<'a> {
             let Some(bucket) = self.bucket(layout, c, at) else {
                 return;
             };
-            for i in 0..MAP_BUCKET_SLOTS {
+            for i in 0..BucketMap::SLOTS {
                 if entries.len() >= limit {
                     return;
                 }
-                if bucket[i as usize] < MIN_TOP_HASH {
+                if !BucketMap::occupied(bucket[i as usize]) {
                     continue;
                 }
                 let k = at + layout.keys_at + i * layout.key_size;

@@ -26,9 +26,8 @@ use super::{
     Buffer, Capture, DerefSlot, Guard, Len, Limits, Path, PathStep, Piece, Probe, ProbeKind,
     Recipe, Reg, ValueSlot, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
 };
-use crate::image::{
-    Field, FuncId, Image, Lang, Param, Place, TypeId, TypeKind, TypeTable, Variable,
-};
+use crate::image::goruntime::{map_layout, BucketMap, MapLayout};
+use crate::image::{FuncId, Image, Lang, Param, Place, TypeId, TypeKind, TypeTable, Variable};
 
 /// Largest stack-assigned value copied whole, in bytes.
 const MAX_STACK_VALUE: u64 = 4096;
@@ -364,7 +363,7 @@ impl<'a> Planner<'a> {
             recipe.pc = Some(push(&mut recipe, Capture::Reg(Reg::Rip)));
         }
         if lang == Lang::Go {
-            if let Some(off) = self.image.goid_offset {
+            if let Some(off) = self.image.g.map(|g| g.goid) {
                 let g = push(&mut recipe, Capture::Reg(Reg::R14));
                 let goid = push(
                     &mut recipe,
@@ -671,7 +670,7 @@ impl<'a> Planner<'a> {
                 }
             }
             TypeKind::Map { hmap: Some(h) } if deeper => {
-                let Some(layout) = map_layout(&self.types, *h) else {
+                let Some(MapLayout::Buckets(layout)) = map_layout(&self.types, *h) else {
                     return;
                 };
                 if let Some(ptr) = word(slot, at) {
@@ -712,7 +711,7 @@ impl<'a> Planner<'a> {
         &self,
         recipe: &mut Recipe,
         slot: &mut ValueSlot,
-        layout: &MapLayout,
+        layout: &BucketMap,
         (buf, at): (Buffer, u32),
         ptr: (u16, u16),
         depth: u32,
@@ -732,7 +731,7 @@ impl<'a> Planner<'a> {
             return;
         };
         let points = points(&self.types, layout.key, 0) || points(&self.types, layout.value, 0);
-        let mut n = map_buckets(self.limits.max_array_values);
+        let mut n = BucketMap::buckets_for(self.limits.max_array_values);
         // The bucket reads, with one level of overflow, take at most half of
         // what is left when the entries point somewhere, so that what they
         // point to gets the other half.
@@ -810,11 +809,11 @@ impl<'a> Planner<'a> {
         &self,
         recipe: &mut Recipe,
         slot: &mut ValueSlot,
-        layout: &MapLayout,
+        layout: &BucketMap,
         buckets: &[(u16, u32)],
         depth: u32,
     ) {
-        for i in 0..MAP_BUCKET_SLOTS {
+        for i in 0..BucketMap::SLOTS {
             for &(c, off) in buckets {
                 let k = off + layout.keys_at + i * layout.key_size;
                 let v = off + layout.values_at + i * layout.value_size;
@@ -825,85 +824,11 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Slots of a Go map bucket (`bucketCnt`).
-pub const MAP_BUCKET_SLOTS: u32 = 8;
 /// Overflow buckets followed after each bucket read (a chain longer than
 /// this means more than `8 * (1 + MAP_OVERFLOW_LEVELS)` entries with the
 /// same bucket hash bits: rare unless the map is far larger than the
 /// element limit).
 const MAP_OVERFLOW_LEVELS: u32 = 2;
-
-/// Buckets a map holding `limit` entries has at most: Go grows a map when
-/// an insert would put more than 8 entries in its one bucket, or more than
-/// 6.5 a bucket on average (`overLoadFactor`), so `B` is the least with
-/// `count <= 8` or `count <= 6.5 << B` (maps made with a larger size hint,
-/// or emptied by deletes, have more).
-pub fn map_buckets(limit: u32) -> u32 {
-    let mut n: u32 = 1;
-    while limit > MAP_BUCKET_SLOTS && (13 * n as u64) < 2 * limit as u64 && n < 1 << 30 {
-        n *= 2;
-    }
-    n
-}
-
-/// Where a Go map's runtime structures keep things (from the DWARF of
-/// `hash<K,V>` and `bucket<K,V>`).
-#[derive(Debug, Clone, Copy)]
-pub struct MapLayout {
-    pub hmap_size: u32,
-    pub count_at: u32,
-    pub flags_at: u32,
-    pub b_at: u32,
-    pub buckets_at: u32,
-    pub oldbuckets_at: u32,
-    pub bucket_size: u32,
-    /// The bucket's `overflow` pointer (its last word).
-    pub overflow_at: u32,
-    pub keys_at: u32,
-    pub values_at: u32,
-    pub key: TypeId,
-    pub key_size: u32,
-    pub value: TypeId,
-    pub value_size: u32,
-}
-
-/// The layout of the map whose `hash<K,V>` struct is `hmap`.
-pub fn map_layout(types: &TypeTable, hmap: TypeId) -> Option<MapLayout> {
-    let field = |ty: TypeId, name: &str| -> Option<Field> {
-        match &types.underlying(ty).kind {
-            TypeKind::Struct { fields } => fields.iter().find(|f| f.name == name).cloned(),
-            _ => None,
-        }
-    };
-    let buckets = field(hmap, "buckets")?;
-    let bucket = match types.underlying(buckets.ty).kind {
-        TypeKind::Pointer { pointee: Some(b) } => b,
-        _ => return None,
-    };
-    let elem = |f: &Field| match types.underlying(f.ty).kind {
-        TypeKind::Array { elem: Some(e), .. } => Some(e),
-        _ => None,
-    };
-    let keys = field(bucket, "keys")?;
-    let values = field(bucket, "values")?;
-    let (key, value) = (elem(&keys)?, elem(&values)?);
-    Some(MapLayout {
-        hmap_size: types.get(hmap).size as u32,
-        count_at: field(hmap, "count")?.offset as u32,
-        flags_at: field(hmap, "flags")?.offset as u32,
-        b_at: field(hmap, "B")?.offset as u32,
-        buckets_at: buckets.offset as u32,
-        oldbuckets_at: field(hmap, "oldbuckets")?.offset as u32,
-        bucket_size: types.get(bucket).size as u32,
-        overflow_at: field(bucket, "overflow")?.offset as u32,
-        keys_at: keys.offset as u32,
-        values_at: values.offset as u32,
-        key,
-        key_size: types.get(key).size as u32,
-        value,
-        value_size: types.get(value).size as u32,
-    })
-}
 
 /// Whether a value of type `ty` holds anything `follow` would read through.
 fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
@@ -1297,22 +1222,4 @@ fn sysv_assign(
         })
         .collect();
     (a, r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::map_buckets;
-
-    #[test]
-    fn map_buckets_follow_go_load_factor() {
-        // One bucket holds 8; then 6.5 a bucket on average.
-        assert_eq!(map_buckets(1), 1);
-        assert_eq!(map_buckets(8), 1);
-        assert_eq!(map_buckets(9), 2);
-        assert_eq!(map_buckets(13), 2);
-        assert_eq!(map_buckets(14), 4);
-        assert_eq!(map_buckets(52), 8);
-        assert_eq!(map_buckets(53), 16);
-        assert_eq!(map_buckets(64), 16);
-    }
 }
