@@ -14,7 +14,7 @@ use crate::backend::RawHit;
 use crate::image::{FuncId, Image, Lang, TypeId, TypeTable};
 use crate::plan::build::Planner;
 use crate::plan::{Limits, Probe, ProbeKind};
-use crate::value::{self, Value};
+use crate::value::{self, Notation, Value};
 
 /// Compiles a function pattern (Go regular expression syntax, which the
 /// `regex` crate shares for everything a function name needs).
@@ -352,13 +352,13 @@ pub fn render_with_duration(e: &Event, style: Style, duration: Option<u64>) -> S
         Some(g) => format!("goroutine({g})"),
         None => format!("thread({})", e.thread),
     };
-    let show = |v: &Value| if e.lang == Lang::Go { v.go() } else { v.c() };
+    let notation = Notation::of(e.lang);
     let values = if style.unknown_values && e.values.is_empty() {
         String::from("?")
     } else {
         e.values
             .iter()
-            .map(|v| show(&v.value))
+            .map(|v| notation.show(&v.value))
             .collect::<Vec<_>>()
             .join(", ")
     };
