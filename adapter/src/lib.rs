@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod cli;
 pub mod dap;
+pub mod expr;
 pub mod image;
 pub mod plan;
 pub mod trace;

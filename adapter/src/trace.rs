@@ -14,7 +14,8 @@ use crate::backend::RawHit;
 use crate::image::{FuncId, Image, Lang, TypeId, TypeTable};
 use crate::plan::build::Planner;
 use crate::plan::{Limits, Probe, ProbeKind};
-use crate::value::{self, Notation, Value};
+pub use crate::value::NamedValue;
+use crate::value::{self, Notation};
 
 /// Compiles a function pattern (Go regular expression syntax, which the
 /// `regex` crate shares for everything a function name needs).
@@ -191,12 +192,6 @@ pub enum EventKind {
     Return,
     /// A source line was reached (a logpoint).
     Line,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NamedValue {
-    pub name: String,
-    pub value: Value,
 }
 
 impl<'a> Prepared<'a> {

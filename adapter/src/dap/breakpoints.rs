@@ -10,10 +10,10 @@
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value as Json};
 
-use super::expr;
 use super::protocol::{Breakpoint, SetBreakpointsArguments, Source, SourceBreakpoint};
 use super::session::{Group, GroupKind, Session};
 use super::traces::decorate;
+use crate::expr;
 use crate::image::Image;
 use crate::plan::build::Planner;
 use crate::plan::Probe;

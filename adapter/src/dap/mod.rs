@@ -5,9 +5,9 @@
 //! session after another) and the log, [`session`] holds a session's state
 //! and dispatches requests to the handlers of each request family
 //! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] drives the backend
-//! on its own thread and turns hits into `output` events, [`expr`] evaluates
-//! conditions, hit conditions and log messages, [`prefilter`] compiles what
-//! of a condition the backends can check themselves.
+//! on its own thread and turns hits into `output` events (conditions, hit
+//! conditions and log messages are `crate::expr`'s), [`prefilter`] compiles
+//! what of a condition the backends can check themselves.
 //!
 //! Plain threads, not an async runtime: the backend blocks in `waitpid` on
 //! its own thread (ptrace requires all calls to come from one thread), the
@@ -17,7 +17,6 @@
 
 pub mod breakpoints;
 pub mod codec;
-pub mod expr;
 pub mod lifecycle;
 pub mod prefilter;
 pub mod protocol;

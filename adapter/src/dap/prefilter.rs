@@ -7,7 +7,7 @@
 //! arrives, so a filter only has to be sound: it may reject a hit only when
 //! the condition rejects it. The top-level conjuncts of `a && b && c` that
 //! compile are checked by the backend, the others by the adapter alone.
-//! Comparisons follow [`super::expr`]'s rules exactly: integers by value
+//! Comparisons follow [`crate::expr`]'s rules exactly: integers by value
 //! (signed or unsigned as the variable's type, never mixed), booleans and
 //! `nil` pointers by equality, strings by length and bytes.
 //!
@@ -22,7 +22,7 @@ use crate::plan::{
     MAX_FILTER_BYTES, MAX_FILTER_OPS,
 };
 
-use super::expr::{self, Expr, Op, Scalar};
+use crate::expr::{self, Expr, Op, Scalar};
 
 /// Byte of `stack.hi` in Go's `runtime.g`: `g` begins with its `stack`
 /// (`lo`, `hi`), in every Go release.

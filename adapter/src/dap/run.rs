@@ -210,7 +210,7 @@ impl HitSink for Sink {
             ProbeKind::Entry | ProbeKind::Line => {
                 let passes = match &group.condition {
                     None => true,
-                    Some(c) => match super::expr::holds(c, &event.values) {
+                    Some(c) => match crate::expr::holds(c, &event.values) {
                         Ok(b) => b,
                         Err(e) => {
                             if !group.warned {
@@ -252,7 +252,15 @@ impl HitSink for Sink {
                 event.line = line;
             }
             let text = match &group.message {
-                Some(m) => m.render(&event),
+                Some(m) => m.render(
+                    &crate::expr::template::Context {
+                        function: &event.function,
+                        goroutine: event.goroutine,
+                        thread: event.thread,
+                        notation: crate::value::Notation::of(event.lang),
+                    },
+                    &event.values,
+                ),
                 None => trace::render(
                     &event,
                     Style {

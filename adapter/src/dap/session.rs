@@ -16,10 +16,10 @@ use anyhow::{anyhow, bail, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::expr::{Expr, HitCondition, Template};
 use super::protocol::{Event, Incoming, OutputBody, Response, Source};
 use super::{codec, log};
 use crate::backend::{ProbeChanges, StopHandle, Target};
+use crate::expr::{Expr, HitCondition, Template};
 use crate::image::Image;
 use crate::plan::{Limits, Probe};
 

@@ -5,11 +5,11 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value as Json};
 
-use super::expr::{self, HitCondition, Template};
 use super::protocol::{
     FunctionInfo, FunctionsArguments, Source, TraceEntry, TraceFunctionsArguments, TraceResult,
 };
 use super::session::{Group, GroupKind, Session};
+use crate::expr::{self, HitCondition, Template};
 use crate::image::{FuncId, Image};
 use crate::plan::build::Planner;
 use crate::plan::{Probe, ProbeKind};

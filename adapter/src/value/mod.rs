@@ -126,6 +126,14 @@ pub enum Value {
     },
 }
 
+/// A value with the name it has where it was read: a parameter, a
+/// result, a variable in scope, or a logpoint's captured path (`p.next`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedValue {
+    pub name: String,
+    pub value: Value,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldValue {
     pub name: String,
