@@ -298,8 +298,9 @@ fn json_events_carry_typed_value_trees() {
 #[test]
 fn recipes_stay_within_the_budgets_backends_rely_on() {
     use logprobe::image::Image;
-    use logprobe::plan::build::Planner;
-    use logprobe::plan::{Capture, Len, Limits, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES};
+    use logprobe::plan::{
+        Capture, Len, Limits, PlanOptions, Planner, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
+    };
 
     let image = Image::open(&fixture("values")).expect("open fixture");
     let generous = Limits {
@@ -311,7 +312,11 @@ fn recipes_stay_within_the_budgets_backends_rely_on() {
         regex::Regex::new(r"^main\.(boxes|slices|maps|ifaces|rich|many|bigmap|overflow|growing)$")
             .expect("re");
     for limits in [Limits::default(), generous] {
-        let mut planner = Planner::new(&image, limits).expect("planner");
+        let options = PlanOptions {
+            limits,
+            ..Default::default()
+        };
+        let mut planner = Planner::new(&image, options).expect("planner");
         let funcs = image.matching(&re);
         assert_eq!(funcs.len(), 9);
         for f in funcs {

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::backend::RawHit;
 use crate::image::{FuncId, Image, Lang, TypeId, TypeTable};
-use crate::plan::build::Planner;
 use crate::plan::{Limits, Probe, ProbeKind};
+use crate::plan::{PlanOptions, Planner};
 pub use crate::value::NamedValue;
 use crate::value::{self, Notation};
 
@@ -139,7 +139,7 @@ pub fn prepare<'a>(
     limits: Limits,
     warn: &mut dyn FnMut(String),
 ) -> Result<Prepared<'a>> {
-    let mut planner = Planner::new(image, limits)?;
+    let mut planner = Planner::new(image, PlanOptions::with_env(limits))?;
     let mut probes = Vec::new();
     for &f in functions {
         match planner.plan_function(f) {
@@ -161,7 +161,7 @@ impl Decoding {
         let (types, cache) = planner.type_state();
         Decoding {
             types,
-            limits: planner.limits,
+            limits: planner.limits(),
             cache,
             by_descriptor: HashMap::new(),
         }

@@ -15,8 +15,8 @@ use super::session::{Group, GroupKind, Session};
 use super::traces::decorate;
 use crate::expr;
 use crate::image::Image;
-use crate::plan::build::Planner;
 use crate::plan::Probe;
+use crate::plan::{PlanOptions, Planner};
 
 impl Session {
     pub(super) fn set_breakpoints(
@@ -130,7 +130,7 @@ impl Session {
             expr::paths(e, &mut paths);
         }
         let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
-        let mut planner = Planner::new(image, limits)?;
+        let mut planner = Planner::new(image, PlanOptions::with_env(limits))?;
         let mut probes = Vec::new();
         for (func, addr) in sites {
             let vars = image.variables_at(addr)?;

@@ -11,7 +11,7 @@ use super::protocol::{
 use super::session::{Group, GroupKind, Session};
 use crate::expr::{self, HitCondition, Template};
 use crate::image::{FuncId, Image};
-use crate::plan::build::Planner;
+use crate::plan::{PlanOptions, Planner};
 use crate::plan::{Probe, ProbeKind};
 use crate::trace;
 
@@ -64,7 +64,7 @@ impl Session {
             _ => bail!("give exactly one of 'regex' and 'position'"),
         };
         let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
-        let mut planner = Planner::new(image, limits)?;
+        let mut planner = Planner::new(image, PlanOptions::with_env(limits))?;
         let mut probes = Vec::new();
         let mut matched = Vec::new();
         let mut failures = Vec::new();

@@ -195,9 +195,97 @@ impl BucketMap {
     }
 }
 
+/// Type tables shaped as Go's DWARF describes the runtime's structures,
+/// for the planner's and the decoder's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::image::{Field, Type, TypeId, TypeKind, TypeTable};
+
+    fn ty(t: &mut TypeTable, name: &str, size: u64, kind: TypeKind) -> TypeId {
+        t.push(Type {
+            name: name.into(),
+            size,
+            kind,
+        })
+    }
+
+    fn field(name: &str, offset: u64, ty: TypeId) -> Field {
+        Field {
+            name: name.into(),
+            offset,
+            ty,
+            embedded: false,
+        }
+    }
+
+    /// `map[int]int` as Go 1.19's DWARF describes it: `hash<int,int>`
+    /// (count, flags, B, buckets, oldbuckets) and `bucket<int,int>`
+    /// (tophash, keys, values, overflow: 144 bytes).
+    pub(crate) fn int_map(t: &mut TypeTable) -> TypeId {
+        let int = ty(t, "int", 8, TypeKind::Int);
+        let byte = ty(t, "uint8", 1, TypeKind::Uint);
+        let array = |elem| TypeKind::Array {
+            elem: Some(elem),
+            count: 8,
+        };
+        let tophash = ty(t, "[8]uint8", 8, array(byte));
+        let ints = ty(t, "[8]int", 64, array(int));
+        let bucket = ty(t, "bucket<int,int>", 144, TypeKind::Void);
+        let pointee = Some(bucket);
+        let pointer = ty(t, "*bucket<int,int>", 8, TypeKind::Pointer { pointee });
+        let fields = vec![
+            field("tophash", 0, tophash),
+            field("keys", 8, ints),
+            field("values", 72, ints),
+            field("overflow", 136, pointer),
+        ];
+        let kind = TypeKind::Struct { fields };
+        t.set(
+            bucket,
+            Type {
+                name: "bucket<int,int>".into(),
+                size: 144,
+                kind,
+            },
+        );
+        let fields = vec![
+            field("count", 0, int),
+            field("flags", 8, byte),
+            field("B", 9, byte),
+            field("buckets", 16, pointer),
+            field("oldbuckets", 24, pointer),
+        ];
+        let hmap = ty(t, "hash<int,int>", 48, TypeKind::Struct { fields });
+        ty(t, "map[int]int", 8, TypeKind::Map { hmap: Some(hmap) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_maps_layout_comes_from_its_types() {
+        let mut t = TypeTable::default();
+        let m = fixtures::int_map(&mut t);
+        let TypeKind::Map { hmap: Some(h) } = t.get(m).kind else {
+            panic!("not a map");
+        };
+        let Some(MapLayout::Buckets(b)) = map_layout(&t, h) else {
+            panic!("no layout");
+        };
+        assert_eq!(
+            (b.hmap_size, b.b_at, b.buckets_at, b.oldbuckets_at),
+            (48, 9, 16, 24)
+        );
+        assert_eq!(
+            (b.bucket_size, b.keys_at, b.values_at, b.overflow_at),
+            (144, 8, 72, 136)
+        );
+        assert_eq!((b.key_size, b.value_size), (8, 8));
+        // Not a bucket map: no layout, never a guess.
+        assert!(map_layout(&t, b.key).is_none());
+    }
 
     #[test]
     fn bucket_counts_follow_go_load_factor() {

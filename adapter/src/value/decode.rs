@@ -735,9 +735,6 @@ pub(super) mod tests {
         assert_eq!(v.go(), "error nil");
     }
 
-    /// `map[int]int` as Go 1.19's DWARF describes it: `hash<int,int>`
-    /// (count, flags, B, buckets, oldbuckets) and `bucket<int,int>`
-    /// (tophash, keys, values, overflow: 144 bytes).
     #[test]
     fn funcs_chans_and_named_types() {
         let mut t = TypeTable::default();

@@ -164,54 +164,9 @@ impl<'a> Decoder<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{define_struct, slot, ty, words};
+    use super::super::tests::{slot, words};
     use super::super::*;
-    use crate::image::Field;
-
-    fn int_map(t: &mut TypeTable) -> TypeId {
-        let field = |name: &str, offset: u64, ty: TypeId| Field {
-            name: name.into(),
-            offset,
-            ty,
-            embedded: false,
-        };
-        let int = ty(t, "int", 8, TypeKind::Int);
-        let byte = ty(t, "uint8", 1, TypeKind::Uint);
-        let arr = |t: &mut TypeTable, elem, name: &str, size| {
-            let kind = TypeKind::Array {
-                elem: Some(elem),
-                count: 8,
-            };
-            ty(t, name, size, kind)
-        };
-        let tophash = arr(t, byte, "[8]uint8", 8);
-        let ints = arr(t, int, "[8]int", 64);
-        let bucket = ty(t, "bucket<int,int>", 144, TypeKind::Void);
-        let pointer = ty(
-            t,
-            "*bucket<int,int>",
-            8,
-            TypeKind::Pointer {
-                pointee: Some(bucket),
-            },
-        );
-        let fields = vec![
-            field("tophash", 0, tophash),
-            field("keys", 8, ints),
-            field("values", 72, ints),
-            field("overflow", 136, pointer),
-        ];
-        define_struct(t, bucket, fields);
-        let fields = vec![
-            field("count", 0, int),
-            field("flags", 8, byte),
-            field("B", 9, byte),
-            field("buckets", 16, pointer),
-            field("oldbuckets", 24, pointer),
-        ];
-        let hmap = ty(t, "hash<int,int>", 48, TypeKind::Struct { fields });
-        ty(t, "map[int]int", 8, TypeKind::Map { hmap: Some(hmap) })
-    }
+    use crate::image::goruntime::fixtures::int_map;
 
     /// One bucket: `tophash`, then `(key, value)` for each listed slot.
     fn bucket(tophash: [u8; 8], slots: &[(usize, u64, u64)], overflow: u64) -> Vec<u8> {
