@@ -320,7 +320,7 @@ fn recipes_stay_within_the_budgets_backends_rely_on() {
         let funcs = image.matching(&re);
         assert_eq!(funcs.len(), 9);
         for f in funcs {
-            for probe in planner.plan_function(f).expect("plan") {
+            for probe in planner.plan_function(f, None, true).expect("plan") {
                 let r = &probe.recipe;
                 let name = &image.functions[f].name;
                 assert!(

@@ -14,8 +14,10 @@
 //! chooses instructions, `lang` holds what each calling convention decides
 //! (`lang::go`, `lang::sysv`), `recipe` writes one recipe within the
 //! budgets, following pointers (`maps` for Go maps), `place` turns ABI and
-//! DWARF locations into captures, `path` reads a logpoint's expressions.
+//! DWARF locations into captures, `path` reads a logpoint's expressions,
+//! `filter` compiles what of a condition the probes check themselves.
 
+pub mod filter;
 pub mod lang;
 mod maps;
 mod path;

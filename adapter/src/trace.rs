@@ -142,7 +142,7 @@ pub fn prepare<'a>(
     let mut planner = Planner::new(image, PlanOptions::with_env(limits))?;
     let mut probes = Vec::new();
     for &f in functions {
-        match planner.plan_function(f) {
+        match planner.plan_function(f, None, true) {
             Ok(p) => probes.extend(p),
             Err(e) => warn(format!("cannot trace {}: {e:#}", image.functions[f].name)),
         }

@@ -134,10 +134,7 @@ impl Session {
         let mut probes = Vec::new();
         for (func, addr) in sites {
             let vars = image.variables_at(addr)?;
-            probes.push(planner.plan_line(func, addr, &vars, &paths)?);
-        }
-        if let Some(c) = &group.condition {
-            super::prefilter::apply(c, &mut probes, &planner.types);
+            probes.push(planner.plan_line(func, addr, &vars, &paths, group.condition.as_ref())?);
         }
         group.decoding = crate::trace::Decoding::of(&planner);
         group.source = Some(source.clone());

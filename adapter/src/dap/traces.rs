@@ -11,8 +11,8 @@ use super::protocol::{
 use super::session::{Group, GroupKind, Session};
 use crate::expr::{self, HitCondition, Template};
 use crate::image::{FuncId, Image};
+use crate::plan::Probe;
 use crate::plan::{PlanOptions, Planner};
-use crate::plan::{Probe, ProbeKind};
 use crate::trace;
 
 /// A group with its probes, ready for the table.
@@ -63,13 +63,23 @@ impl Session {
             }
             _ => bail!("give exactly one of 'regex' and 'position'"),
         };
+        let mut group = Group::new(GroupKind::Trace, Default::default());
+        decorate(
+            &mut group,
+            entry.condition.as_deref(),
+            entry.hit_condition.as_deref(),
+            entry.log_message.as_deref(),
+        )?;
+        // A log message replaces the call line and no return is shown:
+        // return probes would cost every call for nothing.
+        let returns = group.message.is_none();
         let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
         let mut planner = Planner::new(image, PlanOptions::with_env(limits))?;
         let mut probes = Vec::new();
         let mut matched = Vec::new();
         let mut failures = Vec::new();
         for f in functions {
-            match planner.plan_function(f) {
+            match planner.plan_function(f, group.condition.as_ref(), returns) {
                 Ok(p) => {
                     probes.extend(p);
                     matched.push(info(image, f));
@@ -80,21 +90,7 @@ impl Session {
         if probes.is_empty() {
             bail!("cannot trace: {}", failures.join("; "));
         }
-        let mut group = Group::new(GroupKind::Trace, trace::Decoding::of(&planner));
-        decorate(
-            &mut group,
-            entry.condition.as_deref(),
-            entry.hit_condition.as_deref(),
-            entry.log_message.as_deref(),
-        )?;
-        if group.message.is_some() {
-            // A log message replaces the call line and no return is shown:
-            // return probes would cost every call for nothing.
-            probes.retain(|p| p.kind != ProbeKind::Return);
-        }
-        if let Some(c) = &group.condition {
-            super::prefilter::apply(c, &mut probes, &planner.types);
-        }
+        group.decoding = trace::Decoding::of(&planner);
         Ok(((group, probes), matched))
     }
 

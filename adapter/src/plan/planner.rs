@@ -5,7 +5,10 @@
 //! arguments' and results' locations; `site` finds the `RET`s; each probe's
 //! recipe is written by a `recipe::Builder` (registers and stack slots by
 //! `place`, then what they point to). For a line: the variables in scope,
-//! located by DWARF (`place`), and the logpoint's paths (`path`).
+//! located by DWARF (`place`), and the logpoint's paths (`path`). A
+//! condition, when there is one, is compiled into the probes' filters as
+//! they are planned (`filter`), and the returns of a filtered function are
+//! paired with the calls its entry admits.
 //!
 //! A planner lives as long as a set of probes is being made (a trace, a
 //! logpoint); it keeps the type table and the next probe id, and nothing
@@ -19,24 +22,44 @@ use capstone::Capstone;
 use super::lang::{self, Assignment, Convention};
 use super::recipe::Builder;
 use super::site::{self, Site};
-use super::{place, Capture, Limits, Path, Probe, ProbeKind, Recipe, Reg, MAX_CAPTURES};
+use super::{
+    filter, place, Capture, FrameRole, Limits, Pairing, Path, Probe, ProbeKind, Recipe, Reg,
+    MAX_CAPTURES,
+};
+use crate::expr::Expr;
 use crate::image::{FuncId, Image, TypeId, TypeTable, Variable};
 
 /// What shapes every plan besides the function itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
     pub limits: Limits,
     /// Entry probes on a function's first instruction whatever its
     /// convention prefers (the benchmark's probe-site comparison).
     pub entry_at_low: bool,
+    /// Conditions compiled into the probes' filters, so the backend
+    /// checks what it can; off, the adapter checks every hit itself (to
+    /// measure what the filters save).
+    pub prefilter: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            limits: Limits::default(),
+            entry_at_low: false,
+            prefilter: true,
+        }
+    }
 }
 
 impl PlanOptions {
-    /// `limits`, with the switch of the environment: `LOGPROBE_ENTRY_AT_LOW=1`.
+    /// `limits`, with the switches of the environment:
+    /// `LOGPROBE_ENTRY_AT_LOW=1`, `LOGPROBE_PREFILTER=0`.
     pub fn with_env(limits: Limits) -> PlanOptions {
         PlanOptions {
             limits,
             entry_at_low: std::env::var_os("LOGPROBE_ENTRY_AT_LOW").is_some_and(|v| v == "1"),
+            prefilter: std::env::var("LOGPROBE_PREFILTER").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -85,8 +108,17 @@ impl<'a> Planner<'a> {
             .ok()
     }
 
-    /// The entry probe and one return probe per `RET` of function `id`.
-    pub fn plan_function(&mut self, id: FuncId) -> Result<Vec<Probe>> {
+    /// The entry probe and, when `returns`, one return probe per `RET` of
+    /// function `id`. With a `condition`, the entry probe gets the filter
+    /// compiled from it, and then opens a frame for each call it admits,
+    /// which the return probes close: a return is reported only when its
+    /// call was.
+    pub fn plan_function(
+        &mut self,
+        id: FuncId,
+        condition: Option<&Expr>,
+        returns: bool,
+    ) -> Result<Vec<Probe>> {
         let image = self.image;
         let func = &image.functions[id];
         let insns = site::instructions(&self.cs, image, func)?;
@@ -96,7 +128,10 @@ impl<'a> Planner<'a> {
             false => conv.entry_site(&insns),
         };
         let entry = site::entry(image, id, &insns, chosen);
-        let returns = site::returns(&insns);
+        let returns = match returns {
+            true => site::returns(&insns),
+            false => Vec::new(),
+        };
 
         let mut args: Vec<Named> = Vec::new();
         for p in func.args() {
@@ -109,10 +144,22 @@ impl<'a> Planner<'a> {
         let (arg_locs, result_locs) = self.locate(conv, &args, &results);
 
         let mut probes = Vec::with_capacity(1 + returns.len());
-        let recipe = self.recipe(conv, &args, &arg_locs);
-        probes.push(self.probe(id, ProbeKind::Entry, entry, recipe)?);
+        let mut recipe = self.recipe(conv, &args, &arg_locs);
+        let filtered = self.filter(&mut recipe, condition);
+        let mut call = self.probe(id, ProbeKind::Entry, entry, recipe)?;
+        let pairing = filtered.then(|| Pairing {
+            role: FrameRole::Open,
+            key: call.id,
+            g: conv.frame_base(image),
+        });
+        call.recipe.pairing = pairing;
+        probes.push(call);
         for ret in returns {
-            let recipe = self.recipe(conv, &results, &result_locs);
+            let mut recipe = self.recipe(conv, &results, &result_locs);
+            recipe.pairing = pairing.map(|open| Pairing {
+                role: FrameRole::Close,
+                ..open
+            });
             probes.push(self.probe(id, ProbeKind::Return, ret, recipe)?);
         }
         Ok(probes)
@@ -125,13 +172,15 @@ impl<'a> Planner<'a> {
     /// Each of `paths` that goes through a pointer or a slice gets a slot of
     /// its own (see [`Path`]); a path that stays inside its variable needs
     /// none (the decoded variable holds it) and one that cannot be followed
-    /// gets a slot saying why.
+    /// gets a slot saying why. With a `condition`, the probe gets the
+    /// filter compiled from it.
     pub fn plan_line(
         &mut self,
         id: FuncId,
         address: u64,
         vars: &[Variable],
         paths: &[Path],
+        condition: Option<&Expr>,
     ) -> Result<Probe> {
         let image = self.image;
         let site = site::at(&self.cs, image, id, address)?;
@@ -161,8 +210,19 @@ impl<'a> Planner<'a> {
             );
         }
         b.follow_shared();
-        let recipe = b.finish();
+        let mut recipe = b.finish();
+        self.filter(&mut recipe, condition);
         self.probe(id, ProbeKind::Line, site, recipe)
+    }
+
+    /// Gives `recipe` the filter compiled from `condition`, if any of it
+    /// compiles and filters are on; whether it did.
+    fn filter(&self, recipe: &mut Recipe, condition: Option<&Expr>) -> bool {
+        let Some(c) = condition.filter(|_| self.options.prefilter) else {
+            return false;
+        };
+        recipe.filter = filter::compile(c, recipe, &self.types);
+        recipe.filter.is_some()
     }
 
     fn probe(
