@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod dap;
 pub mod expr;
 pub mod image;

@@ -167,6 +167,17 @@ pub enum ProbeKind {
     Line,
 }
 
+impl ProbeKind {
+    /// `entry`, `return` or `line`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Entry => "entry",
+            ProbeKind::Return => "return",
+            ProbeKind::Line => "line",
+        }
+    }
+}
+
 /// One armed instruction.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Probe {

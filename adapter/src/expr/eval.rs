@@ -393,18 +393,8 @@ mod tests {
 
     fn vars() -> Vec<NamedValue> {
         vec![
-            NamedValue {
-                name: "x".into(),
-                value: Value::Int { value: 42 },
-            },
-            NamedValue {
-                name: "s".into(),
-                value: Value::String {
-                    value: "go".into(),
-                    more: 0,
-                    raw: None,
-                },
-            },
+            NamedValue::new("x", Value::Int { value: 42 }),
+            NamedValue::new("s", Value::string("go")),
             NamedValue {
                 name: "p".into(),
                 value: Value::Struct {

@@ -97,11 +97,7 @@ impl Template {
                     Ok(Out::Scalar(s)) => out.push_str(&match s {
                         Scalar::Int(n) => n.to_string(),
                         Scalar::Float(f) => f.to_string(),
-                        Scalar::Str(s) => cx.notation.show(&Value::String {
-                            value: s,
-                            more: 0,
-                            raw: None,
-                        }),
+                        Scalar::Str(s) => cx.notation.show(&Value::string(s)),
                         Scalar::Bool(b) => b.to_string(),
                         Scalar::Nil => String::from("nil"),
                     }),
@@ -120,18 +116,8 @@ mod tests {
     #[test]
     fn messages_show_values_braces_and_the_hits_context() {
         let values = vec![
-            NamedValue {
-                name: "x".into(),
-                value: Value::Int { value: 42 },
-            },
-            NamedValue {
-                name: "s".into(),
-                value: Value::String {
-                    value: "go".into(),
-                    more: 0,
-                    raw: None,
-                },
-            },
+            NamedValue::new("x", Value::Int { value: 42 }),
+            NamedValue::new("s", Value::string("go")),
         ];
         let cx = Context {
             function: "main.f",

@@ -52,18 +52,6 @@ impl Default for PlanOptions {
     }
 }
 
-impl PlanOptions {
-    /// `limits`, with the switches of the environment:
-    /// `LOGPROBE_ENTRY_AT_LOW=1`, `LOGPROBE_PREFILTER=0`.
-    pub fn with_env(limits: Limits) -> PlanOptions {
-        PlanOptions {
-            limits,
-            entry_at_low: std::env::var_os("LOGPROBE_ENTRY_AT_LOW").is_some_and(|v| v == "1"),
-            prefilter: std::env::var("LOGPROBE_PREFILTER").map_or(true, |v| v != "0"),
-        }
-    }
-}
-
 /// Turns functions of one image into probes, resolving the types they need.
 pub struct Planner<'a> {
     pub image: &'a Image,

@@ -134,6 +134,26 @@ pub struct NamedValue {
     pub value: Value,
 }
 
+impl NamedValue {
+    pub fn new(name: impl Into<String>, value: Value) -> NamedValue {
+        NamedValue {
+            name: name.into(),
+            value,
+        }
+    }
+}
+
+impl Value {
+    /// A string captured whole.
+    pub fn string(s: impl Into<String>) -> Value {
+        Value::String {
+            value: s.into(),
+            more: 0,
+            raw: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldValue {
     pub name: String,
