@@ -14,13 +14,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn mask_addresses(s: &str) -> String {
-    regex::Regex::new(r"0x[0-9a-f]+")
-        .expect("regex")
-        .replace_all(s, "0xADDR")
-        .into_owned()
-}
-
 #[test]
 fn seed_prints_call_and_return_interleaved_with_program_output() {
     for backend in backends() {

@@ -14,13 +14,6 @@ use common::dap::*;
 use common::*;
 use serde_json::json;
 
-fn mask_addresses(s: &str) -> String {
-    regex::Regex::new(r"0x[0-9a-f]+")
-        .expect("regex")
-        .replace_all(s, "0xADDR")
-        .into_owned()
-}
-
 /// The console lines of a session tracing `regex` in `fixture` launched
 /// with `options`.
 fn traced(backend: &str, fixture: &str, regex: &str, options: serde_json::Value) -> String {

@@ -11,13 +11,6 @@ mod common;
 
 use common::*;
 
-fn mask_addresses(s: &str) -> String {
-    regex::Regex::new(r"0x[0-9a-f]+")
-        .expect("regex")
-        .replace_all(s, "0xADDR")
-        .into_owned()
-}
-
 const ALL: &str = r"^main\.(ints|floats|chars|text|slices|structs|cycle|ifaces|maps|chans|funcs|named_|stack|many|wide|boxes|mutate)$";
 
 /// Every line of a run with the default limits.

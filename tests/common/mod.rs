@@ -230,6 +230,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `s` with every hexadecimal address written `0xADDR`.
+pub fn mask_addresses(s: &str) -> String {
+    regex::Regex::new(r"0x[0-9a-f]+")
+        .expect("regex")
+        .replace_all(s, "0xADDR")
+        .into_owned()
+}
+
 /// The trace lines (those starting with `>`) of an output.
 pub fn trace_lines(o: &Output) -> Vec<String> {
     stdout(o)
