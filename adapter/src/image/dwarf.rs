@@ -21,6 +21,9 @@ const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
 /// Go's vendor attribute carrying the offset of the type's runtime type
 /// descriptor (`runtime._type`) from the start of `runtime.types`.
 const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
+/// Go's vendor attributes naming a map type's key and element types.
+const DW_AT_GO_KEY: gimli::DwAt = gimli::DwAt(0x2901);
+const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
 
 pub(super) struct Dwarf {
     pub(super) dwarf: gimli::Dwarf<R>,
@@ -487,11 +490,13 @@ impl Dwarf {
                 let under = resolve_inner(table, cache)?;
                 let kind = match (go_kind, under) {
                     (Some(21), _) => TypeKind::Map {
-                        // The typedef names `*hash<K,V>`.
+                        // The typedef names `*hash<K,V>` (`*map<K,V>`).
                         hmap: under.and_then(|u| match table.get(u).kind {
                             TypeKind::Pointer { pointee } => pointee,
                             _ => None,
                         }),
+                        key: self.type_attr(table, cache, unit, &entry, DW_AT_GO_KEY)?,
+                        elem: self.type_attr(table, cache, unit, &entry, DW_AT_GO_ELEM)?,
                     },
                     (Some(18), _) => TypeKind::Chan,
                     (Some(19), _) => TypeKind::Func,
@@ -561,6 +566,23 @@ impl Dwarf {
             },
         };
         Ok(ty)
+    }
+
+    /// The type a reference attribute `at` of `entry` names, resolved.
+    fn type_attr(
+        &self,
+        table: &mut TypeTable,
+        cache: &mut HashMap<u64, TypeId>,
+        unit: &gimli::Unit<R>,
+        entry: &gimli::DebuggingInformationEntry<R>,
+        at: gimli::DwAt,
+    ) -> Result<Option<TypeId>> {
+        let die = match entry.attr_value(at)? {
+            Some(AttributeValue::UnitRef(o)) => unit_ref_to_global(unit, o),
+            Some(AttributeValue::DebugInfoRef(DebugInfoOffset(o))) => o as u64,
+            _ => return Ok(None),
+        };
+        Ok(Some(self.resolve_type(table, cache, die)?))
     }
 
     fn fields(

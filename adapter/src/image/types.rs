@@ -49,10 +49,15 @@ pub enum TypeKind {
     Interface {
         empty: bool,
     },
-    /// Go map: a pointer to the runtime's `hmap`, whose DWARF struct
-    /// (`hash<K,V>`) is `hmap` (its `buckets` field points to `bucket<K,V>`).
+    /// Go map: a pointer to the runtime's map header, whose DWARF struct
+    /// is `hmap` (`hash<K,V>` with buckets before Go 1.24, `map<K,V>` with
+    /// a directory of Swiss tables since); `key` and `elem` are the map's
+    /// own key and element types (`DW_AT_go_key`, `DW_AT_go_elem`), which
+    /// the runtime stores behind a pointer when they are large.
     Map {
         hmap: Option<TypeId>,
+        key: Option<TypeId>,
+        elem: Option<TypeId>,
     },
     /// Go channel: a pointer to the runtime's `hchan` (`qcount`, `dataqsiz` first).
     Chan,

@@ -16,7 +16,7 @@ use super::{
 use crate::image::{TypeId, TypeKind, TypeTable};
 
 /// Most bytes of a pointee copied through a pointer.
-const MAX_POINTEE: u32 = 4096;
+pub(super) const MAX_POINTEE: u32 = 4096;
 /// Bytes of an interface's data copied: enough for most dynamic values
 /// (an error's struct, a boxed number or string header, a small struct).
 pub const IFACE_DATA: u32 = 128;
@@ -303,9 +303,9 @@ impl<'t> Builder<'t> {
                     }
                 }
             }
-            TypeKind::Map { hmap: Some(h) } if deeper => {
+            TypeKind::Map { hmap: Some(_), .. } if deeper => {
                 if let Some(ptr) = word(slot, at) {
-                    self.follow_map(slot, *h, (buf, at), ptr, depth);
+                    self.follow_map(slot, ty, (buf, at), ptr, depth);
                 }
             }
             TypeKind::Chan if deeper => {

@@ -70,11 +70,13 @@ pub fn decode(
             dst.copy_from_slice(&bytes[..n]);
         }
     }
-    let derefs: HashMap<(Buffer, u32), (u16, u32)> = slot
-        .derefs
-        .iter()
-        .map(|d| ((d.from, d.at), (d.capture, d.start)))
-        .collect();
+    let mut derefs: HashMap<(Buffer, u32), Vec<(u16, u32)>> = HashMap::new();
+    for d in &slot.derefs {
+        derefs
+            .entry((d.from, d.at))
+            .or_default()
+            .push((d.capture, d.start));
+    }
     let mut d = Decoder {
         types,
         resolve,
@@ -94,8 +96,10 @@ struct Decoder<'a> {
     image: &'a [u8],
     captures: &'a Captures,
     /// `(buffer, offset of a pointer)` -> (capture it was followed into,
-    /// offset in the pointee where that capture starts).
-    derefs: HashMap<(Buffer, u32), (u16, u32)>,
+    /// offset in the pointee where that capture starts), for each time it
+    /// was, in plan order (a Swiss map's `dirPtr` is read as a group and
+    /// as a directory; a table's groups in two reads).
+    derefs: HashMap<(Buffer, u32), Vec<(u16, u32)>>,
     /// Pointees being shown (address and pointer type), outermost first: a
     /// pointer back to one of them is a cycle and is shown by address. The
     /// type is part of the key because a struct and its first field share
@@ -155,21 +159,36 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// The capture a pointer at `(from, at)` was followed into from the
-    /// pointee's start, if it was and the read succeeded.
+    /// The capture a pointer at `(from, at)` was first followed into from
+    /// the pointee's start, if it was and the read succeeded.
     fn target(&self, from: Buffer, at: u32) -> Option<u16> {
-        match *self.derefs.get(&(from, at))? {
-            (c, 0) => self.bytes(Buffer::Capture(c)).map(|_| c),
-            _ => None,
-        }
+        self.targets(from, at, 0).first().copied()
+    }
+
+    /// Every capture the pointer at `(from, at)` was followed into from
+    /// the pointee's byte `start`, whose read succeeded, in plan order.
+    fn targets(&self, from: Buffer, at: u32, start: u32) -> Vec<u16> {
+        self.derefs
+            .get(&(from, at))
+            .into_iter()
+            .flatten()
+            .filter(|&&(c, s)| s == start && self.bytes(Buffer::Capture(c)).is_some())
+            .map(|&(c, _)| c)
+            .collect()
     }
 
     /// The bytes the pointee of the pointer at `(from, at)` holds from its
     /// offset `offset` on, whichever way they were captured.
     fn pointee_bytes(&self, from: Buffer, at: u32, offset: u32) -> Option<&'a [u8]> {
-        let (c, start) = *self.derefs.get(&(from, at))?;
-        let skip = offset.checked_sub(start)? as usize;
-        self.bytes(Buffer::Capture(c))?.get(skip..)
+        self.derefs
+            .get(&(from, at))?
+            .iter()
+            .filter(|&&(_, start)| start <= offset)
+            .max_by_key(|&&(_, start)| start)
+            .and_then(|&(c, start)| {
+                let skip = (offset - start) as usize;
+                self.bytes(Buffer::Capture(c))?.get(skip..)
+            })
     }
 
     fn value(&mut self, ty: TypeId, from: Buffer, at: u32, depth: u32) -> Value {
@@ -324,7 +343,7 @@ impl<'a> Decoder<'a> {
             TypeKind::Interface { empty } if size == 16 => {
                 self.interface(t.name, empty, from, at, word(0), depth)
             }
-            TypeKind::Map { hmap } => self.map(t.name, hmap, from, at, word(0), depth),
+            TypeKind::Map { .. } => self.map(t.name, ty, from, at, word(0), depth),
             TypeKind::Chan => {
                 if word(0) == 0 {
                     return Value::Nil { r#type: t.name };
