@@ -1,5 +1,7 @@
 //! End-to-end tests of `logprobe trace` and `logprobe functions`: the real
-//! binary traces the real fixture programs, under every backend.
+//! binary traces the real fixture programs, under every backend; the
+//! golden cases with the fixtures built by every Go toolchain
+//! (`toolchains()`).
 
 // A test fails by panicking: what Cargo.toml denies in the adapter is how
 // a test says what went wrong.
@@ -16,17 +18,15 @@ use common::*;
 
 #[test]
 fn seed_prints_call_and_return_interleaved_with_program_output() {
-    for backend in backends() {
-        for build in ["seed", "seed-debug"] {
-            let out = trace(backend, "foo", build, &[], &[]);
-            assert_eq!(
-                stdout(&out),
-                "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
-                "{backend} {build}: stderr: {}",
-                stderr(&out)
-            );
-            assert_eq!(out.status.code(), Some(0), "{backend} {build}");
-        }
+    for case in cases(&["seed", "seed-debug"]) {
+        let out = trace(case.backend, "foo", &case.path(), &[], &[]);
+        assert_eq!(
+            stdout(&out),
+            "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
+            "{case}: stderr: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{case}");
     }
 }
 
@@ -36,8 +36,9 @@ fn every_call_on_every_thread_is_reported_once_with_its_goroutine() {
         regex::Regex::new(r"^> goroutine\((\d+)\): main\.work\((\d+), (\d+)\)$").expect("regex");
     let ret =
         regex::Regex::new(r"^>> goroutine\((\d+)\): main\.work => \((\d+)\)$").expect("regex");
-    for backend in backends() {
-        for build in ["concurrent", "concurrent-debug"] {
+    for case in cases(&["concurrent", "concurrent-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let (workers, calls) = (8, 25);
             let out = trace(backend, r"^main\.work$", build, &["8", "25"], &[]);
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
@@ -89,8 +90,9 @@ fn float_arguments_and_results_on_every_thread_are_each_shown_right() {
         .expect("regex");
     let ret =
         regex::Regex::new(r"^>> goroutine\((\d+)\): main\.fwork => \((\d+)\.5\)$").expect("regex");
-    for backend in backends() {
-        for build in ["concurrent", "concurrent-debug"] {
+    for case in cases(&["concurrent", "concurrent-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let (workers, calls) = (8u64, 100u64);
             let out = trace(backend, r"^main\.fwork$", build, &["8", "100"], &[]);
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
@@ -145,8 +147,9 @@ fn methods_floats_strings_and_multiple_results() {
 > goroutine(1): main.long(\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...+36 more)
 >> goroutine(1): main.long => (100)
 ";
-    for backend in backends() {
-        for build in ["kinds", "kinds-debug"] {
+    for case in cases(&["kinds", "kinds-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let out = trace(
                 backend,
                 r"^main\.(Point|\(\*Point\)|mix|divmod|warm|long)",
@@ -166,8 +169,9 @@ fn closures_are_traced_by_their_go_names() {
     // The `add` closure of main.main, a real call when built with -N -l.
     // (A goroutine's closure is a poor subject: the program may exit after
     // the goroutine's last send and before its RET.)
-    for backend in backends() {
-        let out = trace(backend, r"^main\.main\.func1$", "kinds-debug", &[], &[]);
+    for case in cases(&["kinds-debug"]) {
+        let backend = &case.to_string();
+        let out = trace(case.backend, r"^main\.main\.func1$", &case.path(), &[], &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             trace_lines(&out),
@@ -182,8 +186,9 @@ fn closures_are_traced_by_their_go_names() {
 
 #[test]
 fn stack_growth_does_not_report_a_call_twice() {
-    for backend in backends() {
-        for build in ["kinds", "kinds-debug"] {
+    for case in cases(&["kinds", "kinds-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let out = trace(backend, r"^main\.grow$", build, &[], &[]);
             assert!(out.status.success(), "{}", stderr(&out));
             let lines = trace_lines(&out);
@@ -409,31 +414,37 @@ fn binaries_without_dwarf_are_traced_by_symbol_name() {
 
 #[test]
 fn functions_lists_names_with_source_positions() {
-    let out = run_with_timeout(
-        {
-            let mut c = logprobe();
-            c.arg("functions").arg(fixture("kinds")).arg(r"^main\.");
-            c
-        },
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let src = root().join("fixtures/go/kinds/main.go");
-    let src = src.to_str().expect("path");
-    for (name, line) in [
-        ("main.Point.Sum", 17),
-        ("main.(*Point).Scale", 20),
-        ("main.mix", 23),
-        ("main.main", 46),
-    ] {
-        let row = text
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} missing: {text}"));
-        assert!(row.ends_with(&format!("{src}:{line}")), "{row}");
+    for tc in toolchains() {
+        let out = run_with_timeout(
+            {
+                let mut c = logprobe();
+                c.arg("functions").arg(tc.fixture("kinds")).arg(r"^main\.");
+                c
+            },
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}: {}", tc.name, stderr(&out));
+        let text = stdout(&out);
+        let src = root().join("fixtures/go/kinds/main.go");
+        let src = src.to_str().expect("path");
+        for (name, line) in [
+            ("main.Point.Sum", 17),
+            ("main.(*Point).Scale", 20),
+            ("main.mix", 23),
+            ("main.main", 46),
+        ] {
+            let row = text
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("{}: {name} missing: {text}", tc.name));
+            assert!(
+                row.ends_with(&format!("{src}:{line}")),
+                "{}: {row}",
+                tc.name
+            );
+        }
+        assert!(!text.contains("autogenerated"), "{}: {text}", tc.name);
     }
-    assert!(!text.contains("autogenerated"), "{text}");
 }
 
 #[test]
