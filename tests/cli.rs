@@ -447,6 +447,52 @@ fn functions_lists_names_with_source_positions() {
     }
 }
 
+/// `logprobe functions` lists each function once: a generic function once
+/// per shape instantiation (each is code of its own, traced under its own
+/// name), never the wrappers that forward to a listed function (Go's ABI
+/// wrappers share its name), in a small program and in a real one.
+#[test]
+fn functions_are_listed_once_each_generic_instantiations_included() {
+    let list = |program: std::path::PathBuf, regex: &str| {
+        let mut c = logprobe();
+        c.arg("functions").arg(program).arg(regex);
+        let out = run_with_timeout(c, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Names may hold spaces (`go.shape.interface {}`); the position
+        // is the last column.
+        let name = regex::Regex::new(r"^(.*?)\s+\S+$").expect("regex");
+        let numbered = regex::Regex::new(r"(go\.shape\.[a-z0-9]+)_\d+").expect("regex");
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                numbered
+                    .replace_all(&name.replace(l, "$1"), "$1")
+                    .into_owned()
+            })
+            .collect::<Vec<String>>()
+    };
+    for tc in toolchains() {
+        assert_eq!(
+            list(tc.fixture("generics"), r"^main\."),
+            [
+                "main.(*List[go.shape.string]).Push",
+                "main.main",
+                "main.pair[go.shape.int,go.shape.string]",
+                "main.pair[go.shape.string,go.shape.int]",
+                "main.sum[go.shape.float64]",
+                "main.sum[go.shape.int]",
+            ],
+            "{}",
+            tc.name
+        );
+        let all = list(tc.fixture("gofmt"), "");
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&String> = all.iter().filter(|n| !seen.insert(*n)).collect();
+        assert!(twice.is_empty(), "{}: listed twice: {twice:?}", tc.name);
+        assert!(all.len() > 1000, "{}: {} functions", tc.name, all.len());
+    }
+}
+
 #[test]
 fn the_programs_own_signals_are_delivered() {
     for backend in backends() {

@@ -447,3 +447,44 @@ fn recipes_stay_within_the_budgets_backends_rely_on() {
         }
     }
 }
+
+/// Generic code (`fixtures/go/generics`): each shape instantiation is
+/// traced under its own name, as Delve names it (the symbol's, GC shapes
+/// included: `main.pair[go.shape.string,go.shape.int]`); the dictionary
+/// the compiler passes it is not shown (and, before Go 1.27, not in DWARF
+/// at all, yet it takes the first argument register); values of type
+/// parameters are shown with their type arguments, read from that
+/// dictionary at the call (so `sum` of `[]main.MyInt` and of `[]int`,
+/// one instantiation, show their own types), results too.
+#[test]
+fn generic_functions_show_type_arguments_not_shapes_or_dictionaries() {
+    const EXPECTED: &str = r#"> goroutine(1): main.pair[go.shape.string,go.shape.int]("a", 1)
+>> goroutine(1): main.pair[go.shape.string,go.shape.int] => (main.Pair[string,int] {Key: "a", Val: 1})
+> goroutine(1): main.pair[go.shape.int,go.shape.string](2, "b")
+>> goroutine(1): main.pair[go.shape.int,go.shape.string] => (main.Pair[int,string] {Key: 2, Val: "b"})
+> goroutine(1): main.(*List[go.shape.string]).Push(*main.List[string] {items: []string len: 0, cap: 0, nil}, "x")
+>> goroutine(1): main.(*List[go.shape.string]).Push => (1)
+> goroutine(1): main.(*List[go.shape.string]).Push(*main.List[string] {items: []string len: 1, cap: 1, ["x"]}, "y")
+>> goroutine(1): main.(*List[go.shape.string]).Push => (2)
+> goroutine(1): main.sum[go.shape.int]([]int len: 3, cap: 3, [1,2,3])
+>> goroutine(1): main.sum[go.shape.int] => (6)
+> goroutine(1): main.sum[go.shape.int]([]main.MyInt len: 2, cap: 2, [4,5])
+>> goroutine(1): main.sum[go.shape.int] => (main.MyInt(9))
+> goroutine(1): main.sum[go.shape.float64]([]float64 len: 2, cap: 2, [0.5,0.25])
+>> goroutine(1): main.sum[go.shape.float64] => (0.75)
+"#;
+    // Go 1.18 and 1.19 number their shapes (`go.shape.int_0`).
+    let numbered = regex::Regex::new(r"(go\.shape\.[a-z0-9]+)_\d+").expect("regex");
+    for case in cases(&["generics", "generics-debug"]) {
+        let out = trace(
+            case.backend,
+            r"^main\.(pair|sum|\(\*List)",
+            &case.path(),
+            &[],
+            &[],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let lines = trace_lines(&out).join("\n") + "\n";
+        assert_eq!(numbered.replace_all(&lines, "$1"), EXPECTED, "{case}");
+    }
+}

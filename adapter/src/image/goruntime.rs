@@ -23,6 +23,7 @@ use object::{Object, ObjectSection};
 
 use super::dwarf::Dwarf;
 use super::types::{Field, TypeId, TypeKind, TypeTable};
+use super::{Function, Lang, Param};
 
 /// Where a goroutine's `runtime.g` keeps what probes read through the `g`
 /// register (R14 on amd64).
@@ -67,12 +68,73 @@ pub(super) fn g_layout(dwarf: Option<&Dwarf>, file: &object::File) -> Result<Opt
 /// `runtime.g.goid`'s offset for Go versions whose layout was checked
 /// against their DWARF, for binaries that have none.
 fn goid_fallback(file: &object::File) -> Option<u64> {
+    // Checked: go1.19 (Debian's 1.19.8): goid at 152.
+    (go_version(file)? == (1, 19)).then_some(152)
+}
+
+/// The Go release a binary was built with (`(1, 27)`), from the version
+/// string the linker writes into `.go.buildinfo`, which stripped binaries
+/// keep too.
+pub(super) fn go_version(file: &object::File) -> Option<(u32, u32)> {
     let section = file.section_by_name(".go.buildinfo")?;
     let data = section.data().ok()?;
     let at = data.windows(4).position(|w| w == b"go1.")?;
-    let version = &data[at..data.len().min(at + 8)];
-    // Checked: go1.19 (Debian's 1.19.8): goid at 152.
-    version.starts_with(b"go1.19").then_some(152)
+    let digits = |s: &[u8]| -> Option<u32> {
+        let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&s[..n]).ok()?.parse().ok()
+    };
+    Some((1, digits(data.get(at + 4..)?)?))
+}
+
+/// The name Go gives a shape instantiation's dictionary parameter.
+pub const DICTIONARY: &str = ".dict";
+
+/// Gives a Go shape instantiation (a generic function compiled for the
+/// GC shapes of its type arguments: `main.pair[go.shape.string,go.shape.int]`)
+/// built by Go `version` the dictionary parameter the compiler passes it
+/// but, before Go 1.27, leaves out of DWARF: the first argument of a
+/// function; of a method, the first before Go 1.20 (whose stenciler made
+/// the receiver the next one), the one after the receiver since (the
+/// unified IR's `shapeSig`). Closures inside generic functions take the
+/// dictionary from their closure context and get none.
+pub(super) fn add_dictionary(f: &mut Function, version: (u32, u32)) {
+    if f.lang != Lang::Go || f.params.iter().any(|p| p.dictionary) {
+        return;
+    }
+    let Some(shapes) = f.name.find("[go.shape.") else {
+        return;
+    };
+    // The instantiation's brackets close at the last `]` (shape names
+    // hold brackets of their own: `go.shape.[]int`).
+    let Some(close) = f.name.rfind(']').filter(|&c| c > shapes) else {
+        return;
+    };
+    let rest = &f.name[close + 1..];
+    let closure = rest.split('.').any(|part| {
+        ["func", "gowrap", "deferwrap"].iter().any(|k| {
+            part.strip_prefix(k)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    });
+    if closure {
+        return;
+    }
+    // `pkg.F[...]` is a function; `pkg.T[...].M` and `pkg.(*T[...]).M` are
+    // methods, whose receiver comes first.
+    let method = !rest.is_empty();
+    let at = match method && version >= (1, 20) {
+        true => 1.min(f.args().count()),
+        false => 0,
+    };
+    f.params.insert(
+        at,
+        Param {
+            name: DICTIONARY.into(),
+            type_ref: None,
+            is_result: false,
+            dictionary: true,
+        },
+    );
 }
 
 /// How one map type is laid out, by runtime implementation.
@@ -622,5 +684,61 @@ mod tests {
         assert_eq!(BucketMap::old_buckets(0, 3), 4);
         assert_eq!(BucketMap::old_buckets(8, 3), 8);
         assert_eq!(BucketMap::old_buckets(0, 0), 1);
+    }
+
+    fn function(name: &str, args: &[&str]) -> Function {
+        let param = |n: &&str| Param {
+            name: n.to_string(),
+            type_ref: Some(1),
+            is_result: false,
+            dictionary: false,
+        };
+        Function {
+            name: name.into(),
+            low: 0,
+            high: 1,
+            file: None,
+            line: None,
+            params: args.iter().map(param).collect(),
+            lang: Lang::Go,
+            has_dwarf: true,
+            trampoline: false,
+        }
+    }
+
+    fn names(f: &Function) -> Vec<&str> {
+        f.params.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn shape_instantiations_get_the_dictionary_dwarf_leaves_out() {
+        // A function: the dictionary comes first.
+        let mut f = function("main.pair[go.shape.string,go.shape.int]", &["k", "v"]);
+        add_dictionary(&mut f, (1, 22));
+        assert_eq!(names(&f), [".dict", "k", "v"]);
+        assert!(f.params[0].dictionary && f.params[0].type_ref.is_none());
+        // A method: after the receiver since Go 1.20, before it in 1.19.
+        let push = "main.(*List[go.shape.string]).Push";
+        let mut m = function(push, &["l", "x"]);
+        add_dictionary(&mut m, (1, 24));
+        assert_eq!(names(&m), ["l", ".dict", "x"]);
+        let mut m = function(push, &["l", "x"]);
+        add_dictionary(&mut m, (1, 19));
+        assert_eq!(names(&m), [".dict", "l", "x"]);
+        // Closures take it from their context; plain functions have none;
+        // one DWARF lists (Go 1.27) is not added twice.
+        for name in [
+            "main.pair[go.shape.int].func1",
+            "main.(*List[go.shape.int]).Push.func2.1",
+            "main.main",
+        ] {
+            let mut c = function(name, &["a"]);
+            add_dictionary(&mut c, (1, 27));
+            assert_eq!(names(&c), ["a"], "{name}");
+        }
+        let mut listed = function("main.pair[go.shape.int]", &[".dict", "k"]);
+        listed.params[0].dictionary = true;
+        add_dictionary(&mut listed, (1, 27));
+        assert_eq!(names(&listed), [".dict", "k"]);
     }
 }

@@ -67,6 +67,14 @@ pub enum TypeKind {
     Named {
         underlying: TypeId,
     },
+    /// A value of a type parameter in a Go shape instantiation (a `.paramN`
+    /// typedef of its GC shape, `go.shape.int`): its real type is the
+    /// runtime type descriptor at entry `index` of the call's dictionary;
+    /// its layout is the shape's.
+    Shape {
+        shape: TypeId,
+        index: u64,
+    },
     Void,
     /// A type the decoder has no rule for; shown by name.
     Unsupported,
@@ -113,7 +121,10 @@ impl TypeTable {
         // protects against malformed DWARF.
         for _ in 0..32 {
             match self.types[id].kind {
-                TypeKind::Named { underlying } => id = underlying,
+                TypeKind::Named { underlying }
+                | TypeKind::Shape {
+                    shape: underlying, ..
+                } => id = underlying,
                 _ => break,
             }
         }

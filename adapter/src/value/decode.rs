@@ -26,6 +26,11 @@ pub trait Resolve {
     fn runtime_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId>;
     /// The name of the function containing code address `pc`.
     fn function_name(&self, pc: u64) -> Option<String>;
+    /// The type argument of the hit's call that is entry `index` of its
+    /// dictionary (a Go shape instantiation), resolved into `types`.
+    fn type_argument(&mut self, _types: &mut TypeTable, _index: u64) -> Option<TypeId> {
+        None
+    }
 }
 
 /// A [`Resolve`] that knows nothing (tests, images without DWARF).
@@ -57,6 +62,15 @@ pub fn decode(
         return Value::Unreadable {
             reason: String::from("type unknown"),
         };
+    };
+    // A type parameter's value: its type argument, whose layout is its
+    // shape's; the shape when the call's dictionary was not read.
+    let ty = match types.get(ty).kind {
+        TypeKind::Shape { shape, index } => match resolve.type_argument(types, index) {
+            Some(real) if types.get(real).size == types.get(shape).size => real,
+            _ => shape,
+        },
+        _ => ty,
     };
     let mut image = vec![0u8; slot.size as usize];
     for p in &slot.pieces {
@@ -106,6 +120,10 @@ struct Decoder<'a> {
     /// an address.
     path: Vec<(u64, TypeId)>,
 }
+
+/// The prefix of the names of Go's GC shapes (`go.shape.int`), the types
+/// generic code is compiled for.
+const GO_SHAPE: &str = "go.shape.";
 
 /// Nesting bound of the decoder itself (the plan's depth limit is what
 /// normally ends recursion; this only protects against malformed types).
@@ -246,8 +264,9 @@ impl<'a> Decoder<'a> {
         };
         if let Some(v) = basic {
             // Go's named basic types (`main.Celsius`, `time.Duration`) are
-            // base types with a qualified name; builtin names have no dot.
-            return if t.name.contains('.') {
+            // base types with a qualified name; builtin names have no dot,
+            // and a GC shape's (`go.shape.int`) is no type of the program.
+            return if t.name.contains('.') && !t.name.starts_with(GO_SHAPE) {
                 Value::Named {
                     r#type: t.name,
                     value: Box::new(v),
@@ -385,6 +404,7 @@ impl<'a> Decoder<'a> {
                 let inner = self.value(underlying, from, at, depth + 1);
                 inner.named(t.name)
             }
+            TypeKind::Shape { shape, .. } => self.value(shape, from, at, depth + 1),
             _ => Value::Opaque { r#type: t.name },
         }
     }
