@@ -197,6 +197,15 @@ impl Dwarf {
                             entry.attr_value(gimli::DW_AT_variable_parameter)?,
                             Some(AttributeValue::Data1(1))
                         );
+                        // Go 1.18 to 1.26 list the results of some
+                        // functions (those with a `defer`) twice
+                        // (golang/go#61357): a Go parameter's name is
+                        // unique but for `_`, so a repeated one is that
+                        // bug, not a value the ABI assigns a place to.
+                        let repeated = out[idx].params.iter().any(|p| p.name == name);
+                        if lang == Lang::Go && repeated && !name.is_empty() && name != "_" {
+                            continue;
+                        }
                         let dictionary = lang == Lang::Go && name == super::goruntime::DICTIONARY;
                         out[idx].params.push(Param {
                             name,
