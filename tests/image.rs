@@ -100,3 +100,51 @@ fn goroutine_offsets_come_from_each_toolchains_dwarf() {
         }
     }
 }
+
+/// The runtime structures values point into (an itab's dynamic type, a
+/// channel's counts, a closure's code address) are located by each
+/// toolchain's own DWARF: `runtime.itab._type` (`internal/abi.ITab.Type`
+/// since Go 1.22), `hchan<T>`'s `qcount` and `dataqsiz`, `runtime.funcval.fn`.
+#[test]
+fn interface_channel_and_func_layouts_come_from_each_toolchains_dwarf() {
+    for tc in toolchains() {
+        let image = Image::open(&tc.fixture("values")).expect("values");
+        let mut types = TypeTable::default();
+        let mut cache = Default::default();
+        let mut first_arg = |func: &str| {
+            let f = image
+                .functions
+                .iter()
+                .find(|f| f.name == func)
+                .unwrap_or_else(|| panic!("{func}"));
+            let die = f
+                .args()
+                .next()
+                .expect("an argument")
+                .type_ref
+                .expect("typed");
+            let ty = image
+                .resolve_type(&mut types, &mut cache, die)
+                .expect("resolves");
+            types.underlying(ty).kind.clone()
+        };
+        let name = &tc.name;
+        match first_arg("main.ifaces") {
+            TypeKind::Interface {
+                empty: false,
+                itab_type: Some(8),
+            } => {}
+            other => panic!("{name}: error is {other:?}"),
+        }
+        match first_arg("main.chans") {
+            TypeKind::Chan {
+                counts: Some((0, 8)),
+            } => {}
+            other => panic!("{name}: chan int is {other:?}"),
+        }
+        match first_arg("main.funcs") {
+            TypeKind::Func { code_at: Some(0) } => {}
+            other => panic!("{name}: func(int) int is {other:?}"),
+        }
+    }
+}

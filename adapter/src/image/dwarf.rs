@@ -11,6 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use gimli::{AttributeValue, DebugInfoOffset, Reader as _, RunTimeEndian, UnitOffset};
 use object::{Object, ObjectSection};
 
+use super::goruntime;
 use super::types::{Field, Type, TypeId, TypeKind, TypeTable};
 use super::{Function, Lang, Param};
 
@@ -34,6 +35,9 @@ pub(super) struct Dwarf {
     pub(super) units: Vec<(u64, gimli::Unit<R>)>,
     /// Call frame information (`.debug_frame`), to find the CFA at a PC.
     pub(super) frame: Option<gimli::DebugFrame<R>>,
+    /// Where Go's `runtime.funcval` keeps a closure's code address (set
+    /// when the image reads the runtime's layouts), for func types.
+    pub(super) func_code: Option<u32>,
 }
 
 impl Dwarf {
@@ -83,6 +87,7 @@ impl Dwarf {
             dwarf,
             units,
             frame,
+            func_code: None,
         }))
     }
 
@@ -522,6 +527,7 @@ impl Dwarf {
                     }
                     Some(20) => TypeKind::Interface {
                         empty: is_eface(&fields),
+                        itab_type: goruntime::itab_type(table, &fields),
                     },
                     _ => TypeKind::Struct { fields },
                 };
@@ -539,13 +545,29 @@ impl Dwarf {
                         key: self.type_attr(table, cache, unit, &entry, DW_AT_GO_KEY)?,
                         elem: self.type_attr(table, cache, unit, &entry, DW_AT_GO_ELEM)?,
                     },
-                    (Some(18), _) => TypeKind::Chan,
-                    (Some(19), _) => TypeKind::Func,
-                    (Some(20), _) => TypeKind::Interface {
-                        empty: match under.map(|u| &table.underlying(u).kind) {
-                            Some(TypeKind::Struct { fields }) => is_eface(fields),
-                            Some(TypeKind::Interface { empty }) => *empty,
-                            _ => false,
+                    (Some(18), _) => TypeKind::Chan {
+                        // The typedef names `*hchan<T>`.
+                        counts: under
+                            .and_then(|u| match table.get(u).kind {
+                                TypeKind::Pointer { pointee } => pointee,
+                                _ => None,
+                            })
+                            .and_then(|h| goruntime::chan_counts(table, h)),
+                    },
+                    (Some(19), _) => TypeKind::Func {
+                        code_at: self.func_code,
+                    },
+                    (Some(20), _) => match under.map(|u| &table.underlying(u).kind) {
+                        Some(TypeKind::Struct { fields }) => TypeKind::Interface {
+                            empty: is_eface(fields),
+                            itab_type: goruntime::itab_type(table, fields),
+                        },
+                        Some(&TypeKind::Interface { empty, itab_type }) => {
+                            TypeKind::Interface { empty, itab_type }
+                        }
+                        _ => TypeKind::Interface {
+                            empty: false,
+                            itab_type: None,
                         },
                     },
                     (_, Some(u)) => match entry
@@ -599,7 +621,7 @@ impl Dwarf {
             gimli::DW_TAG_subroutine_type => Type {
                 name,
                 size: 8,
-                kind: TypeKind::Func,
+                kind: TypeKind::Func { code_at: Some(0) },
             },
             gimli::DW_TAG_unspecified_type => Type {
                 name,

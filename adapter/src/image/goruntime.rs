@@ -40,11 +40,26 @@ pub struct GLayout {
 /// `stack` (`lo`, `hi`) in every Go release.
 const STACK_HI_FALLBACK: u64 = 8;
 
-/// The `g` layout of a Go binary: from DWARF, else from the table of
-/// checked versions; `None` when neither knows it.
-pub(super) fn g_layout(dwarf: Option<&Dwarf>, file: &object::File) -> Result<Option<GLayout>> {
+/// The layouts of the runtime's structures an image needs outside of any
+/// one value's type.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RuntimeLayouts {
+    pub(super) g: Option<GLayout>,
+    /// `runtime.funcval.fn`: where a closure keeps its code address.
+    pub(super) func_code: Option<u32>,
+}
+
+/// The runtime layouts of a Go binary: from DWARF (one pass over it),
+/// else, for `g`, from the table of checked versions; what neither knows
+/// is `None`. (A binary without DWARF has no types, so no func value is
+/// ever decoded there.)
+pub(super) fn runtime_layouts(
+    dwarf: Option<&Dwarf>,
+    file: &object::File,
+) -> Result<RuntimeLayouts> {
+    let mut out = RuntimeLayouts::default();
     if let Some(d) = dwarf {
-        let found = d.struct_members(&["runtime.g", "runtime.stack"])?;
+        let found = d.struct_members(&["runtime.g", "runtime.stack", "runtime.funcval"])?;
         let offset = |strukt: &str, member: &str| {
             found
                 .get(strukt)
@@ -56,13 +71,35 @@ pub(super) fn g_layout(dwarf: Option<&Dwarf>, file: &object::File) -> Result<Opt
                 (Some(stack), Some(hi)) => stack + hi,
                 _ => STACK_HI_FALLBACK,
             };
-            return Ok(Some(GLayout { goid, stack_hi }));
+            out.g = Some(GLayout { goid, stack_hi });
         }
+        out.func_code = offset("runtime.funcval", "fn").and_then(|o| u32::try_from(o).ok());
     }
-    Ok(goid_fallback(file).map(|goid| GLayout {
-        goid,
-        stack_hi: STACK_HI_FALLBACK,
-    }))
+    if out.g.is_none() {
+        out.g = goid_fallback(file).map(|goid| GLayout {
+            goid,
+            stack_hi: STACK_HI_FALLBACK,
+        });
+    }
+    Ok(out)
+}
+
+/// Where the itab a non-empty interface's `tab` points to keeps the
+/// dynamic type, from the interface's DWARF fields (`runtime.iface`:
+/// `tab *runtime.itab` with `_type`; since Go 1.22 `*internal/abi.ITab`
+/// with `Type`).
+pub(super) fn itab_type(types: &TypeTable, iface: &[Field]) -> Option<u32> {
+    let f = Fields(types);
+    let tab = iface.iter().find(|x| x.name == "tab")?;
+    let itab = f.pointee(tab.ty)?;
+    f.offset(itab, "_type").or_else(|| f.offset(itab, "Type"))
+}
+
+/// Where a channel's `hchan<T>` (`hchan`, its DWARF struct) keeps
+/// `qcount` and `dataqsiz`.
+pub(super) fn chan_counts(types: &TypeTable, hchan: TypeId) -> Option<(u32, u32)> {
+    let f = Fields(types);
+    Some((f.offset(hchan, "qcount")?, f.offset(hchan, "dataqsiz")?))
 }
 
 /// `runtime.g.goid`'s offset for Go versions whose layout was checked

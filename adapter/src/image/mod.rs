@@ -148,7 +148,7 @@ impl Image {
         let is_go = file.section_by_name(".gopclntab").is_some()
             || file.section_by_name(".go.buildinfo").is_some();
 
-        let dwarf = dwarf::Dwarf::load(&file)
+        let mut dwarf = dwarf::Dwarf::load(&file)
             .with_context(|| format!("reading DWARF of {}", path.display()))?;
         let mut functions = match &dwarf {
             Some(d) => d.functions()?,
@@ -170,10 +170,14 @@ impl Image {
             }
         }
 
-        let g = match is_go {
-            true => goruntime::g_layout(dwarf.as_ref(), &file)?,
-            false => None,
+        let runtime = match is_go {
+            true => goruntime::runtime_layouts(dwarf.as_ref(), &file)?,
+            false => Default::default(),
         };
+        if let Some(d) = &mut dwarf {
+            d.func_code = runtime.func_code;
+        }
+        let g = runtime.g;
 
         let types_base = if is_go {
             file.symbols()

@@ -45,9 +45,14 @@ pub enum TypeKind {
         fields: Vec<Field>,
     },
     /// Go interface: `{tab, data}`, or `{_type, data}` when `empty`
-    /// (`interface {}` and other interfaces without methods).
+    /// (`interface {}` and other interfaces without methods). `itab_type`
+    /// is where the itab `tab` points to keeps the dynamic type
+    /// (`runtime.itab._type`, `internal/abi.ITab.Type` since Go 1.22),
+    /// from DWARF; `None` when it does not say (the dynamic type is then
+    /// not read).
     Interface {
         empty: bool,
+        itab_type: Option<u32>,
     },
     /// Go map: a pointer to the runtime's map header, whose DWARF struct
     /// is `hmap` (`hash<K,V>` with buckets before Go 1.24, `map<K,V>` with
@@ -59,9 +64,18 @@ pub enum TypeKind {
         key: Option<TypeId>,
         elem: Option<TypeId>,
     },
-    /// Go channel: a pointer to the runtime's `hchan` (`qcount`, `dataqsiz` first).
-    Chan,
-    Func,
+    /// Go channel: a pointer to the runtime's `hchan<T>`, whose `qcount`
+    /// and `dataqsiz` (elements queued, buffer size) are at `counts`, from
+    /// DWARF; `None` when it does not say (the counts are then not read).
+    Chan {
+        counts: Option<(u32, u32)>,
+    },
+    /// A function value. A Go func points to a closure (`runtime.funcval`)
+    /// whose word at `code_at` (from DWARF) is the code address; `None`
+    /// when that is not known. C's function pointers are `Some(0)`.
+    Func {
+        code_at: Option<u32>,
+    },
     UnsafePointer,
     /// A named type defined over another (`type Celsius float64`, a C typedef).
     Named {

@@ -158,8 +158,8 @@ fn direct_iface(types: &TypeTable, ty: TypeId) -> bool {
         TypeKind::Pointer { .. }
         | TypeKind::UnsafePointer
         | TypeKind::Map { .. }
-        | TypeKind::Chan
-        | TypeKind::Func => true,
+        | TypeKind::Chan { .. }
+        | TypeKind::Func { .. } => true,
         TypeKind::Struct { fields } if fields.len() == 1 => direct_iface(types, fields[0].ty),
         TypeKind::Array {
             elem: Some(e),
@@ -359,22 +359,27 @@ impl<'a> Decoder<'a> {
                     })
                     .collect(),
             },
-            TypeKind::Interface { empty } if size == 16 => {
-                self.interface(t.name, empty, from, at, word(0), depth)
+            TypeKind::Interface { empty, itab_type } if size == 16 => {
+                let itab = (!empty).then_some(itab_type);
+                self.interface(t.name, itab, from, at, word(0), depth)
             }
             TypeKind::Map { .. } => self.map(t.name, ty, from, at, word(0), depth),
-            TypeKind::Chan => {
+            TypeKind::Chan { counts } => {
                 if word(0) == 0 {
                     return Value::Nil { r#type: t.name };
                 }
-                match self
+                let Some((len, cap)) = counts else {
+                    return unreadable("channel layout not known: no runtime.hchan in DWARF");
+                };
+                let hchan = self
                     .target(from, at)
-                    .and_then(|c| self.bytes(Buffer::Capture(c)))
-                {
-                    Some(h) if h.len() >= 16 => Value::Chan {
+                    .and_then(|c| self.bytes(Buffer::Capture(c)));
+                let count = |h: &[u8], at: u32| h.get(at as usize..at as usize + 8).map(le);
+                match hchan.and_then(|h| Some((count(h, len)?, count(h, cap)?))) {
+                    Some((len, cap)) => Value::Chan {
                         r#type: t.name,
-                        len: le(&h[..8]),
-                        cap: le(&h[8..16]),
+                        len,
+                        cap,
                     },
                     _ => Value::Pointer {
                         r#type: t.name,
@@ -382,7 +387,7 @@ impl<'a> Decoder<'a> {
                     },
                 }
             }
-            TypeKind::Func => {
+            TypeKind::Func { code_at } => {
                 let address = word(0);
                 if address == 0 {
                     return Value::Func {
@@ -390,9 +395,8 @@ impl<'a> Decoder<'a> {
                         address,
                     };
                 }
-                let pc = self
-                    .target(from, at)
-                    .and_then(|c| self.bytes(Buffer::Capture(c)))
+                let pc = code_at
+                    .and_then(|off| self.pointee_bytes(from, at, off))
                     .filter(|b| b.len() >= 8)
                     .map(le);
                 Value::Func {
@@ -439,10 +443,13 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// The interface whose first word, at byte `at` of `from`, is `tab`: an
+    /// itab pointer when `itab` is `Some` (the itab's field that holds the
+    /// dynamic type, if DWARF said), else the dynamic type's descriptor.
     fn interface(
         &mut self,
         name: String,
-        empty: bool,
+        itab: Option<Option<u32>>,
         from: Buffer,
         at: u32,
         tab: u64,
@@ -451,13 +458,12 @@ impl<'a> Decoder<'a> {
         if tab == 0 {
             return Value::Nil { r#type: name };
         }
-        let descriptor = if empty {
-            Some(tab)
-        } else {
-            // itab._type follows itab.inter.
-            self.pointee_bytes(from, at, 8)
+        let descriptor = match itab {
+            None => Some(tab),
+            Some(off) => off
+                .and_then(|off| self.pointee_bytes(from, at, off))
                 .filter(|b| b.len() >= 8)
-                .map(le)
+                .map(le),
         };
         let dynamic = descriptor.and_then(|d| self.resolve.runtime_type(self.types, d));
         let Some(dt) = dynamic else {
@@ -734,9 +740,20 @@ pub(super) mod tests {
             &mut t,
             "interface {}",
             16,
-            TypeKind::Interface { empty: true },
+            TypeKind::Interface {
+                empty: true,
+                itab_type: None,
+            },
         );
-        let error = ty(&mut t, "error", 16, TypeKind::Interface { empty: false });
+        let error = ty(
+            &mut t,
+            "error",
+            16,
+            TypeKind::Interface {
+                empty: false,
+                itab_type: Some(8),
+            },
+        );
         // interface{}(42): the data word points to the int.
         let caps = vec![words(&[0x5000, 0x6000]), words(&[42])];
         let s = slot(eface, 16, &[(Buffer::Image, 8, 1, 0)]);
@@ -777,7 +794,12 @@ pub(super) mod tests {
     #[test]
     fn funcs_chans_and_named_types() {
         let mut t = TypeTable::default();
-        let f = ty(&mut t, "func(int) int", 8, TypeKind::Func);
+        let f = ty(
+            &mut t,
+            "func(int) int",
+            8,
+            TypeKind::Func { code_at: Some(0) },
+        );
         let caps = vec![words(&[0x9000]), words(&[0x401000])];
         let s = slot(f, 8, &[(Buffer::Image, 0, 1, 0)]);
         let v = decode(&mut t, &mut OneType(0, 0), Limits::default(), &s, &caps);
@@ -786,11 +808,21 @@ pub(super) mod tests {
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "nil");
 
-        let c = ty(&mut t, "chan int", 8, TypeKind::Chan);
+        let counts = Some((0, 8));
+        let c = ty(&mut t, "chan int", 8, TypeKind::Chan { counts });
         let caps = vec![words(&[0x9000]), words(&[3, 10])];
         let s = slot(c, 8, &[(Buffer::Image, 0, 1, 0)]);
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "chan int 3/10");
+        // A channel whose hchan DWARF does not describe: not guessed.
+        let unknown = ty(&mut t, "chan int", 8, TypeKind::Chan { counts: None });
+        let s = slot(unknown, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert!(
+            v.go().starts_with("(unreadable channel layout not known"),
+            "{}",
+            v.go()
+        );
 
         let d = ty(&mut t, "time.Duration", 8, TypeKind::Int);
         let caps = vec![words(&[1_500_000_000])];
