@@ -350,7 +350,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     };
     let mut backend: Box<dyn Backend> = if use_ebpf {
         printer.batched = true;
-        Box::new(EbpfBackend)
+        Box::new(EbpfBackend::new(ebpf::Options::from_env()))
     } else {
         Box::new(PtraceBackend)
     };

@@ -30,6 +30,15 @@ pub fn check_backend(name: &str) -> Result<()> {
     }
 }
 
+/// The eBPF backend's options in a session: probes come and go while the
+/// program runs.
+fn live_ebpf_options() -> ebpf::Options {
+    ebpf::Options {
+        live_changes: true,
+        ..ebpf::Options::from_env()
+    }
+}
+
 /// Runs the named backend; `auto` runs eBPF where it loads and its probes
 /// attach, else ptrace, with a one-line notice that says why.
 fn run_backend(
@@ -41,13 +50,13 @@ fn run_backend(
 ) -> Result<Outcome> {
     match name {
         "ptrace" => PtraceBackend.run(target, probes, sink, stop),
-        "ebpf" => EbpfBackend.run(target, probes, sink, stop),
+        "ebpf" => EbpfBackend::new(live_ebpf_options()).run(target, probes, sink, stop),
         "auto" => {
             if let Some(why) = ebpf::unavailable_reason(probes) {
                 sink.fallback(&format!("using ptrace: eBPF is unavailable: {why}"));
                 return PtraceBackend.run(target, probes, sink, stop);
             }
-            match EbpfBackend.run(target, probes, sink, stop) {
+            match EbpfBackend::new(live_ebpf_options()).run(target, probes, sink, stop) {
                 // Nothing was armed and the program has not run: ptrace can.
                 Err(e) if e.downcast_ref::<ebpf::NotArmed>().is_some() => {
                     sink.fallback(&format!("using ptrace: eBPF is unavailable: {e:#}"));
