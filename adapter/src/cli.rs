@@ -45,6 +45,9 @@ pub enum Command {
     },
     /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
     Dap(crate::dap::DapArgs),
+    /// Check what the eBPF and ptrace backends need on this machine, and
+    /// say how to fix what is missing (exit status 1 when eBPF cannot work).
+    Doctor,
     /// The probe sites `trace` would arm: kind, file offset, address,
     /// function (for the benchmark's bare-uprobe floor).
     #[command(hide = true)]
@@ -104,6 +107,7 @@ pub fn run() -> Result<i32> {
         Command::Trace(args) => run_trace(args),
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
         Command::Dap(args) => crate::dap::serve(args),
+        Command::Doctor => crate::doctor::run(),
         Command::Probes { program, regex } => list_probes(&program, &regex),
     }
 }

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod cli;
 pub mod dap;
+pub mod doctor;
 pub mod image;
 pub mod plan;
 pub mod trace;
