@@ -567,6 +567,7 @@ fn as_nobody(args: &[&str]) -> Option<std::process::Output> {
         return None;
     }
     let mut c = Command::new("/usr/bin/setpriv");
+    as_new_machine(&mut c);
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_logprobe"))
         .args(args);
@@ -589,7 +590,7 @@ fn without_bpf_permission_ebpf_says_so_and_auto_falls_back_to_ptrace() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)\n"
+        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON); `logprobe doctor` shows what eBPF needs here\n"
     );
     assert_eq!(
         trace_lines(&out),

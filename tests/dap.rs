@@ -210,7 +210,7 @@ fn stdio_adapter_as_nobody() -> Option<(Client, Reaper)> {
     }
     // setpriv execs logprobe, so the pid reaped is logprobe's.
     let mut child = Reaper(Some(
-        Command::new("/usr/bin/setpriv")
+        as_new_machine(&mut Command::new("/usr/bin/setpriv"))
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_logprobe"))
             .arg("dap")
@@ -330,7 +330,7 @@ fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
 #[test]
 fn without_bpf_permission_auto_falls_back_to_ptrace_with_a_notice() {
     const NO_PERMISSION: &str =
-        "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)";
+        "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON); `logprobe doctor` shows what eBPF needs here";
     // No `backend`: the default, auto.
     let Some((mut c, _adapter)) = stdio_adapter_as_nobody() else {
         return;
@@ -663,10 +663,18 @@ fn backend_conditions_cover_integers_booleans_pointers_and_strings() {
 #[test]
 fn traces_and_logpoints_are_added_and_removed_while_running() {
     for backend in backends() {
-        let (mut c, _adapter) = stdio_adapter();
+        let (mut c, mut adapter) = stdio_adapter();
         launch(&mut c, backend, "attach", &["60"], json!({}));
         c.ok("configurationDone", json!({}));
         c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");
+        // eBPF loads its programs once per session: probes added later are
+        // data for them, never a program to verify again.
+        let programs = bpf_programs(adapter.child().id());
+        assert_eq!(
+            backend == "ebpf",
+            !programs.is_empty(),
+            "{backend}: {programs:?}"
+        );
 
         // Add a trace while running, see it fire, remove it, see it stop.
         c.ok(
@@ -716,6 +724,11 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
             c.outputs("console").len(),
             before,
             "{backend}: logpoint still firing after removal"
+        );
+        assert_eq!(
+            bpf_programs(adapter.child().id()),
+            programs,
+            "{backend}: adding probes loaded a BPF program"
         );
 
         // The program is unharmed by all of this.
