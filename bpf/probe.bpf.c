@@ -198,6 +198,32 @@ static __always_inline int condition_holds(__u32 cc, __u64 flags)
  * at `at`, like process_vm_readv: when the whole range is not readable,
  * the readable pages before the first unreadable one are. Returns the
  * bytes read, or -1. */
+struct read_ctx {
+	__u8 *dst;
+	__u64 len;
+	__u64 addr;
+	__u64 got;
+};
+
+/* One page of a read that failed whole (lp_read_user). */
+static long read_page(__u64 index, void *arg)
+{
+	struct read_ctx *c = arg;
+	__u64 got = c->got;
+	if (got >= c->len)
+		return 1;
+	__u64 chunk = LP_PAGE - ((c->addr + got) & (LP_PAGE - 1));
+	if (chunk > c->len - got)
+		chunk = c->len - got;
+	if (chunk > LP_PAGE)
+		chunk = LP_PAGE;
+	got &= LP_MAX_CAP_LEN - 1;
+	if (bpf_probe_read_user(c->dst + got, chunk, (const void *)(c->addr + got)))
+		return 1;
+	c->got = got + chunk;
+	return 0;
+}
+
 __noinline long lp_read_user(struct lp_scratch *s, __u32 at, __u64 len, __u64 addr)
 {
 	if (!s)
@@ -209,21 +235,9 @@ __noinline long lp_read_user(struct lp_scratch *s, __u32 at, __u64 len, __u64 ad
 	__u8 *dst = &s->data[at & (LP_DATA_SIZE - 1)];
 	if (bpf_probe_read_user(dst, len, (const void *)addr) == 0)
 		return len;
-	__u64 got = 0;
-	for (int k = 0; k < LP_MAX_CAP_LEN / LP_PAGE + 1; k++) {
-		if (got >= len)
-			break;
-		__u64 chunk = LP_PAGE - ((addr + got) & (LP_PAGE - 1));
-		if (chunk > len - got)
-			chunk = len - got;
-		if (chunk > LP_PAGE)
-			chunk = LP_PAGE;
-		got &= LP_MAX_CAP_LEN - 1;
-		if (bpf_probe_read_user(dst + got, chunk, (const void *)(addr + got)) != 0)
-			break;
-		got += chunk;
-	}
-	return got > 0 ? (long)got : -1;
+	struct read_ctx c = { .dst = dst, .len = len, .addr = addr, .got = 0 };
+	bpf_loop(LP_MAX_CAP_LEN / LP_PAGE + 1, read_page, &c, 0);
+	return c.got > 0 ? (long)c.got : -1;
 }
 
 /* The little-endian u64 at byte `at` of capture `c` (which must come
@@ -418,20 +432,35 @@ static __always_inline int cmp_holds(__u32 op, __u64 a, __u64 b, int sgn)
 }
 
 /* Whether capture `c` begins with the `n` filter bytes at `at`. */
+struct prefix_ctx {
+	struct lp_scratch *s;
+	struct lp_filter *f;
+	__u32 from; /* in the scratch data */
+	__u32 at;   /* in the filter's bytes */
+	__u32 equal;
+};
+
+static long prefix_byte(__u64 k, void *arg)
+{
+	struct prefix_ctx *c = arg;
+	if (c->s->data[(c->from + k) & (LP_DATA_SIZE - 1)] !=
+	    c->f->bytes[(c->at + k) & (LP_MAX_FILTER_BYTES - 1)]) {
+		c->equal = 0;
+		return 1;
+	}
+	return 0;
+}
+
 static __always_inline __u64 has_prefix(struct lp_scratch *s, struct lp_filter *f, __u32 c,
 					__u32 at, __u32 n)
 {
-	if (n > s->len[c & (LP_MAX_CAPS - 1)])
+	if (n > s->len[c & (LP_MAX_CAPS - 1)] || n > LP_MAX_FILTER_BYTES)
 		return 0;
-	__u32 from = s->off[c & (LP_MAX_CAPS - 1)];
-	for (int k = 0; k < LP_MAX_FILTER_BYTES; k++) {
-		if (k >= n)
-			break;
-		if (s->data[(from + k) & (LP_DATA_SIZE - 1)] !=
-		    f->bytes[(at + k) & (LP_MAX_FILTER_BYTES - 1)])
-			return 0;
-	}
-	return 1;
+	struct prefix_ctx pc = {
+		.s = s, .f = f, .from = s->off[c & (LP_MAX_CAPS - 1)], .at = at, .equal = 1
+	};
+	bpf_loop(n, prefix_byte, &pc, 0);
+	return pc.equal;
 }
 
 /* Runs op `index` of filter `f` (exec::admits) over the value stack kept
@@ -763,8 +792,9 @@ int lp_sigtramp(struct pt_regs *ctx)
  * tracepoints, which are attached by name (BPF_RAW_TRACEPOINT_OPEN) and
  * need no tracefs, unlike the per-syscall `syscalls/sys_enter_write`
  * events. They fire for every system call of every process while they are
- * attached (only in launch mode with a relayed descriptor), so the first
- * thing each does is to leave unless the caller is the launched program. */
+ * attached (only in launch mode with a relayed descriptor), so each
+ * leaves at once unless the call is a write (entry) by the launched
+ * program (entry and exit). */
 static __always_inline int relayed_process(__u64 pid_tgid, struct lp_relay **out)
 {
 	__u32 zero = 0;
@@ -779,12 +809,13 @@ static __always_inline int relayed_process(__u64 pid_tgid, struct lp_relay **out
 SEC("raw_tracepoint/sys_enter")
 int lp_enter_write(struct bpf_raw_tracepoint_args *ctx)
 {
+	/* The number first: it costs no helper call. */
+	long nr = ctx->args[1];
+	if (nr != LP_NR_WRITE && nr != LP_NR_WRITEV)
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct lp_relay *r;
 	if (!relayed_process(pid_tgid, &r))
-		return 0;
-	long nr = ctx->args[1];
-	if (nr != LP_NR_WRITE && nr != LP_NR_WRITEV)
 		return 0;
 	/* The first argument, DI of the system call's struct pt_regs (whose
 	 * layout is x86-64's user ABI, as in lp_probe). */

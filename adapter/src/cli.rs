@@ -293,6 +293,9 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
             bail!("nothing to trace: give a program after `--`, or a running process with -p PID")
         }
     };
+    // Under eBPF the kernel verifies the program while the image is read.
+    let ebpf_backend = (args.backend != BackendKind::Ptrace)
+        .then(|| EbpfBackend::preloading(ebpf::Options::from_env()));
     let image = Image::open(&exe)?;
     let functions = trace::select(&image, &re);
     if functions.is_empty() {
@@ -354,7 +357,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     };
     let mut backend: Box<dyn Backend> = if use_ebpf {
         printer.batched = true;
-        Box::new(EbpfBackend::new(ebpf::Options::from_env()))
+        Box::new(ebpf_backend.unwrap_or_else(|| EbpfBackend::new(ebpf::Options::from_env())))
     } else {
         Box::new(PtraceBackend)
     };

@@ -33,7 +33,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -104,14 +103,30 @@ impl Options {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct EbpfBackend {
     options: Options,
+    preload: Option<load::Preload>,
 }
 
 impl EbpfBackend {
     pub fn new(options: Options) -> EbpfBackend {
-        EbpfBackend { options }
+        EbpfBackend {
+            options,
+            preload: None,
+        }
+    }
+
+    /// Starts loading the BPF program on another thread now, so that the
+    /// kernel verifies it while the caller reads the executable and plans
+    /// the probes; `run` takes it (or loads again if its maps are too
+    /// small for the probes).
+    pub fn preloading(options: Options) -> EbpfBackend {
+        let preload = load::Preload::start(options.ringbuf_bytes);
+        EbpfBackend {
+            options,
+            preload: Some(preload),
+        }
     }
 }
 
@@ -142,9 +157,11 @@ impl Backend for EbpfBackend {
                 }),
             pairing: live || probes.iter().any(|p| p.recipe.pairing.is_some()),
         };
-        let mut object = MaybeUninit::uninit();
-        let skel = load::load(&mut object, sizes)?;
-        let mut run = Run::new(&skel, stop)?;
+        let loaded = match self.preload.take().and_then(|p| p.take(&sizes)) {
+            Some(loaded) => loaded,
+            None => load::load_owned(sizes)?,
+        };
+        let mut run = Run::new(&loaded.skel, stop)?;
         let outcome = match target {
             Target::Launch(l) => {
                 let program = launch::resolve_program(&l.program)?;
@@ -176,7 +193,7 @@ impl Backend for EbpfBackend {
 
 /// One run of the loaded program: the ring buffer and what it delivered.
 struct Run<'a> {
-    skel: &'a ProbeSkel<'a>,
+    skel: &'a ProbeSkel<'static>,
     stop: &'a StopHandle,
     ring: RingBuffer<'a>,
     /// Records read from the ring, not yet handed on.
@@ -188,7 +205,7 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(skel: &'a ProbeSkel<'a>, stop: &'a StopHandle) -> Result<Run<'a>> {
+    fn new(skel: &'a ProbeSkel<'static>, stop: &'a StopHandle) -> Result<Run<'a>> {
         let items: Rc<RefCell<VecDeque<Item>>> = Rc::default();
         let malformed = Rc::new(Cell::new(0u64));
         let mut builder = RingBufferBuilder::new();

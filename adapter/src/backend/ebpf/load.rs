@@ -1,14 +1,16 @@
 //! Loading the BPF object, once per run: open the skeleton, size its maps,
-//! load it (the kernel's verifier runs here); the quick checks `auto` makes
-//! before it chooses eBPF; the errors that let `auto` fall back to ptrace;
-//! and the verifier's own figures, for `logprobe doctor` and the
-//! benchmark.
+//! load it (the kernel's verifier runs here), possibly on another thread
+//! while the caller reads the executable ([`Preload`]); the quick checks
+//! `auto` makes before it chooses eBPF; the errors that let `auto` fall
+//! back to ptrace; and the verifier's own figures, for `logprobe doctor`
+//! and the benchmark.
 //!
 //! What the kernel side needs from the machine is probed in `support`;
 //! this module only loads.
 
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -20,7 +22,7 @@ use super::{abi, support};
 use crate::plan::Probe;
 
 /// What the maps are sized for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizes {
     /// Recipe slots: the most probes armed at once.
     pub slots: u32,
@@ -28,7 +30,8 @@ pub struct Sizes {
     /// size); `None`: the program's own (16 MiB).
     pub ringbuf_bytes: Option<u32>,
     /// Whether probes may capture XMM registers: room for hits waiting for
-    /// a signal frame (17 MiB of `pending`), else one slot.
+    /// a signal frame (17 MiB of `pending`) and `lp_sigtramp` loaded, else
+    /// one slot and no `lp_sigtramp`.
     pub xmm: bool,
     /// Whether probes may pair calls with returns: room for 65536 open
     /// frames, else one.
@@ -47,6 +50,75 @@ impl Sizes {
     }
 }
 
+impl Sizes {
+    /// Whether maps of these sizes serve a run that wants `wanted`.
+    fn serve(&self, wanted: &Sizes) -> bool {
+        self.slots >= wanted.slots
+            && self.ringbuf_bytes == wanted.ringbuf_bytes
+            && (self.xmm || !wanted.xmm)
+            && (self.pairing || !wanted.pairing)
+    }
+}
+
+/// A loaded skeleton that owns its object's storage, so that it can be
+/// made on one thread and used on another.
+pub struct Loaded {
+    pub skel: ProbeSkel<'static>,
+    sizes: Sizes,
+}
+
+// SAFETY: a skeleton is a set of handles into the one libbpf `bpf_object`
+// it owns (the maps, programs and links of that object, and the storage
+// of the object itself, which libbpf-rs declares `Send` as `Object`):
+// libbpf keeps no per-thread state for them. `Loaded` moves the whole
+// skeleton at once, from the thread that loaded it to the one that runs
+// the trace, and is never shared, so no handle is used from two threads.
+unsafe impl Send for Loaded {}
+
+/// Loads the object into storage of its own. The storage is the 8 bytes
+/// of an `OpenObject` handle, leaked on purpose (the skeleton still closes
+/// the object when it is dropped): a process loads once per trace, or
+/// once per DAP session.
+pub fn load_owned(sizes: Sizes) -> Result<Loaded> {
+    let object: &'static mut MaybeUninit<libbpf_rs::OpenObject> =
+        Box::leak(Box::new(MaybeUninit::uninit()));
+    Ok(Loaded {
+        skel: load(object, sizes)?,
+        sizes,
+    })
+}
+
+/// The object being loaded on another thread, started before the probes
+/// are known (the caller then reads the executable and plans, which takes
+/// about as long as the load): the maps are sized for common traces, and
+/// a run that needs more loads again.
+pub struct Preload(JoinHandle<Result<Loaded>>);
+
+impl Preload {
+    /// What a preload sizes the maps for: up to 256 probes (3 MiB of
+    /// recipes), no XMM captures, no pairing of calls with returns.
+    const SIZES: Sizes = Sizes {
+        slots: 256,
+        ringbuf_bytes: None,
+        xmm: false,
+        pairing: false,
+    };
+
+    pub fn start(ringbuf_bytes: Option<u32>) -> Preload {
+        let sizes = Sizes {
+            ringbuf_bytes,
+            ..Preload::SIZES
+        };
+        Preload(std::thread::spawn(move || load_owned(sizes)))
+    }
+
+    /// The preloaded object, if it loaded and serves `wanted`.
+    pub fn take(self, wanted: &Sizes) -> Option<Loaded> {
+        let loaded = self.0.join().ok()?.ok()?;
+        loaded.sizes.serve(wanted).then_some(loaded)
+    }
+}
+
 /// The probes could not be armed, and the program has not run any of its
 /// own code: `auto` may still fall back to ptrace.
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +134,15 @@ pub fn not_armed_here(e: anyhow::Error) -> anyhow::Error {
 }
 
 fn load_error(e: &libbpf_rs::Error) -> anyhow::Error {
-    not_armed_here(match e.kind() {
-        ErrorKind::PermissionDenied => anyhow!(
+    // EACCES is also the verifier's answer to a program it rejects: only
+    // when a trivial program is refused too is it the permission.
+    let denied = e.kind() == ErrorKind::PermissionDenied && support::load_trivial().is_err();
+    not_armed_here(if denied {
+        anyhow!(
             "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)"
-        ),
-        _ => anyhow!("the kernel refused logprobe's BPF program: {e}"),
+        )
+    } else {
+        anyhow!("the kernel refused logprobe's BPF program: {e}")
     })
 }
 
@@ -105,6 +181,8 @@ fn open_and_load(
             .pending
             .set_max_entries(1)
             .map_err(|e| load_error(&e))?;
+        // Not even verified: nothing will attach it (see `signal`).
+        open.progs.lp_sigtramp.set_autoload(false);
     }
     if !sizes.pairing {
         open.maps
