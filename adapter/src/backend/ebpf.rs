@@ -57,7 +57,7 @@ mod signal;
 mod sse;
 pub mod support;
 
-pub use load::{unavailable_reason, verifier_stats, NotArmed, Verified};
+pub use load::{unavailable_reason, NotArmed, Verified};
 
 #[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
 mod skel {

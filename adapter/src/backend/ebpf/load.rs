@@ -48,9 +48,7 @@ impl Sizes {
             pairing: true,
         }
     }
-}
 
-impl Sizes {
     /// Whether maps of these sizes serve a run that wants `wanted`.
     fn serve(&self, wanted: &Sizes) -> bool {
         self.slots >= wanted.slots
