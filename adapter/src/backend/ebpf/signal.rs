@@ -22,9 +22,6 @@ use super::abi;
 use super::skel::types::lp_sigxmm;
 use super::skel::ProbeSkel;
 
-/// SIGURG on x86-64 Linux.
-const SIGURG: u32 = 23;
-
 /// Whether `lp_sigtramp` is attached in the traced process.
 #[derive(Default)]
 pub enum SignalXmm {
@@ -98,7 +95,7 @@ fn task_layout() -> Result<lp_sigxmm> {
     let k_sigaction = strukt("k_sigaction")?;
     let sigaction = strukt("sigaction")?;
     let handler = offset_of(&btf, &sighand, "action")?
-        + (SIGURG - 1) * k_sigaction.size() as u32
+        + (libc::SIGURG as u32 - 1) * k_sigaction.size() as u32
         + offset_of(&btf, &k_sigaction, "sa")?
         + offset_of(&btf, &sigaction, "sa_handler")?;
     Ok(lp_sigxmm {
