@@ -131,6 +131,58 @@ fn float_arguments_and_results_on_every_thread_are_each_shown_right() {
     }
 }
 
+/// A frameless function whose first instruction overwrites its float
+/// argument (`MULSD X0, X0`), on many threads at once: a uprobe lets that
+/// instruction run before the eBPF backend's signal frame saves the XMM
+/// registers, so the eBPF backend arms it by a hardware breakpoint, which
+/// fires before it (inherited by every thread the program creates). Each
+/// call must still show its own argument, once, under every backend and
+/// toolchain, in the optimized build (where the function is frameless).
+#[test]
+fn a_float_argument_the_first_instruction_overwrites_is_read_before_it() {
+    let call =
+        regex::Regex::new(r"^> goroutine\((\d+)\): main\.fsquare\((\d+)\.5\)$").expect("regex");
+    let ret = regex::Regex::new(r"^>> goroutine\((\d+)\): main\.fsquare => \((\d+)\.25\)$")
+        .expect("regex");
+    for case in cases(&["concurrent"]) {
+        let (workers, calls) = (8u64, 100u64);
+        let out = trace(
+            case.backend,
+            r"^main\.fsquare$",
+            &case.path(),
+            &["8", "100"],
+            &[],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let mut open: HashMap<u64, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut returns = 0;
+        for line in trace_lines(&out) {
+            if let Some(c) = call.captures(&line) {
+                let g: u64 = c[1].parse().expect("goid");
+                let x: u64 = c[2].parse().expect("x");
+                let (w, i) = (x / 1000, x % 1000);
+                assert!(w < workers && i < calls, "{case}: {line}");
+                assert!(open.insert(g, x).is_none(), "{case}: {line}");
+                assert!(seen.insert(x), "{case}: twice: {line}");
+            } else if let Some(c) = ret.captures(&line) {
+                let g: u64 = c[1].parse().expect("goid");
+                let r: u64 = c[2].parse().expect("result");
+                let x = open
+                    .remove(&g)
+                    .unwrap_or_else(|| panic!("{case}: return without call: {line}"));
+                // (x + 0.5)^2 = x^2 + x + 0.25
+                assert_eq!(r, x * x + x, "{case}: {line}");
+                returns += 1;
+            } else {
+                panic!("{case}: unexpected line {line}");
+            }
+        }
+        assert_eq!(seen.len() as u64, workers * calls, "{case}: calls");
+        assert_eq!(returns, workers * calls, "{case}: returns");
+    }
+}
+
 #[test]
 fn methods_floats_strings_and_multiple_results() {
     let expected = "\
