@@ -33,6 +33,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{Link, MapCore, MapFlags};
 
+use super::addresses;
 use super::skel::ProbeSkel;
 use crate::plan::Probe;
 
@@ -280,41 +281,28 @@ fn run_time_address(pid: i32, path: &Path, file_offset: u64) -> Result<u64> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .with_context(|| format!("reading the mappings of {pid}"))?;
     let name = path.to_string_lossy();
-    maps.lines()
-        .filter(|l| l.ends_with(name.as_ref()))
-        .find_map(|l| {
-            let mut f = l.split_whitespace();
-            let (start, end) = f.next()?.split_once('-')?;
-            let (start, end) = (
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-            );
-            let offset = u64::from_str_radix(f.nth(1)?, 16).ok()?;
-            (file_offset >= offset && file_offset < offset + (end - start))
-                .then(|| start + (file_offset - offset))
+    let found = addresses::mappings(&maps)
+        .find(|m| {
+            m.path == name && file_offset >= m.offset && file_offset < m.offset + (m.end - m.start)
         })
-        .ok_or_else(|| {
-            anyhow!(
-                "offset {file_offset:#x} of {} is not mapped in {pid}",
-                path.display()
-            )
-        })
+        .map(|m| m.start + (file_offset - m.offset));
+    found.ok_or_else(|| {
+        anyhow!(
+            "offset {file_offset:#x} of {} is not mapped in {pid}",
+            path.display()
+        )
+    })
 }
 
 /// The file offset of Go's `runtime.asyncPreempt` (named with or without
 /// `.abi0`, by Go version) in the executable at `path`.
 fn async_preempt_offset(path: &Path) -> Option<u64> {
-    use object::{Object, ObjectSegment, ObjectSymbol};
+    use object::{Object, ObjectSymbol};
     let data = std::fs::read(path).ok()?;
     let file = object::File::parse(&*data).ok()?;
     let sym = file.symbols().find(|s| {
         s.name()
             .is_ok_and(|n| n == "runtime.asyncPreempt" || n == "runtime.asyncPreempt.abi0")
     })?;
-    let addr = sym.address();
-    file.segments().find_map(|seg| {
-        let (offset, size) = seg.file_range();
-        let start = seg.address();
-        (addr >= start && addr < start + size).then(|| addr - start + offset)
-    })
+    addresses::file_offset(&file, sym.address())
 }
