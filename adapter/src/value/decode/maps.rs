@@ -3,6 +3,19 @@
 //! overflow chains included, and the Swiss tables of Go 1.24 and later.
 
 use super::{le, unreadable, Decoder, MAX_NESTING};
+
+/// Bytes of a bucket's tophash (or a group's control word): what must be
+/// captured of one for any of its slots to be shown.
+const TOPHASH: usize = 8;
+
+/// How many containers (buckets, groups) of `size` bytes `len` captured
+/// bytes hold at least the tophash or control word of.
+fn partly(len: usize, size: u32) -> u64 {
+    match len.checked_sub(TOPHASH) {
+        Some(rest) => (rest / size.max(1) as usize) as u64 + 1,
+        None => 0,
+    }
+}
 use crate::image::goruntime::{map_layout, BucketMap, MapLayout, SlotField, SwissMap};
 use crate::image::TypeId;
 use crate::plan::Buffer;
@@ -77,7 +90,7 @@ impl<'a> Decoder<'a> {
         // captured old buckets move to) hold nothing that can be shown.
         let captured = |c: Option<u16>| {
             c.and_then(|c| self.bytes(Buffer::Capture(c)))
-                .map_or(0, |d| (d.len() / layout.bucket_size.max(1) as usize) as u64)
+                .map_or(0, |d| partly(d.len(), layout.bucket_size))
         };
         let reach = captured(Some(new)).max(old.map_or(0, |(c, n)| {
             let moved_to = (1u64 << b) / n;
@@ -116,10 +129,15 @@ impl<'a> Decoder<'a> {
     }
 
     /// The bytes of the bucket at byte `at` of capture `c`, if all there.
+    /// A bucket is shown as far as it was captured, from its tophash on:
+    /// under eBPF a read stops at a page that is not present (never
+    /// touched: the zero tail of a fresh overflow bucket), and what lies
+    /// beyond is shown as not captured, never guessed.
     fn bucket(&self, layout: &BucketMap, c: u16, at: u32) -> Option<&'a [u8]> {
         let size = layout.bucket_size as usize;
-        self.bytes(Buffer::Capture(c))?
-            .get(at as usize..at as usize + size)
+        let data = self.bytes(Buffer::Capture(c))?;
+        let end = data.len().min(at as usize + size);
+        data.get(at as usize..end).filter(|b| b.len() >= TOPHASH)
     }
 
     /// Whether an old bucket has been moved to the new buckets (its slots
@@ -266,11 +284,12 @@ impl<'a> Decoder<'a> {
                 0 => (first, 0),
                 _ => (rest.first().copied(), (j - 1) * gsize),
             };
-            let whole = c
+            // A group is shown as far as it was captured (see `bucket`).
+            let started = c
                 .and_then(|c| self.bytes(Buffer::Capture(c)))
-                .is_some_and(|b| b.len() >= (at + gsize) as usize);
+                .is_some_and(|b| b.len() >= at as usize + TOPHASH);
             match c {
-                Some(c) if whole => self.group(layout, (c, at), depth, limit, entries),
+                Some(c) if started => self.group(layout, (c, at), depth, limit, entries),
                 _ => return,
             }
         }
@@ -397,6 +416,41 @@ mod tests {
         caps[1] = header(4, 8, 1);
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "map[int]int [1: 10, 3: 30, 5: 50, ...+1 more]");
+    }
+
+    #[test]
+    fn a_bucket_cut_short_by_a_page_not_present_shows_what_was_read() {
+        let mut t = TypeTable::default();
+        let m = int_map(&mut t);
+        // An overflow bucket whose tail (values of slots 1.., overflow
+        // pointer) lies on a page the eBPF read could not fault in.
+        let mut over = bucket([9, 0, 0, 0, 0, 0, 0, 0], &[(0, 5, 50)], 0);
+        over.truncate(80);
+        let caps = vec![
+            words(&[0x9000]),
+            {
+                let mut h = words(&[3, 0, 0xa000, 0, 0, 0]).expect("words");
+                h[9] = 0;
+                Some(h)
+            },
+            Some(bucket(
+                [9, 9, 0, 0, 0, 0, 0, 0],
+                &[(0, 1, 10), (1, 2, 20)],
+                0xb000,
+            )),
+            Some(over),
+        ];
+        let s = slot(
+            m,
+            8,
+            &[
+                (Buffer::Image, 0, 1, 0),
+                (Buffer::Capture(1), 16, 2, 0),
+                (Buffer::Capture(2), 136, 3, 0),
+            ],
+        );
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert_eq!(v.go(), "map[int]int [1: 10, 2: 20, 5: 50]");
     }
 
     /// One group of a Swiss `map[int]int`: control bytes, then
