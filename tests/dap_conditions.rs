@@ -19,8 +19,9 @@ fn logpoint_expressions_follow_pointers_fields_and_strings() {
         .join("fixtures/go/kinds/main.go")
         .display()
         .to_string();
-    for backend in backends() {
-        for build in ["kinds", "kinds-debug"] {
+    for case in cases(&["kinds", "kinds-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let (mut c, _adapter) = stdio_adapter();
             launch(&mut c, backend, build, &[], json!({}));
             c.ok(

@@ -16,9 +16,10 @@ use serde_json::json;
 
 #[test]
 fn trace_functions_by_regex_and_by_position() {
-    for backend in backends() {
+    for case in cases(&["seed"]) {
+        let (backend, what) = (case.backend, case.to_string());
         let (mut c, _adapter) = stdio_adapter();
-        launch(&mut c, backend, "seed", &[], json!({}));
+        launch(&mut c, backend, &case.path(), &[], json!({}));
         let r = c.ok(
             "traceFunctions",
             json!({"functions": [{"regex": r"^main\.foo$"}, {"regex": "nothing_is_called_this"}]}),
@@ -39,7 +40,7 @@ fn trace_functions_by_regex_and_by_position() {
         let (console, _) = c.run_to_end();
         assert_eq!(
             console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
-            "{backend}"
+            "{what}"
         );
         let call = &c.outputs("console")[0]["body"];
         assert_eq!(call["line"], 5);
@@ -48,7 +49,13 @@ fn trace_functions_by_regex_and_by_position() {
 
         // By position: the cursor on `z = x + y` (LSP line 6, 0-based).
         let (mut c, _adapter) = stdio_adapter();
-        launch(&mut c, backend, "seed-debug", &[], json!({}));
+        launch(
+            &mut c,
+            backend,
+            &case.toolchain.path("seed-debug"),
+            &[],
+            json!({}),
+        );
         let uri = format!("file://{}", seed_source());
         let r = c.ok("traceFunctions", json!({"functions": [{"position": {"textDocument": {"uri": uri}, "position": {"line": 6, "character": 1}}}]}));
         assert_eq!(
@@ -59,7 +66,7 @@ fn trace_functions_by_regex_and_by_position() {
         let (console, _) = c.run_to_end();
         assert_eq!(
             console, "> goroutine(1): main.foo(99, 9801)\n>> goroutine(1): main.foo => (9900)\n",
-            "{backend}"
+            "{what}"
         );
         c.ok("disconnect", json!({}));
     }

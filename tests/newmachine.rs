@@ -94,7 +94,14 @@ fn doctor_shows_ebpf_works_and_needs_no_mount() {
     let names: Vec<&str> = programs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["lp_probe", "lp_sigtramp", "lp_enter_write", "lp_exit_write"],
+        [
+            "lp_probe",
+            "lp_sigtramp",
+            "lp_breakpoint",
+            "lp_preempt",
+            "lp_enter_write",
+            "lp_exit_write"
+        ],
         "{text}"
     );
     for (name, insns) in &programs {

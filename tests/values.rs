@@ -1,7 +1,8 @@
-//! End-to-end tests of value capture and display (issue 4): the real
-//! binary traces `fixtures/go/values`, whose functions take and return every
-//! kind of Go value, under every backend, in the optimized and the `-N -l`
-//! build, and the lines are compared with the exact expected text.
+//! End-to-end tests of value capture and display (issues 4 and 11): the
+//! real binary traces `fixtures/go/values`, whose functions take and return
+//! every kind of Go value, built by every Go toolchain (`toolchains()`),
+//! under every backend, in the optimized and the `-N -l` build, and the
+//! lines are compared with the exact expected text.
 
 // A test fails by panicking: what Cargo.toml denies in the adapter is how
 // a test says what went wrong.
@@ -52,36 +53,38 @@ const EXPECTED: &str = r#"> goroutine(1): main.ints(-8, -16, -32, -64, 8, 16, 32
 
 #[test]
 fn every_kind_is_shown_in_full_in_go_notation() {
+    for case in cases(&["values", "values-debug"]) {
+        let out = trace(case.backend, ALL, &case.path(), &[], &[]);
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let lines = trace_lines(&out).join("\n") + "\n";
+        assert_eq!(mask_addresses(&lines), EXPECTED, "{case}");
+    }
+    // Position-independent: interfaces' dynamic types and funcs' names are
+    // found from run-time addresses, which the load bias shifts.
     for backend in backends() {
-        // values-pie: interfaces' dynamic types and funcs' names are found
-        // from run-time addresses, which the load bias shifts.
-        for build in ["values", "values-debug", "values-pie"] {
-            let out = trace(backend, ALL, build, &[], &[]);
-            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
-            let lines = trace_lines(&out).join("\n") + "\n";
-            assert_eq!(mask_addresses(&lines), EXPECTED, "{backend} {build}");
-        }
+        let out = trace(backend, ALL, "values-pie", &[], &[]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let lines = trace_lines(&out).join("\n") + "\n";
+        assert_eq!(mask_addresses(&lines), EXPECTED, "{backend} values-pie");
     }
 }
 
 #[test]
 fn a_buffer_and_a_map_written_by_the_call_show_their_contents_at_the_call() {
-    for backend in backends() {
-        for build in ["values", "values-debug"] {
-            let out = trace(backend, r"^main\.mutate$", build, &[], &[]);
-            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
-            // The program itself sees what the call wrote...
-            assert!(stdout(&out).contains("after! 2\n"), "{}", stdout(&out));
-            // ...while the call line shows what was there when it was made.
-            assert_eq!(
-                trace_lines(&out),
-                vec![
-                    "> goroutine(1): main.mutate([]uint8 len: 6, cap: 6, [98,101,102,111,114,101], map[string]int [\"k\": 1])",
-                    ">> goroutine(1): main.mutate => ()",
-                ],
-                "{backend} {build}"
-            );
-        }
+    for case in cases(&["values", "values-debug"]) {
+        let out = trace(case.backend, r"^main\.mutate$", &case.path(), &[], &[]);
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        // The program itself sees what the call wrote...
+        assert!(stdout(&out).contains("after! 2\n"), "{}", stdout(&out));
+        // ...while the call line shows what was there when it was made.
+        assert_eq!(
+            trace_lines(&out),
+            vec![
+                "> goroutine(1): main.mutate([]uint8 len: 6, cap: 6, [98,101,102,111,114,101], map[string]int [\"k\": 1])",
+                ">> goroutine(1): main.mutate => ()",
+            ],
+            "{case}"
+        );
     }
 }
 
@@ -100,66 +103,156 @@ fn map_entries(line: &str) -> Option<Vec<String>> {
     Some(entries)
 }
 
-/// Maps larger than a few buckets: 64 entries in 16 buckets beside another
-/// argument, entries in overflow buckets, and a map part way through
-/// growing (entries still in old buckets). The fixture checks each shape
-/// with the runtime's own header and prints it.
+/// The call line of `name` among `lines`.
+fn call<'a>(lines: &'a [String], name: &str, case: &Case) -> &'a String {
+    let prefix = format!("> goroutine(1): main.{name}(map[");
+    lines
+        .iter()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("{case}: no {name} in {lines:#?}"))
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Maps larger than a few buckets or groups: 64 entries beside another
+/// argument (16 buckets, or a table of 16 groups), 52 entries (in
+/// overflow buckets) and 53 (a bucket map part way through growing,
+/// entries still in old buckets not evacuated yet). The fixture checks
+/// each shape with the runtime's own header and prints it.
 #[test]
 fn maps_are_shown_whole_across_buckets_overflow_and_growth() {
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
     let big = sorted((0..64).map(|i| format!("\"k{i:02}\": {i}")).collect());
     let over = sorted((0..52).map(|i| format!("{i}: {}", i * i)).collect());
     let grow = sorted((0..53).map(|i| format!("\"g{i:02}\": {i}")).collect());
-    for backend in backends() {
-        for build in ["values", "values-debug"] {
-            let out = trace(
-                backend,
-                r"^main\.(bigmap|overflow|growing)$",
-                build,
-                &[],
-                &[],
-            );
-            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
-            let shapes = stdout(&out);
-            for shape in ["65 4 0\n", "52 3 true true\n", "53 4 true "] {
-                assert!(shapes.contains(shape), "{backend} {build}: {shapes}");
-            }
-            let lines = trace_lines(&out);
-            assert_eq!(lines.len(), 6, "{backend} {build}: {lines:#?}");
-            let call = |name: &str| -> &String {
-                let prefix = format!("> goroutine(1): main.{name}(map[");
-                lines
-                    .iter()
-                    .find(|l| l.starts_with(&prefix))
-                    .unwrap_or_else(|| panic!("{backend} {build}: no {name} in {lines:#?}"))
-            };
-            let bigmap = call("bigmap");
-            assert_eq!(
-                map_entries(bigmap),
-                Some(big.clone()),
-                "{backend} {build}: {bigmap}"
-            );
-            assert!(
-                bigmap.ends_with("], *main.Point {X: 1, Y: 2})"),
-                "{backend} {build}: {bigmap}"
-            );
-            let overflow = call("overflow");
-            assert_eq!(
-                map_entries(overflow),
-                Some(over.clone()),
-                "{backend} {build}: {overflow}"
-            );
-            let growing = call("growing");
-            assert_eq!(
-                map_entries(growing),
-                Some(grow.clone()),
-                "{backend} {build}: {growing}"
-            );
+    for case in cases(&["values", "values-debug"]) {
+        let regex = r"^main\.(bigmap|overflow|growing)$";
+        let out = trace(case.backend, regex, &case.path(), &[], &[]);
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let shapes = stdout(&out);
+        // Buckets: B and overflow buckets; being evacuated. Swiss tables:
+        // one directory entry, one table, of 16 groups for 64 entries.
+        let expected = match case.toolchain.swiss() {
+            false => ["65 4 0\n", "52 3 true true\n", "53 4 true "],
+            true => ["65 1 1 16\n", "52 1 1\n", "53 1 1\n"],
+        };
+        for shape in expected {
+            assert!(shapes.contains(shape), "{case}: {shapes}");
         }
+        let lines = trace_lines(&out);
+        assert_eq!(lines.len(), 6, "{case}: {lines:#?}");
+        let bigmap = call(&lines, "bigmap", &case);
+        assert_eq!(map_entries(bigmap), Some(big.clone()), "{case}: {bigmap}");
+        assert!(
+            bigmap.ends_with("], *main.Point {X: 1, Y: 2})"),
+            "{case}: {bigmap}"
+        );
+        let overflow = call(&lines, "overflow", &case);
+        assert_eq!(
+            map_entries(overflow),
+            Some(over.clone()),
+            "{case}: {overflow}"
+        );
+        let growing = call(&lines, "growing", &case);
+        assert_eq!(
+            map_entries(growing),
+            Some(grow.clone()),
+            "{case}: {growing}"
+        );
     }
+}
+
+/// Swiss tables (Go 1.24 and later): a small map is one group with an
+/// emptied slot; a table with deleted slots (tombstones) shows only its
+/// live entries; a directory of four entries naming three tables shows
+/// each table once, whole when the limits allow, and otherwise a part of
+/// it and how many entries are left.
+#[test]
+fn swiss_tables_small_maps_tombstones_and_directories_are_shown_exactly() {
+    let tomb = sorted(
+        (0..90)
+            .filter(|i| i % 3 != 0)
+            .map(|i| format!("{i}: {}", i * i))
+            .collect(),
+    );
+    for case in cases(&["values", "values-debug"]) {
+        if !case.toolchain.swiss() {
+            continue;
+        }
+        let regex = r"^main\.(small|tombstones|directory)$";
+        let out = trace(case.backend, regex, &case.path(), &[], &[]);
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("small 5 0\n"), "{case}: {text}");
+        assert!(text.contains("tombstones 60 1 true\n"), "{case}: {text}");
+        let lines = trace_lines(&out);
+        assert_eq!(
+            call(&lines, "small", &case),
+            "> goroutine(1): main.small(map[string]int [\"a\": 1, \"b\": 2, \"d\": 4, \"e\": 5, \"f\": 6])",
+            "{case}"
+        );
+        let t = call(&lines, "tombstones", &case);
+        assert_eq!(map_entries(t), Some(tomb.clone()), "{case}: {t}");
+        // The directory's map is far past the element limit: 64 entries,
+        // each one of the map's own (key % 100), and the rest counted.
+        let n = directory_len(&text, &case);
+        let d = call(&lines, "directory", &case);
+        let suffix = format!(", ...+{} more])", n - 64);
+        assert!(d.ends_with(&suffix), "{case}: {d}");
+        let shown = directory_entries(d);
+        assert_eq!(shown.len(), 64, "{case}: {d}");
+
+        // With room for all of it: every entry, each once.
+        let extra = ["--max-array-values", "3000"];
+        let out = trace(
+            case.backend,
+            r"^main\.directory$",
+            &case.path(),
+            &[],
+            &extra,
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let (lines, n) = (trace_lines(&out), directory_len(&stdout(&out), &case));
+        let d = call(&lines, "directory", &case);
+        let all = directory_entries(d);
+        assert_eq!(all.len(), n, "{case}: {d}");
+        assert_eq!(
+            all.iter().collect::<std::collections::HashSet<_>>().len(),
+            n
+        );
+        assert!(all.iter().all(|&k| (k as usize) < n), "{case}: {d}");
+    }
+}
+
+/// The length of the map the fixture made for `directory` (a new one, of
+/// a size depending on its hash seed, each run), from the shape it prints.
+fn directory_len(text: &str, case: &Case) -> usize {
+    let shape = regex::Regex::new(r"directory (\d+) 4 3\n").expect("regex");
+    shape
+        .captures(text)
+        .unwrap_or_else(|| panic!("{case}: {text}"))[1]
+        .parse()
+        .expect("count")
+}
+
+/// The keys of `directory`'s `map[int32]int8` in `line`, each checked to
+/// hold its own value (the fixture stores `key % 100`).
+fn directory_entries(line: &str) -> Vec<i64> {
+    let open = line.find(" [").expect("a map") + 2;
+    let body = &line[open..line.rfind(']').expect("a map")];
+    body.split(", ")
+        .filter(|e| !e.starts_with("..."))
+        .map(|e| {
+            let (k, v) = e
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{e} in {line}"));
+            let (k, v): (i64, i64) = (k.parse().expect("key"), v.parse().expect("value"));
+            assert_eq!(v, k % 100, "{e}");
+            k
+        })
+        .collect()
 }
 
 #[test]
@@ -186,8 +279,9 @@ fn limits_cut_strings_elements_and_depth() {
 > goroutine(1): main.chans((chan int)(0xADDR), chan string nil)
 >> goroutine(1): main.chans => ((chan int)(0xADDR))
 "#;
-    for backend in backends() {
-        for build in ["values", "values-debug"] {
+    for case in cases(&["values", "values-debug"]) {
+        let (backend, build) = (case.backend, &case.path());
+        {
             let out = trace(
                 backend,
                 r"^main\.(text|slices|cycle|ifaces|maps|many)$",
@@ -202,9 +296,9 @@ fn limits_cut_strings_elements_and_depth() {
                     "1",
                 ],
             );
-            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
             let lines = trace_lines(&out).join("\n") + "\n";
-            assert_eq!(mask_addresses(&lines), expected, "{backend} {build}");
+            assert_eq!(mask_addresses(&lines), expected, "{case}");
 
             let out = trace(
                 backend,
@@ -213,9 +307,9 @@ fn limits_cut_strings_elements_and_depth() {
                 &[],
                 &["--max-depth", "0"],
             );
-            assert!(out.status.success(), "{backend} {build}: {}", stderr(&out));
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
             let lines = trace_lines(&out).join("\n") + "\n";
-            assert_eq!(mask_addresses(&lines), shallow, "{backend} {build}");
+            assert_eq!(mask_addresses(&lines), shallow, "{case}");
         }
     }
 }
@@ -295,23 +389,28 @@ fn recipes_stay_within_the_budgets_backends_rely_on() {
         Capture, Len, Limits, PlanOptions, Planner, MAX_CAPTURES, MAX_READ, MAX_RECIPE_BYTES,
     };
 
-    let image = Image::open(&fixture("values")).expect("open fixture");
     let generous = Limits {
         max_string_len: 1 << 20,
         max_array_values: 1 << 20,
         max_depth: 10,
     };
-    let re =
-        regex::Regex::new(r"^main\.(boxes|slices|maps|ifaces|rich|many|bigmap|overflow|growing)$")
-            .expect("re");
-    for limits in [Limits::default(), generous] {
+    let re = regex::Regex::new(
+        r"^main\.(boxes|slices|maps|ifaces|rich|many|bigmap|overflow|growing|small|tombstones|directory)$",
+    )
+    .expect("re");
+    for (tc, limits) in toolchains()
+        .into_iter()
+        .flat_map(|tc| [(tc.clone(), Limits::default()), (tc, generous)])
+    {
+        let image = Image::open(&tc.fixture("values")).expect("open fixture");
         let options = PlanOptions {
             limits,
             ..Default::default()
         };
         let mut planner = Planner::new(&image, options).expect("planner");
         let funcs = image.matching(&re);
-        assert_eq!(funcs.len(), 9);
+        // Swiss tables have three cases more.
+        assert_eq!(funcs.len(), if tc.swiss() { 12 } else { 9 }, "{}", tc.name);
         for f in funcs {
             for probe in planner.plan_function(f, None, true).expect("plan") {
                 let r = &probe.recipe;
@@ -346,5 +445,46 @@ fn recipes_stay_within_the_budgets_backends_rely_on() {
                 }
             }
         }
+    }
+}
+
+/// Generic code (`fixtures/go/generics`): each shape instantiation is
+/// traced under its own name, as Delve names it (the symbol's, GC shapes
+/// included: `main.pair[go.shape.string,go.shape.int]`); the dictionary
+/// the compiler passes it is not shown (and, before Go 1.27, not in DWARF
+/// at all, yet it takes the first argument register); values of type
+/// parameters are shown with their type arguments, read from that
+/// dictionary at the call (so `sum` of `[]main.MyInt` and of `[]int`,
+/// one instantiation, show their own types), results too.
+#[test]
+fn generic_functions_show_type_arguments_not_shapes_or_dictionaries() {
+    const EXPECTED: &str = r#"> goroutine(1): main.pair[go.shape.string,go.shape.int]("a", 1)
+>> goroutine(1): main.pair[go.shape.string,go.shape.int] => (main.Pair[string,int] {Key: "a", Val: 1})
+> goroutine(1): main.pair[go.shape.int,go.shape.string](2, "b")
+>> goroutine(1): main.pair[go.shape.int,go.shape.string] => (main.Pair[int,string] {Key: 2, Val: "b"})
+> goroutine(1): main.(*List[go.shape.string]).Push(*main.List[string] {items: []string len: 0, cap: 0, nil}, "x")
+>> goroutine(1): main.(*List[go.shape.string]).Push => (1)
+> goroutine(1): main.(*List[go.shape.string]).Push(*main.List[string] {items: []string len: 1, cap: 1, ["x"]}, "y")
+>> goroutine(1): main.(*List[go.shape.string]).Push => (2)
+> goroutine(1): main.sum[go.shape.int]([]int len: 3, cap: 3, [1,2,3])
+>> goroutine(1): main.sum[go.shape.int] => (6)
+> goroutine(1): main.sum[go.shape.int]([]main.MyInt len: 2, cap: 2, [4,5])
+>> goroutine(1): main.sum[go.shape.int] => (main.MyInt(9))
+> goroutine(1): main.sum[go.shape.float64]([]float64 len: 2, cap: 2, [0.5,0.25])
+>> goroutine(1): main.sum[go.shape.float64] => (0.75)
+"#;
+    // Go 1.18 and 1.19 number their shapes (`go.shape.int_0`).
+    let numbered = regex::Regex::new(r"(go\.shape\.[a-z0-9]+)_\d+").expect("regex");
+    for case in cases(&["generics", "generics-debug"]) {
+        let out = trace(
+            case.backend,
+            r"^main\.(pair|sum|\(\*List)",
+            &case.path(),
+            &[],
+            &[],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        let lines = trace_lines(&out).join("\n") + "\n";
+        assert_eq!(numbered.replace_all(&lines, "$1"), EXPECTED, "{case}");
     }
 }

@@ -220,6 +220,25 @@ pub struct Recipe {
     /// How this probe takes part in pairing calls with their returns, when
     /// a filter may reject calls.
     pub pairing: Option<Pairing>,
+    /// For a Go shape instantiation: how its values' type arguments are
+    /// learnt.
+    pub type_args: Option<TypeArgs>,
+}
+
+/// How a probe of a Go shape instantiation (a generic function compiled
+/// for GC shapes) learns the type arguments of a call, so that values of
+/// type parameters are shown with their real types, for the decoder only.
+/// The entry probe reads the call's dictionary entries (each the address
+/// of a type argument's runtime descriptor); a return probe finds them by
+/// its frame, as the entry probe saw it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TypeArgs {
+    /// (dictionary entry, capture holding it): every entry the function's
+    /// arguments and results name; none on a return probe.
+    pub entries: Vec<(u64, u16)>,
+    /// Captures of `g`, `g.stack.hi` and SP: the call's frame, named as
+    /// [`Pairing`] names it.
+    pub frame: Option<[u16; 3]>,
 }
 
 /// A test the backend itself runs on a hit's captured bytes (the part of a

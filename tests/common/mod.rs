@@ -32,6 +32,139 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// A Go toolchain the Go fixtures are built with: Debian's (into
+/// `fixtures/bin`) and each one of `scripts/go-toolchains` that
+/// `scripts/toolchains.sh` installed (into `fixtures/bin/goVERSION`).
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    /// `go1.19.8 (Debian)`, `go1.27.3`: for messages.
+    pub name: String,
+    /// Prefix of its fixtures' names for [`fixture`]: `""` or `go1.27.3/`.
+    pub prefix: String,
+    /// Its minor version (19, 27): 24 and later have Swiss-table maps.
+    pub minor: u32,
+}
+
+impl Toolchain {
+    /// This toolchain's build of fixture `name` (`values`, `kinds-debug`).
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        fixture(&self.path(name))
+    }
+
+    /// `name` as [`fixture`] and [`trace`] take it for this toolchain.
+    pub fn path(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Whether its maps are Swiss tables (Go 1.24 and later).
+    pub fn swiss(&self) -> bool {
+        self.minor >= 24
+    }
+}
+
+/// The Go version a `go` binary reports, as `go1.19.8`.
+fn go_version(go: &str) -> Option<String> {
+    let out = Command::new(go)
+        .args(["env", "GOVERSION"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && v.starts_with("go1.")).then_some(v)
+}
+
+fn minor_of(version: &str) -> u32 {
+    version
+        .trim_start_matches("go1.")
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The toolchains every golden case runs against: Debian's Go, then each
+/// of `scripts/go-toolchains`. One that is not installed (run
+/// `scripts/toolchains.sh`, which `scripts/setup.sh` does) is reported as
+/// a skip, and fails the test under CI=true: each must be tested.
+pub fn toolchains() -> Vec<Toolchain> {
+    static FOUND: std::sync::OnceLock<Vec<Toolchain>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            // Building the fixtures builds them for every installed toolchain.
+            let _ = fixture("values");
+            let mut found = Vec::new();
+            if let Some(v) = go_version("go") {
+                found.push(Toolchain {
+                    name: format!("{v} (Debian)"),
+                    prefix: String::new(),
+                    minor: minor_of(&v),
+                });
+            }
+            let listed = std::fs::read_to_string(root().join("scripts/go-toolchains"))
+                .expect("scripts/go-toolchains");
+            for v in listed
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                let prefix = format!("go{v}/");
+                let built = root().join("fixtures/bin").join(&prefix).join("values");
+                if require(
+                    built.exists(),
+                    &format!("Go {v} is not installed: run scripts/toolchains.sh (scripts/setup.sh does)"),
+                ) {
+                    found.push(Toolchain {
+                        name: format!("go{v}"),
+                        prefix,
+                        minor: minor_of(&format!("go{v}")),
+                    });
+                }
+            }
+            found
+        })
+        .clone()
+}
+
+/// One run of a golden case: a toolchain's build of a fixture, under a
+/// backend.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub toolchain: Toolchain,
+    pub backend: &'static str,
+    /// The fixture's name (`values-debug`), without the toolchain.
+    pub build: &'static str,
+}
+
+impl Case {
+    /// The fixture's name as [`fixture`] and [`trace`] take it.
+    pub fn path(&self) -> String {
+        self.toolchain.path(self.build)
+    }
+}
+
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.toolchain.name, self.backend, self.build)
+    }
+}
+
+/// Every toolchain's build of each of `builds` under every backend.
+pub fn cases(builds: &[&'static str]) -> Vec<Case> {
+    let mut out = Vec::new();
+    for toolchain in toolchains() {
+        for backend in backends() {
+            for &build in builds {
+                out.push(Case {
+                    toolchain: toolchain.clone(),
+                    backend,
+                    build,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The real binary, run as on a new machine (see [`as_new_machine`]).
 pub fn logprobe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_logprobe"));

@@ -18,8 +18,10 @@
 //! sends its thread SIGURG (Go's harmless preemption request) and is
 //! completed from the signal frame the kernel saves, by a uprobe on the
 //! program's signal handler (`signal`); `sse` undoes what the probed
-//! instruction did to them meanwhile. Without a SIGURG handler they are
-//! reported unreadable (docs/architecture.md, "The eBPF backend").
+//! instruction did to them meanwhile, and a probe whose instruction would
+//! lose one is armed by a hardware breakpoint instead (`breakpoint`).
+//! Without a SIGURG handler they are reported unreadable
+//! (docs/architecture.md, "The eBPF backend").
 //!
 //! In launch mode the program's stdout/stderr are relayed (see
 //! `relay`) so that its output and the trace lines interleave as under
@@ -50,7 +52,9 @@ use super::{launch, Backend, HitSink, Outcome, StopHandle, Target};
 use crate::plan::{Capture, Probe};
 
 mod abi;
+mod addresses;
 mod armed;
+mod breakpoint;
 mod load;
 mod relay;
 mod signal;
@@ -170,12 +174,18 @@ impl Backend for EbpfBackend {
                     run.relay = diverted;
                     child
                 };
-                let armed = Armed::new(capacity, child.as_raw(), program, self.options.entry_only);
+                let armed = Armed::new(
+                    capacity,
+                    child.as_raw(),
+                    program,
+                    self.options.entry_only,
+                    false,
+                );
                 run.launched(child, armed, probes, sink)?
             }
             Target::Attach(pid) => {
                 let exe = check_attachable(*pid)?;
-                let armed = Armed::new(capacity, *pid, exe, self.options.entry_only);
+                let armed = Armed::new(capacity, *pid, exe, self.options.entry_only, true);
                 run.attached(armed, probes, sink)?
             }
         };
@@ -250,6 +260,7 @@ impl<'a> Run<'a> {
         let ids: Vec<u32> = probes.iter().map(|p| p.id).collect();
         sink.armed(child.as_raw(), &ids);
         let _ = kill(child, Signal::SIGCONT);
+        armed.started();
         let mut forwarded = false;
         let mut run = || -> Result<Outcome> {
             loop {

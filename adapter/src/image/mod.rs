@@ -46,6 +46,10 @@ pub struct Param {
     pub type_ref: Option<u64>,
     /// Go result parameter (`DW_AT_variable_parameter`).
     pub is_result: bool,
+    /// The dictionary of a Go generic function's shape instantiation
+    /// (`.dict`, a pointer to the type arguments' runtime descriptors): an
+    /// argument the ABI assigns like any other, never shown.
+    pub dictionary: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +64,10 @@ pub struct Function {
     pub lang: Lang,
     /// Whether DWARF described this function (else arguments are unknown).
     pub has_dwarf: bool,
+    /// A wrapper that only forwards to another function (DWARF's
+    /// `DW_AT_trampoline`: Go's ABI and pointer-receiver wrappers, `defer`
+    /// and `go` wrappers): tracing it would report that call twice.
+    pub trampoline: bool,
 }
 
 impl Function {
@@ -140,7 +148,7 @@ impl Image {
         let is_go = file.section_by_name(".gopclntab").is_some()
             || file.section_by_name(".go.buildinfo").is_some();
 
-        let dwarf = dwarf::Dwarf::load(&file)
+        let mut dwarf = dwarf::Dwarf::load(&file)
             .with_context(|| format!("reading DWARF of {}", path.display()))?;
         let mut functions = match &dwarf {
             Some(d) => d.functions()?,
@@ -155,11 +163,21 @@ impl Image {
         }
         functions.sort_by_key(|f| f.low);
         functions.dedup_by(|a, b| a.low == b.low && a.name == b.name);
+        let go_version = goruntime::go_version(&file);
+        if let Some(version) = go_version.filter(|_| has_dwarf) {
+            for f in &mut functions {
+                goruntime::add_dictionary(f, version);
+            }
+        }
 
-        let g = match is_go {
-            true => goruntime::g_layout(dwarf.as_ref(), &file)?,
-            false => None,
+        let runtime = match is_go {
+            true => goruntime::runtime_layouts(dwarf.as_ref(), &file)?,
+            false => Default::default(),
         };
+        if let Some(d) = &mut dwarf {
+            d.func_code = runtime.func_code;
+        }
+        let g = runtime.g;
 
         let types_base = if is_go {
             file.symbols()
@@ -314,6 +332,7 @@ fn symbol_functions(file: &object::File, is_go: bool) -> Vec<Function> {
             params: Vec::new(),
             lang: if is_go { Lang::Go } else { Lang::Other },
             has_dwarf: false,
+            trampoline: false,
         });
     }
     out

@@ -54,6 +54,7 @@ pub(super) fn functions(file: &object::File) -> Result<Vec<Function>> {
             params: Vec::new(),
             lang: Lang::Go,
             has_dwarf: false,
+            trampoline: false,
         });
     }
     Ok(out)

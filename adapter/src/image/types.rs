@@ -45,22 +45,49 @@ pub enum TypeKind {
         fields: Vec<Field>,
     },
     /// Go interface: `{tab, data}`, or `{_type, data}` when `empty`
-    /// (`interface {}` and other interfaces without methods).
+    /// (`interface {}` and other interfaces without methods). `itab_type`
+    /// is where the itab `tab` points to keeps the dynamic type
+    /// (`runtime.itab._type`, `internal/abi.ITab.Type` since Go 1.22),
+    /// from DWARF; `None` when it does not say (the dynamic type is then
+    /// not read).
     Interface {
         empty: bool,
+        itab_type: Option<u32>,
     },
-    /// Go map: a pointer to the runtime's `hmap`, whose DWARF struct
-    /// (`hash<K,V>`) is `hmap` (its `buckets` field points to `bucket<K,V>`).
+    /// Go map: a pointer to the runtime's map header, whose DWARF struct
+    /// is `hmap` (`hash<K,V>` with buckets before Go 1.24, `map<K,V>` with
+    /// a directory of Swiss tables since); `key` and `elem` are the map's
+    /// own key and element types (`DW_AT_go_key`, `DW_AT_go_elem`), which
+    /// the runtime stores behind a pointer when they are large.
     Map {
         hmap: Option<TypeId>,
+        key: Option<TypeId>,
+        elem: Option<TypeId>,
     },
-    /// Go channel: a pointer to the runtime's `hchan` (`qcount`, `dataqsiz` first).
-    Chan,
-    Func,
+    /// Go channel: a pointer to the runtime's `hchan<T>`, whose `qcount`
+    /// and `dataqsiz` (elements queued, buffer size) are at `counts`, from
+    /// DWARF; `None` when it does not say (the counts are then not read).
+    Chan {
+        counts: Option<(u32, u32)>,
+    },
+    /// A function value. A Go func points to a closure (`runtime.funcval`)
+    /// whose word at `code_at` (from DWARF) is the code address; `None`
+    /// when that is not known. C's function pointers are `Some(0)`.
+    Func {
+        code_at: Option<u32>,
+    },
     UnsafePointer,
     /// A named type defined over another (`type Celsius float64`, a C typedef).
     Named {
         underlying: TypeId,
+    },
+    /// A value of a type parameter in a Go shape instantiation (a `.paramN`
+    /// typedef of its GC shape, `go.shape.int`): its real type is the
+    /// runtime type descriptor at entry `index` of the call's dictionary;
+    /// its layout is the shape's.
+    Shape {
+        shape: TypeId,
+        index: u64,
     },
     Void,
     /// A type the decoder has no rule for; shown by name.
@@ -108,7 +135,10 @@ impl TypeTable {
         // protects against malformed DWARF.
         for _ in 0..32 {
             match self.types[id].kind {
-                TypeKind::Named { underlying } => id = underlying,
+                TypeKind::Named { underlying }
+                | TypeKind::Shape {
+                    shape: underlying, ..
+                } => id = underlying,
                 _ => break,
             }
         }

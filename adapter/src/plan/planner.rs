@@ -23,11 +23,11 @@ use super::lang::{self, Assignment, Convention};
 use super::recipe::Builder;
 use super::site::{self, Site};
 use super::{
-    filter, place, Capture, FrameRole, Limits, Pairing, Path, Probe, ProbeKind, Recipe, Reg,
-    MAX_CAPTURES,
+    filter, place, Capture, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind, Recipe, Reg,
+    TypeArgs, MAX_CAPTURES,
 };
 use crate::expr::Expr;
-use crate::image::{FuncId, Image, TypeId, TypeTable, Variable};
+use crate::image::{FuncId, Image, Type, TypeId, TypeKind, TypeTable, Variable};
 
 /// What shapes every plan besides the function itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,17 +122,38 @@ impl<'a> Planner<'a> {
         };
 
         let mut args: Vec<Named> = Vec::new();
+        let mut dictionary: Option<usize> = None;
         for p in func.args() {
-            args.push((p.name.clone(), self.resolve(p.type_ref)));
+            let ty = match p.dictionary {
+                true => {
+                    dictionary = Some(args.len());
+                    // Before Go 1.27 it has no DWARF: a pointer.
+                    self.resolve(p.type_ref).or(Some(self.word_pointer()))
+                }
+                false => self.resolve(p.type_ref),
+            };
+            args.push((p.name.clone(), ty));
         }
         let mut results: Vec<Named> = Vec::new();
         for p in func.results() {
             results.push((p.name.clone(), self.resolve(p.type_ref)));
         }
         let (arg_locs, result_locs) = self.locate(conv, &args, &results);
+        // The dictionary entries the values of type parameters name.
+        let mut entries: Vec<u64> = args
+            .iter()
+            .chain(&results)
+            .filter_map(|(_, t)| match self.types.get((*t)?).kind {
+                TypeKind::Shape { index, .. } => Some(index),
+                _ => None,
+            })
+            .collect();
+        entries.sort_unstable();
+        entries.dedup();
+        let generic = dictionary.map(|d| (d, entries.as_slice()));
 
         let mut probes = Vec::with_capacity(1 + returns.len());
-        let mut recipe = self.recipe(conv, &args, &arg_locs);
+        let mut recipe = self.recipe(conv, &args, &arg_locs, generic);
         let filtered = self.filter(&mut recipe, condition);
         let mut call = self.probe(id, ProbeKind::Entry, entry, recipe)?;
         let pairing = filtered.then(|| Pairing {
@@ -142,8 +163,9 @@ impl<'a> Planner<'a> {
         });
         call.recipe.pairing = pairing;
         probes.push(call);
+        let generic = dictionary.map(|_| (usize::MAX, &[][..]));
         for ret in returns {
-            let mut recipe = self.recipe(conv, &results, &result_locs);
+            let mut recipe = self.recipe(conv, &results, &result_locs, generic);
             recipe.pairing = pairing.map(|open| Pairing {
                 role: FrameRole::Close,
                 ..open
@@ -262,20 +284,73 @@ impl<'a> Planner<'a> {
     }
 
     /// The recipe of an entry or return probe showing `values` at `locs`.
+    /// A shape instantiation's probes (`generic`: which of `values` is the
+    /// dictionary, which of its entries to read; on a return probe,
+    /// neither) learn their type arguments ([`TypeArgs`]); the dictionary
+    /// is read, not shown.
     fn recipe(
         &self,
         conv: &dyn Convention,
         values: &[Named],
         locs: &[Option<Assignment>],
+        generic: Option<(usize, &[u64])>,
     ) -> Recipe {
         let mut b = Builder::new(&self.types, self.options.limits);
         self.prologue(&mut b, conv);
-        for ((name, ty), loc) in values.iter().zip(locs) {
+        let mut dictionary = None;
+        for (i, ((name, ty), loc)) in values.iter().zip(locs).enumerate() {
             let slot = place::assigned(&mut b, name, *ty, loc.as_ref());
-            b.recipe.values.push(slot);
+            match generic {
+                Some((d, _)) if d == i => dictionary = slot.pieces.first().map(|p| p.capture),
+                _ => b.recipe.values.push(slot),
+            }
+        }
+        if let Some((_, entries)) = generic {
+            let entries = match dictionary {
+                Some(d) => entries
+                    .iter()
+                    .map(|&i| {
+                        let entry = Capture::Deref {
+                            base: d,
+                            offset: 0,
+                            add: (8 * i).min(i32::MAX as u64) as i32,
+                            len: Len::Fixed(8),
+                        };
+                        (i, b.push(entry))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let frame = self.image.g.and_then(|g| {
+                let add = i32::try_from(g.stack_hi).ok()?;
+                let g = b.push(Capture::Reg(Reg::R14));
+                let hi = b.push(Capture::Deref {
+                    base: g,
+                    offset: 0,
+                    add,
+                    len: Len::Fixed(8),
+                });
+                Some([g, hi, b.push(Capture::Reg(Reg::Rsp))])
+            });
+            b.recipe.type_args = Some(TypeArgs { entries, frame });
         }
         b.follow_shared();
         b.finish()
+    }
+
+    /// A pointer-sized word: the type of a dictionary DWARF does not list.
+    fn word_pointer(&mut self) -> TypeId {
+        const NAME: &str = "*[]uintptr";
+        if let Some(id) = self.cache.get(&u64::MAX) {
+            return *id;
+        }
+        let id = self.types.push(Type {
+            name: NAME.into(),
+            size: 8,
+            kind: TypeKind::UnsafePointer,
+        });
+        self.cache.insert(u64::MAX, id);
+        id
     }
 
     /// What every recipe starts with: the probe's run-time address in a

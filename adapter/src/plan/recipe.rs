@@ -16,7 +16,7 @@ use super::{
 use crate::image::{TypeId, TypeKind, TypeTable};
 
 /// Most bytes of a pointee copied through a pointer.
-const MAX_POINTEE: u32 = 4096;
+pub(super) const MAX_POINTEE: u32 = 4096;
 /// Bytes of an interface's data copied: enough for most dynamic values
 /// (an error's struct, a boxed number or string header, a small struct).
 pub const IFACE_DATA: u32 = 128;
@@ -260,14 +260,18 @@ impl<'t> Builder<'t> {
                 };
                 self.follow(slot, *p, Buffer::Capture(d), 0, depth + 1);
             }
-            TypeKind::Interface { empty } => {
+            TypeKind::Interface { empty, itab_type } => {
                 let (Some(tab), Some(data)) = (word(slot, at), word(slot, at + 8)) else {
                     return;
                 };
                 if !*empty {
-                    // itab._type sits after itab.inter.
+                    // The dynamic type, from the itab (where DWARF says).
+                    let Some(off) = itab_type.and_then(|o| i32::try_from(o).ok()) else {
+                        return;
+                    };
+                    let from = (buf, at, off as u32);
                     if self
-                        .deref_into(slot, (buf, at, 8), tab, 8, Len::Fixed(8))
+                        .deref_into(slot, from, tab, off, Len::Fixed(8))
                         .is_none()
                     {
                         return;
@@ -303,22 +307,26 @@ impl<'t> Builder<'t> {
                     }
                 }
             }
-            TypeKind::Map { hmap: Some(h) } if deeper => {
+            TypeKind::Map { hmap: Some(_), .. } if deeper => {
                 if let Some(ptr) = word(slot, at) {
-                    self.follow_map(slot, *h, (buf, at), ptr, depth);
+                    self.follow_map(slot, ty, (buf, at), ptr, depth);
                 }
             }
-            TypeKind::Chan if deeper => {
-                // hchan starts with qcount and dataqsiz.
+            TypeKind::Chan {
+                counts: Some((len, cap)),
+            } if deeper => {
+                // hchan's qcount and dataqsiz, where DWARF says.
                 if let Some(ptr) = word(slot, at) {
-                    self.deref_into(slot, (buf, at, 0), ptr, 0, Len::Fixed(16));
+                    let end = Len::Fixed((*len).max(*cap) + 8);
+                    self.deref_into(slot, (buf, at, 0), ptr, 0, end);
                 }
             }
-            TypeKind::Func => {
-                // A func value points to a funcval whose first word is the code.
-                if let Some(ptr) = word(slot, at) {
-                    self.deref_into(slot, (buf, at, 0), ptr, 0, Len::Fixed(8));
-                }
+            TypeKind::Func { code_at: Some(off) } => {
+                // A func value points to a funcval holding the code address.
+                let (Some(ptr), Ok(add)) = (word(slot, at), i32::try_from(*off)) else {
+                    return;
+                };
+                self.deref_into(slot, (buf, at, *off), ptr, add, Len::Fixed(8));
             }
             _ => {}
         }
@@ -344,8 +352,8 @@ pub(super) fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
         | TypeKind::Slice { .. }
         | TypeKind::Interface { .. }
         | TypeKind::Map { .. }
-        | TypeKind::Chan
-        | TypeKind::Func => true,
+        | TypeKind::Chan { .. }
+        | TypeKind::Func { .. } => true,
         _ => false,
     }
 }

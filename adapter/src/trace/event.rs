@@ -24,7 +24,15 @@ pub struct Decoding {
     cache: HashMap<u64, TypeId>,
     /// Runtime type descriptor address -> type (or `None`: not in DWARF).
     by_descriptor: HashMap<u64, Option<TypeId>>,
+    /// The type arguments (dictionary entry -> runtime type descriptor
+    /// address) of the calls of Go shape instantiations that have not
+    /// returned yet, by frame (`g`, `g.stack.hi - SP`), for their returns.
+    calls: HashMap<(u64, u64), HashMap<u64, u64>>,
 }
+
+/// Most calls [`Decoding::calls`] remembers; a call that never returns
+/// (a panic) is forgotten when it is full.
+const MAX_OPEN_CALLS: usize = 65536;
 
 /// Resolves what a hit names at run time against the image.
 struct Runtime<'s, 'i> {
@@ -34,6 +42,9 @@ struct Runtime<'s, 'i> {
     /// Where the image is loaded in the hit's process minus its link-time
     /// addresses (0 unless it is position-independent).
     bias: u64,
+    /// The hit's type arguments: dictionary entry -> runtime type
+    /// descriptor address.
+    type_args: HashMap<u64, u64>,
 }
 
 impl value::Resolve for Runtime<'_, '_> {
@@ -54,6 +65,11 @@ impl value::Resolve for Runtime<'_, '_> {
         let f = self.image.function_at(pc.wrapping_sub(self.bias))?;
         Some(self.image.functions[f].name.clone())
     }
+
+    fn type_argument(&mut self, types: &mut TypeTable, index: u64) -> Option<TypeId> {
+        let descriptor = *self.type_args.get(&index)?;
+        self.runtime_type(types, descriptor)
+    }
 }
 
 impl Decoding {
@@ -65,6 +81,40 @@ impl Decoding {
             limits: planner.limits(),
             cache,
             by_descriptor: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+
+    /// The type arguments of the call `probe`'s hit belongs to: read by
+    /// an entry probe (and kept for the call's return), found by a return
+    /// probe; empty when neither (not generic code, or a return whose call
+    /// was not seen).
+    fn type_args(&mut self, probe: &Probe, word: impl Fn(u16) -> Option<u64>) -> HashMap<u64, u64> {
+        let Some(t) = &probe.recipe.type_args else {
+            return HashMap::new();
+        };
+        let frame = t.frame.and_then(|[g, hi, sp]| {
+            let (g, hi, sp) = (word(g)?, word(hi)?, word(sp)?);
+            Some((g, hi.wrapping_sub(sp)))
+        });
+        match probe.kind {
+            ProbeKind::Entry => {
+                let read: HashMap<u64, u64> = t
+                    .entries
+                    .iter()
+                    .filter_map(|&(index, c)| Some((index, word(c)?)))
+                    .collect();
+                if let Some(frame) = frame {
+                    if self.calls.len() >= MAX_OPEN_CALLS {
+                        self.calls.clear();
+                    }
+                    self.calls.insert(frame, read.clone());
+                }
+                read
+            }
+            _ => frame
+                .and_then(|f| self.calls.remove(&f))
+                .unwrap_or_default(),
         }
     }
 }
@@ -111,11 +161,13 @@ pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) 
     };
     let goroutine = word(probe.recipe.goid);
     let bias = word(probe.recipe.pc).map_or(0, |pc| pc.wrapping_sub(probe.address));
+    let type_args = state.type_args(probe, |c| word(Some(c)));
     let mut runtime = Runtime {
         image,
         cache: &mut state.cache,
         by_descriptor: &mut state.by_descriptor,
         bias,
+        type_args,
     };
     let values = probe
         .recipe

@@ -26,6 +26,11 @@ pub trait Resolve {
     fn runtime_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId>;
     /// The name of the function containing code address `pc`.
     fn function_name(&self, pc: u64) -> Option<String>;
+    /// The type argument of the hit's call that is entry `index` of its
+    /// dictionary (a Go shape instantiation), resolved into `types`.
+    fn type_argument(&mut self, _types: &mut TypeTable, _index: u64) -> Option<TypeId> {
+        None
+    }
 }
 
 /// A [`Resolve`] that knows nothing (tests, images without DWARF).
@@ -58,6 +63,15 @@ pub fn decode(
             reason: String::from("type unknown"),
         };
     };
+    // A type parameter's value: its type argument, whose layout is its
+    // shape's; the shape when the call's dictionary was not read.
+    let ty = match types.get(ty).kind {
+        TypeKind::Shape { shape, index } => match resolve.type_argument(types, index) {
+            Some(real) if types.get(real).size == types.get(shape).size => real,
+            _ => shape,
+        },
+        _ => ty,
+    };
     let mut image = vec![0u8; slot.size as usize];
     for p in &slot.pieces {
         let Some(bytes) = captures.get(p.capture as usize).and_then(|c| c.as_deref()) else {
@@ -70,11 +84,13 @@ pub fn decode(
             dst.copy_from_slice(&bytes[..n]);
         }
     }
-    let derefs: HashMap<(Buffer, u32), (u16, u32)> = slot
-        .derefs
-        .iter()
-        .map(|d| ((d.from, d.at), (d.capture, d.start)))
-        .collect();
+    let mut derefs: HashMap<(Buffer, u32), Vec<(u16, u32)>> = HashMap::new();
+    for d in &slot.derefs {
+        derefs
+            .entry((d.from, d.at))
+            .or_default()
+            .push((d.capture, d.start));
+    }
     let mut d = Decoder {
         types,
         resolve,
@@ -94,14 +110,20 @@ struct Decoder<'a> {
     image: &'a [u8],
     captures: &'a Captures,
     /// `(buffer, offset of a pointer)` -> (capture it was followed into,
-    /// offset in the pointee where that capture starts).
-    derefs: HashMap<(Buffer, u32), (u16, u32)>,
+    /// offset in the pointee where that capture starts), for each time it
+    /// was, in plan order (a Swiss map's `dirPtr` is read as a group and
+    /// as a directory; a table's groups in two reads).
+    derefs: HashMap<(Buffer, u32), Vec<(u16, u32)>>,
     /// Pointees being shown (address and pointer type), outermost first: a
     /// pointer back to one of them is a cycle and is shown by address. The
     /// type is part of the key because a struct and its first field share
     /// an address.
     path: Vec<(u64, TypeId)>,
 }
+
+/// The prefix of the names of Go's GC shapes (`go.shape.int`), the types
+/// generic code is compiled for.
+const GO_SHAPE: &str = "go.shape.";
 
 /// Nesting bound of the decoder itself (the plan's depth limit is what
 /// normally ends recursion; this only protects against malformed types).
@@ -136,8 +158,8 @@ fn direct_iface(types: &TypeTable, ty: TypeId) -> bool {
         TypeKind::Pointer { .. }
         | TypeKind::UnsafePointer
         | TypeKind::Map { .. }
-        | TypeKind::Chan
-        | TypeKind::Func => true,
+        | TypeKind::Chan { .. }
+        | TypeKind::Func { .. } => true,
         TypeKind::Struct { fields } if fields.len() == 1 => direct_iface(types, fields[0].ty),
         TypeKind::Array {
             elem: Some(e),
@@ -155,21 +177,36 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// The capture a pointer at `(from, at)` was followed into from the
-    /// pointee's start, if it was and the read succeeded.
+    /// The capture a pointer at `(from, at)` was first followed into from
+    /// the pointee's start, if it was and the read succeeded.
     fn target(&self, from: Buffer, at: u32) -> Option<u16> {
-        match *self.derefs.get(&(from, at))? {
-            (c, 0) => self.bytes(Buffer::Capture(c)).map(|_| c),
-            _ => None,
-        }
+        self.targets(from, at, 0).first().copied()
+    }
+
+    /// Every capture the pointer at `(from, at)` was followed into from
+    /// the pointee's byte `start`, whose read succeeded, in plan order.
+    fn targets(&self, from: Buffer, at: u32, start: u32) -> Vec<u16> {
+        self.derefs
+            .get(&(from, at))
+            .into_iter()
+            .flatten()
+            .filter(|&&(c, s)| s == start && self.bytes(Buffer::Capture(c)).is_some())
+            .map(|&(c, _)| c)
+            .collect()
     }
 
     /// The bytes the pointee of the pointer at `(from, at)` holds from its
     /// offset `offset` on, whichever way they were captured.
     fn pointee_bytes(&self, from: Buffer, at: u32, offset: u32) -> Option<&'a [u8]> {
-        let (c, start) = *self.derefs.get(&(from, at))?;
-        let skip = offset.checked_sub(start)? as usize;
-        self.bytes(Buffer::Capture(c))?.get(skip..)
+        self.derefs
+            .get(&(from, at))?
+            .iter()
+            .filter(|&&(_, start)| start <= offset)
+            .max_by_key(|&&(_, start)| start)
+            .and_then(|&(c, start)| {
+                let skip = (offset - start) as usize;
+                self.bytes(Buffer::Capture(c))?.get(skip..)
+            })
     }
 
     fn value(&mut self, ty: TypeId, from: Buffer, at: u32, depth: u32) -> Value {
@@ -227,8 +264,9 @@ impl<'a> Decoder<'a> {
         };
         if let Some(v) = basic {
             // Go's named basic types (`main.Celsius`, `time.Duration`) are
-            // base types with a qualified name; builtin names have no dot.
-            return if t.name.contains('.') {
+            // base types with a qualified name; builtin names have no dot,
+            // and a GC shape's (`go.shape.int`) is no type of the program.
+            return if t.name.contains('.') && !t.name.starts_with(GO_SHAPE) {
                 Value::Named {
                     r#type: t.name,
                     value: Box::new(v),
@@ -321,22 +359,27 @@ impl<'a> Decoder<'a> {
                     })
                     .collect(),
             },
-            TypeKind::Interface { empty } if size == 16 => {
-                self.interface(t.name, empty, from, at, word(0), depth)
+            TypeKind::Interface { empty, itab_type } if size == 16 => {
+                let itab = (!empty).then_some(itab_type);
+                self.interface(t.name, itab, from, at, word(0), depth)
             }
-            TypeKind::Map { hmap } => self.map(t.name, hmap, from, at, word(0), depth),
-            TypeKind::Chan => {
+            TypeKind::Map { .. } => self.map(t.name, ty, from, at, word(0), depth),
+            TypeKind::Chan { counts } => {
                 if word(0) == 0 {
                     return Value::Nil { r#type: t.name };
                 }
-                match self
+                let Some((len, cap)) = counts else {
+                    return unreadable("channel layout not known: no runtime.hchan in DWARF");
+                };
+                let hchan = self
                     .target(from, at)
-                    .and_then(|c| self.bytes(Buffer::Capture(c)))
-                {
-                    Some(h) if h.len() >= 16 => Value::Chan {
+                    .and_then(|c| self.bytes(Buffer::Capture(c)));
+                let count = |h: &[u8], at: u32| h.get(at as usize..at as usize + 8).map(le);
+                match hchan.and_then(|h| Some((count(h, len)?, count(h, cap)?))) {
+                    Some((len, cap)) => Value::Chan {
                         r#type: t.name,
-                        len: le(&h[..8]),
-                        cap: le(&h[8..16]),
+                        len,
+                        cap,
                     },
                     _ => Value::Pointer {
                         r#type: t.name,
@@ -344,7 +387,7 @@ impl<'a> Decoder<'a> {
                     },
                 }
             }
-            TypeKind::Func => {
+            TypeKind::Func { code_at } => {
                 let address = word(0);
                 if address == 0 {
                     return Value::Func {
@@ -352,9 +395,8 @@ impl<'a> Decoder<'a> {
                         address,
                     };
                 }
-                let pc = self
-                    .target(from, at)
-                    .and_then(|c| self.bytes(Buffer::Capture(c)))
+                let pc = code_at
+                    .and_then(|off| self.pointee_bytes(from, at, off))
                     .filter(|b| b.len() >= 8)
                     .map(le);
                 Value::Func {
@@ -366,6 +408,7 @@ impl<'a> Decoder<'a> {
                 let inner = self.value(underlying, from, at, depth + 1);
                 inner.named(t.name)
             }
+            TypeKind::Shape { shape, .. } => self.value(shape, from, at, depth + 1),
             _ => Value::Opaque { r#type: t.name },
         }
     }
@@ -400,10 +443,13 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// The interface whose first word, at byte `at` of `from`, is `tab`: an
+    /// itab pointer when `itab` is `Some` (the itab's field that holds the
+    /// dynamic type, if DWARF said), else the dynamic type's descriptor.
     fn interface(
         &mut self,
         name: String,
-        empty: bool,
+        itab: Option<Option<u32>>,
         from: Buffer,
         at: u32,
         tab: u64,
@@ -412,13 +458,12 @@ impl<'a> Decoder<'a> {
         if tab == 0 {
             return Value::Nil { r#type: name };
         }
-        let descriptor = if empty {
-            Some(tab)
-        } else {
-            // itab._type follows itab.inter.
-            self.pointee_bytes(from, at, 8)
+        let descriptor = match itab {
+            None => Some(tab),
+            Some(off) => off
+                .and_then(|off| self.pointee_bytes(from, at, off))
                 .filter(|b| b.len() >= 8)
-                .map(le)
+                .map(le),
         };
         let dynamic = descriptor.and_then(|d| self.resolve.runtime_type(self.types, d));
         let Some(dt) = dynamic else {
@@ -695,9 +740,20 @@ pub(super) mod tests {
             &mut t,
             "interface {}",
             16,
-            TypeKind::Interface { empty: true },
+            TypeKind::Interface {
+                empty: true,
+                itab_type: None,
+            },
         );
-        let error = ty(&mut t, "error", 16, TypeKind::Interface { empty: false });
+        let error = ty(
+            &mut t,
+            "error",
+            16,
+            TypeKind::Interface {
+                empty: false,
+                itab_type: Some(8),
+            },
+        );
         // interface{}(42): the data word points to the int.
         let caps = vec![words(&[0x5000, 0x6000]), words(&[42])];
         let s = slot(eface, 16, &[(Buffer::Image, 8, 1, 0)]);
@@ -738,7 +794,12 @@ pub(super) mod tests {
     #[test]
     fn funcs_chans_and_named_types() {
         let mut t = TypeTable::default();
-        let f = ty(&mut t, "func(int) int", 8, TypeKind::Func);
+        let f = ty(
+            &mut t,
+            "func(int) int",
+            8,
+            TypeKind::Func { code_at: Some(0) },
+        );
         let caps = vec![words(&[0x9000]), words(&[0x401000])];
         let s = slot(f, 8, &[(Buffer::Image, 0, 1, 0)]);
         let v = decode(&mut t, &mut OneType(0, 0), Limits::default(), &s, &caps);
@@ -747,11 +808,21 @@ pub(super) mod tests {
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "nil");
 
-        let c = ty(&mut t, "chan int", 8, TypeKind::Chan);
+        let counts = Some((0, 8));
+        let c = ty(&mut t, "chan int", 8, TypeKind::Chan { counts });
         let caps = vec![words(&[0x9000]), words(&[3, 10])];
         let s = slot(c, 8, &[(Buffer::Image, 0, 1, 0)]);
         let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
         assert_eq!(v.go(), "chan int 3/10");
+        // A channel whose hchan DWARF does not describe: not guessed.
+        let unknown = ty(&mut t, "chan int", 8, TypeKind::Chan { counts: None });
+        let s = slot(unknown, 8, &[(Buffer::Image, 0, 1, 0)]);
+        let v = decode(&mut t, &mut NoResolve, Limits::default(), &s, &caps);
+        assert!(
+            v.go().starts_with("(unreadable channel layout not known"),
+            "{}",
+            v.go()
+        );
 
         let d = ty(&mut t, "time.Duration", 8, TypeKind::Int);
         let caps = vec![words(&[1_500_000_000])];

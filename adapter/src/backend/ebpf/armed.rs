@@ -13,12 +13,17 @@
 //!
 //! Arming never loads or verifies anything: a recipe is data written into
 //! the map, and a link names the program loaded at the start.
+//!
+//! A probe whose instruction would overwrite an XMM register its recipe
+//! reads before the signal frame saves it is armed by a hardware
+//! breakpoint instead of a uprobe where one is left (`breakpoint`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, UprobeMultiOpts};
 
+use super::breakpoint::Breakpoints;
 use super::load::not_armed_here;
 use super::signal::SignalXmm;
 use super::skel::ProbeSkel;
@@ -39,6 +44,9 @@ pub struct Armed {
     free: Vec<u32>,
     batches: Vec<Batch>,
     signal: SignalXmm,
+    breakpoints: Breakpoints,
+    /// The process runs its executable (not held before its `execve`).
+    running: bool,
 }
 
 struct Batch {
@@ -55,7 +63,9 @@ pub struct Unlinked {
 }
 
 impl Armed {
-    pub fn new(capacity: u32, pid: i32, path: PathBuf, entry_only: bool) -> Armed {
+    /// The probes of process `pid`, which runs the executable at `path`
+    /// unless it is held before its `execve` (not `running`).
+    pub fn new(capacity: u32, pid: i32, path: PathBuf, entry_only: bool, running: bool) -> Armed {
         Armed {
             pid,
             path,
@@ -65,7 +75,14 @@ impl Armed {
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
             signal: SignalXmm::default(),
+            breakpoints: Breakpoints::default(),
+            running,
         }
+    }
+
+    /// The launched process was let run its executable.
+    pub fn started(&mut self) {
+        self.running = true;
     }
 
     /// The probe id a hit's cookie (slot) stands for.
@@ -140,11 +157,16 @@ impl Armed {
                 .update(&slot.to_ne_bytes(), abi::bytes_of(&*recipe), MapFlags::ANY)
                 .context("storing a capture recipe in the kernel")
         });
+        if stored.is_ok() {
+            self.use_breakpoints(skel, &batch.probes);
+        }
         let linked = stored.and_then(|()| self.link(skel, &batch.probes));
         match linked {
             Ok(l) => batch.link = l,
             Err(e) => {
                 for (slot, _) in &batch.probes {
+                    self.breakpoints.disarm(*slot);
+                    self.breakpoints.forget(skel, *slot);
                     self.slots[*slot as usize] = None;
                     self.free.push(*slot);
                 }
@@ -154,6 +176,22 @@ impl Armed {
         let ids = batch.probes.iter().map(|(_, p)| p.id).collect();
         self.batches.push(batch);
         Ok(ids)
+    }
+
+    /// Arms by hardware breakpoints the probes of `probes` whose
+    /// instruction loses an XMM register their recipe reads, while debug
+    /// registers are left; their XMM captures then need no fixing.
+    fn use_breakpoints(&mut self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) {
+        let target = (self.pid, self.path.as_path(), !self.running);
+        for (slot, p) in probes {
+            let fixes = &self.xmm_fixes[*slot as usize];
+            if !fixes.iter().any(|(_, e)| *e == sse::Effect::Lost) {
+                continue;
+            }
+            if self.breakpoints.arm(skel, target, *slot, p).is_ok() {
+                self.xmm_fixes[*slot as usize].clear();
+            }
+        }
     }
 
     /// Drops the links of the batches holding any of `ids`, and those
@@ -166,9 +204,11 @@ impl Armed {
         };
         for (i, b) in self.batches.iter_mut().enumerate() {
             let before = b.probes.len();
+            let breakpoints = &mut self.breakpoints;
             b.probes.retain(|(slot, p)| {
                 let keep = !ids.contains(&p.id);
                 if !keep {
+                    breakpoints.disarm(*slot);
                     out.freed.push(*slot);
                 }
                 keep
@@ -186,6 +226,7 @@ impl Armed {
     /// probes again (a batch left empty goes away).
     pub fn relink(&mut self, skel: &ProbeSkel<'_>, u: Unlinked) -> Result<()> {
         for slot in u.freed {
+            self.breakpoints.forget(skel, slot);
             self.slots[slot as usize] = None;
             self.free.push(slot);
         }
@@ -221,6 +262,7 @@ impl Armed {
             .filter_map(|b| b.link.take())
             .collect();
         links.extend(self.signal.take_link());
+        links.extend(self.breakpoints.take_links());
         if links.len() < 2 {
             return;
         }
@@ -244,6 +286,7 @@ impl Armed {
             .iter()
             .rev()
             .filter(|(_, p)| !self.entry_only || p.kind == ProbeKind::Entry)
+            .filter(|(slot, _)| !self.breakpoints.has(*slot))
             .collect();
         let Some((_, first)) = armed.first() else {
             return Ok(None);

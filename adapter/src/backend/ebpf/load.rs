@@ -181,6 +181,8 @@ fn open_and_load(
             .map_err(|e| load_error(&e))?;
         // Not even verified: nothing will attach it (see `signal`).
         open.progs.lp_sigtramp.set_autoload(false);
+        open.progs.lp_breakpoint.set_autoload(false);
+        open.progs.lp_preempt.set_autoload(false);
     }
     if !sizes.pairing {
         open.maps
@@ -199,6 +201,8 @@ fn open_and_load(
         // instructions it processed, and nothing else.
         open.progs.lp_probe.set_log_level(4);
         open.progs.lp_sigtramp.set_log_level(4);
+        open.progs.lp_breakpoint.set_log_level(4);
+        open.progs.lp_preempt.set_log_level(4);
         open.progs.lp_enter_write.set_log_level(4);
         open.progs.lp_exit_write.set_log_level(4);
     }

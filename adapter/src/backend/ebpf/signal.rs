@@ -139,7 +139,7 @@ fn offset_of(btf: &Btf<'_>, c: &Composite<'_>, name: &str) -> Result<u32> {
 /// with bit 0 set); otherwise the entry (cookie 0), which the kernel
 /// single-steps. Reads only the symbol table and the handlers' code.
 fn sigtramp_sites(path: &Path) -> Vec<(u64, u64)> {
-    use object::{Object, ObjectSegment, ObjectSymbol, ReadRef};
+    use object::{Object, ObjectSymbol, ReadRef};
     const HANDLERS: [&str; 4] = [
         "runtime.sigtramp",
         "runtime.sigtramp.abi0",
@@ -155,13 +155,7 @@ fn sigtramp_sites(path: &Path) -> Vec<(u64, u64)> {
     let Ok(file) = object::File::parse(&data) else {
         return Vec::new();
     };
-    let file_offset = |addr: u64| {
-        file.segments().find_map(|seg| {
-            let (offset, size) = seg.file_range();
-            let start = seg.address();
-            (addr >= start && addr < start + size).then(|| addr - start + offset)
-        })
-    };
+    let file_offset = |addr: u64| super::addresses::file_offset(&file, addr);
     file.symbols()
         .filter(|s| s.name().is_ok_and(|n| HANDLERS.contains(&n)))
         .filter_map(|s| {

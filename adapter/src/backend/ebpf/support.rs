@@ -171,21 +171,9 @@ fn uprobe_target() -> u64 {
 fn attach_to_self(skel: &super::skel::ProbeSkel<'_>) -> Result<()> {
     let address = std::hint::black_box(uprobe_target as fn() -> u64) as usize as u64;
     let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
-    let (path, offset) = maps
-        .lines()
-        .find_map(|line| {
-            // start-end perms offset dev inode path
-            let mut f = line.split_whitespace();
-            let (start, end) = f.next()?.split_once('-')?;
-            let (start, end) = (
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-            );
-            let offset = u64::from_str_radix(f.nth(1)?, 16).ok()?;
-            let path = f.nth(2)?;
-            (address >= start && address < end)
-                .then(|| (path.to_string(), address - start + offset))
-        })
+    let (path, offset) = super::addresses::mappings(&maps)
+        .find(|m| address >= m.start && address < m.end && !m.path.is_empty())
+        .map(|m| (m.path.to_string(), address - m.start + m.offset))
         .ok_or_else(|| anyhow!("logprobe's own code is not in a file mapping"))?;
     let opts = UprobeMultiOpts {
         offsets: vec![offset as usize],

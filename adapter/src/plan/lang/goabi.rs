@@ -54,8 +54,8 @@ impl State {
             | TypeKind::Pointer { .. }
             | TypeKind::UnsafePointer
             | TypeKind::Map { .. }
-            | TypeKind::Chan
-            | TypeKind::Func => self.int(at, size.min(8)),
+            | TypeKind::Chan { .. }
+            | TypeKind::Func { .. } => self.int(at, size.min(8)),
             TypeKind::Float => self.float(at, size),
             TypeKind::Complex => self.float(at, size / 2) && self.float(at + size / 2, size / 2),
             TypeKind::String | TypeKind::Interface { .. } => self.int(at, 8) && self.int(at + 8, 8),
