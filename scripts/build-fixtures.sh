@@ -3,7 +3,9 @@
 # (NAME) and without optimizations or inlining (NAME-debug), plus the seed
 # without DWARF (seed-nodwarf) and fully stripped (seed-stripped), and the
 # values fixture position-independent (values-pie: loaded at a random
-# address, so run-time type and code addresses need the load bias).
+# address, so run-time type and code addresses need the load bias). C, C++
+# and Rust fixtures are built with debug info at -O2 / opt-level 2
+# (c-NAME, cpp-NAME, rust-NAME) and at -O0 / opt-level 0 (…-debug).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/fixtures/bin"
@@ -19,6 +21,19 @@ done
 (cd "$root/fixtures/go/values" && go build -buildmode=pie -o "$out/values-pie" .)
 for src in "$root"/fixtures/c/*.c; do
   [ -e "$src" ] || continue
-  name="$(basename "$src" .c)"
-  gcc -g -O1 -o "$out/$name" "$src" -lpthread
+  name="c-$(basename "$src" .c)"
+  gcc -g -O2 -Wall -o "$out/$name" "$src"
+  gcc -g -O0 -Wall -o "$out/$name-debug" "$src"
+done
+for src in "$root"/fixtures/cpp/*.cpp; do
+  [ -e "$src" ] || continue
+  name="cpp-$(basename "$src" .cpp)"
+  g++ -g -O2 -Wall -o "$out/$name" "$src"
+  g++ -g -O0 -Wall -o "$out/$name-debug" "$src"
+done
+for src in "$root"/fixtures/rust/*.rs; do
+  [ -e "$src" ] || continue
+  name="rust-$(basename "$src" .rs)"
+  rustc -g -C opt-level=2 -o "$out/$name" "$src"
+  rustc -g -C opt-level=0 -o "$out/$name-debug" "$src"
 done

@@ -54,6 +54,11 @@ impl value::Resolve for Runtime<'_, '_> {
         let f = self.image.function_at(pc.wrapping_sub(self.bias))?;
         Some(self.image.functions[f].name.clone())
     }
+
+    fn vtable_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId> {
+        let die = self.image.vtable_type_die(addr.wrapping_sub(self.bias))?;
+        self.image.resolve_type(types, self.cache, die).ok()
+    }
 }
 
 impl Decoding {
