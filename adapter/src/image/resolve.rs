@@ -470,6 +470,14 @@ impl Dwarf {
                 _ => return Ok(true),
             };
             let mut ty = self.resolve_type(table, cache, ty)?;
+            if lang == Lang::Cpp && name.starts_with("_vptr") {
+                // The vtable pointer: shown by address, not followed.
+                let t = table.get(ty).clone();
+                ty = table.push(Type {
+                    kind: TypeKind::Pointer { pointee: None },
+                    ..t
+                });
+            }
             let name = match inheritance {
                 true => format!("<{}>", table.get(ty).name),
                 false => name,
