@@ -142,6 +142,7 @@ impl CommonArguments {
             max_depth: self.max_depth,
             style: Default::default(),
             no_debug: self.no_debug,
+            live_changes: true,
         }
     }
 }
