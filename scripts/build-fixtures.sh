@@ -37,3 +37,5 @@ for src in "$root"/fixtures/rust/*.rs; do
   rustc -g -C opt-level=2 -o "$out/$name" "$src"
   rustc -g -C opt-level=0 -o "$out/$name-debug" "$src"
 done
+# The values fixture with Rust's v0 symbol mangling too (rust-values-v0).
+rustc -g -C opt-level=0 -C symbol-mangling-version=v0 -o "$out/rust-values-v0" "$root/fixtures/rust/values.rs"

@@ -328,6 +328,32 @@ fn rust_values_are_shown_as_debug_shows_them() {
     }
 }
 
+/// Rust's v0 symbol mangling (`_RNv…`), demangled as rustc-demangle
+/// prints it: an inherent method as `<values::Point>::scale`, a generic
+/// function with its arguments (`values::largest::<i32>`), which legacy
+/// symbols do not carry.
+#[test]
+fn rust_v0_symbols_are_named_as_rustc_demangle_prints_them() {
+    let funcs = r"^(values::work|values::largest::<i32>|<values::Point>::scale)$";
+    let expected = r#"> thread(T): values::work(40, "hello", Point { x: 1, y: 2 }, [1, 2, 3], Some(7))
+>> thread(T): values::work => (586)
+> thread(T): values::largest::<i32>([3, 9, 4])
+>> thread(T): values::largest::<i32> => (9)
+> thread(T): <values::Point>::scale(Point { x: 1, y: 2 }, 3)
+>> thread(T): <values::Point>::scale => (Point { x: 3, y: 6 })
+"#;
+    for backend in backends() {
+        check(
+            backend,
+            funcs,
+            "rust-values-v0",
+            &[],
+            expected,
+            &RUST_PRINTED,
+        );
+    }
+}
+
 #[test]
 fn rust_floats_in_xmm_registers() {
     let funcs = r"^(values::(scalars|largest)|<values::Point as values::Area>::area)$";
