@@ -5,10 +5,12 @@
 # stripped (seed-stripped), the values fixture position-independent
 # (values-pie: loaded at a random address, so run-time type and code
 # addresses need the load bias), and the toolchain's own cmd/gofmt (gofmt:
-# a real program). Then the same Go fixtures, and gofmt, with each Go
-# toolchain scripts/toolchains.sh installed, into fixtures/bin/goVERSION/.
-# A program newer than its sources, its compiler and this script is not
-# built again, so the tests can call this every time.
+# a real program). C, C++ and Rust fixtures are built with debug info at
+# -O2 / opt-level 2 (c-NAME, cpp-NAME, rust-NAME) and at -O0 / opt-level 0
+# (…-debug). Then the same Go fixtures, and gofmt, with each Go toolchain
+# scripts/toolchains.sh installed, into fixtures/bin/goVERSION/. A program
+# newer than its sources, its compiler and this script is not built again,
+# so the tests can call this every time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/fixtures/bin"
@@ -45,15 +47,42 @@ go_fixtures() {
   build "$go" "$dir/gofmt" "$goroot/src/cmd/gofmt" cmd/gofmt
 }
 
+# native OUT SRC COMMAND...: runs COMMAND unless OUT is newer than SRC and
+# this script.
+native() {
+  local target="$1" src="$2"
+  shift 2
+  if [ -e "$target" ] && [ -z "$(find "$src" "$self" -newer "$target" -print -quit)" ]; then
+    return
+  fi
+  "$@"
+}
+
 go_fixtures go "$out"
 build go "$out/seed-nodwarf" "$root/fixtures/go/seed" . -ldflags=-w
 build go "$out/seed-stripped" "$root/fixtures/go/seed" . -ldflags='-s -w'
 build go "$out/values-pie" "$root/fixtures/go/values" . -buildmode=pie
 for src in "$root"/fixtures/c/*.c; do
   [ -e "$src" ] || continue
-  name="$(basename "$src" .c)"
-  gcc -g -O1 -o "$out/$name" "$src" -lpthread
+  name="c-$(basename "$src" .c)"
+  native "$out/$name" "$src" gcc -g -O2 -Wall -o "$out/$name" "$src"
+  native "$out/$name-debug" "$src" gcc -g -O0 -Wall -o "$out/$name-debug" "$src"
 done
+for src in "$root"/fixtures/cpp/*.cpp; do
+  [ -e "$src" ] || continue
+  name="cpp-$(basename "$src" .cpp)"
+  native "$out/$name" "$src" g++ -g -O2 -Wall -o "$out/$name" "$src"
+  native "$out/$name-debug" "$src" g++ -g -O0 -Wall -o "$out/$name-debug" "$src"
+done
+for src in "$root"/fixtures/rust/*.rs; do
+  [ -e "$src" ] || continue
+  name="rust-$(basename "$src" .rs)"
+  native "$out/$name" "$src" rustc -g -C opt-level=2 -o "$out/$name" "$src"
+  native "$out/$name-debug" "$src" rustc -g -C opt-level=0 -o "$out/$name-debug" "$src"
+done
+# The values fixture with Rust's v0 symbol mangling too (rust-values-v0).
+native "$out/rust-values-v0" "$root/fixtures/rust/values.rs" \
+  rustc -g -C opt-level=0 -C symbol-mangling-version=v0 -o "$out/rust-values-v0" "$root/fixtures/rust/values.rs"
 
 bash "$root/scripts/toolchains.sh" --list | while read -r version go; do
   go_fixtures "$go" "$out/go$version"

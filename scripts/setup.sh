@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc libc6-dev python3-venv)
+packages=(golang-go clang llvm libelf-dev zlib1g-dev pkg-config make gcc g++ libc6-dev python3-venv)
 # Node.js (the extension's checks, the DAP client suite): any Node.js with npm
 # will do; Debian's packages only when there is none (a Node.js from another
 # source often ships npm inside its own nodejs package).

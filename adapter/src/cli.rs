@@ -35,7 +35,8 @@ pub enum Command {
     /// Trace every function matching REGEX: print each call with its
     /// arguments and each return with its results.
     Trace(TraceArgs),
-    /// List the functions of PROGRAM that can be traced, with file:line.
+    /// List the functions of PROGRAM that can be traced, sorted, with
+    /// file:line (aligned after names of up to 40 characters).
     Functions {
         /// The executable to inspect.
         program: PathBuf,
@@ -177,15 +178,36 @@ fn list_functions(program: &std::path::Path, regex: Option<&str>) -> Result<i32>
         })
         .collect();
     rows.sort();
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for (name, pos) in rows {
-        if writeln!(out, "{name:width$}  {pos}").is_err() {
+    for line in columns(&rows) {
+        if writeln!(out, "{line}").is_err() {
             break; // e.g. piped into `head`
         }
     }
     Ok(0)
+}
+
+/// Widest name column `logprobe functions` pads to; longer names (C++
+/// templates, Rust trait impls) are followed by their position without
+/// padding, so one long name does not widen every line.
+const NAME_COLUMN: usize = 40;
+
+/// `name  file:line` lines, the positions in a column as wide as the
+/// names need up to [`NAME_COLUMN`].
+fn columns(rows: &[(String, String)]) -> Vec<String> {
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .filter(|&n| n <= NAME_COLUMN)
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(name, pos)| {
+            let pad = width.saturating_sub(name.chars().count());
+            format!("{name}{:pad$}  {pos}", "")
+        })
+        .collect()
 }
 
 /// The stop handle signal handlers reach.
@@ -347,4 +369,28 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         eprintln!("logprobe: detached from {pid}; it keeps running");
     }
     Ok(outcome.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_align_after_short_names_and_long_names_do_not_widen_the_column() {
+        let row = |n: &str, p: &str| (n.to_string(), p.to_string());
+        let long = "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop";
+        let lines = columns(&[
+            row("add", "a.c:3"),
+            row("main::work", "m.rs:7"),
+            row(long, "vec.rs:9"),
+        ]);
+        assert_eq!(
+            lines,
+            [
+                "add         a.c:3",
+                "main::work  m.rs:7",
+                &format!("{long}  vec.rs:9"),
+            ]
+        );
+    }
 }

@@ -360,6 +360,17 @@ pub struct ValueSlot {
     pub derefs: Vec<DerefSlot>,
     /// Why the value cannot be shown, when the plan already knows.
     pub unavailable: Option<String>,
+    /// Bytes of the image the plan already knows (a constant DWARF gives
+    /// for an optimized argument), placed after the pieces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub literals: Vec<Literal>,
+}
+
+/// Known bytes of a value's image: `bytes` at byte `at`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Literal {
+    pub at: u32,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]

@@ -1,5 +1,7 @@
-//! DWARF reading for the image: functions with parameters, their first
-//! source line, struct member offsets, and type resolution.
+//! DWARF reading for the image: units and their languages, functions with
+//! their parameters and first source line, and the lookups other modules
+//! build on (names, members, Go runtime type descriptors). Type DIEs are
+//! turned into the type model by `resolve`.
 //!
 //! Units are parsed once, when the image is opened, and kept so that a type
 //! DIE can be found by its `.debug_info` offset later without re-parsing.
@@ -12,29 +14,30 @@ use gimli::{AttributeValue, DebugInfoOffset, Reader as _, RunTimeEndian, UnitOff
 use object::{Object, ObjectSection};
 
 use super::goruntime;
-use super::types::{Field, Type, TypeId, TypeKind, TypeTable};
-use super::{Function, Lang, Param};
+use super::names::{Scope, ScopeWalk};
+use super::types::Field;
+use super::{Function, Lang, Param, Subprogram};
 
 pub(super) type R = gimli::EndianArcSlice<RunTimeEndian>;
 
-/// Go's vendor attribute carrying `reflect.Kind`.
-const DW_AT_GO_KIND: gimli::DwAt = gimli::DwAt(0x2900);
 /// Go's vendor attribute carrying the offset of the type's runtime type
 /// descriptor (`runtime._type`) from the start of `runtime.types`.
 const DW_AT_GO_RUNTIME_TYPE: gimli::DwAt = gimli::DwAt(0x2904);
-/// Go's vendor attributes naming a map type's key and element types.
-const DW_AT_GO_KEY: gimli::DwAt = gimli::DwAt(0x2901);
-const DW_AT_GO_ELEM: gimli::DwAt = gimli::DwAt(0x2902);
-/// Go's vendor attribute of a shape instantiation's `.paramN` typedefs:
-/// the dictionary entry holding the type argument's runtime descriptor.
-const DW_AT_GO_DICT_INDEX: gimli::DwAt = gimli::DwAt(0x2906);
 
 pub(super) struct Dwarf {
     pub(super) dwarf: gimli::Dwarf<R>,
     /// Parsed units, sorted by their offset in `.debug_info`.
     pub(super) units: Vec<(u64, gimli::Unit<R>)>,
+    /// Each unit's source language (same order as `units`).
+    pub(super) langs: Vec<Lang>,
+    /// Each C++ or Rust unit's named scopes, which qualify the names of
+    /// its functions and types (same order as `units`; filled by
+    /// [`Dwarf::functions`]).
+    pub(super) scopes: Vec<Vec<Scope>>,
     /// Call frame information (`.debug_frame`), to find the CFA at a PC.
     pub(super) frame: Option<gimli::DebugFrame<R>>,
+    /// The same from `.eh_frame` (C, C++ and Rust binaries carry it there).
+    pub(super) eh_frame: Option<(gimli::EhFrame<R>, gimli::BaseAddresses)>,
     /// Where Go's `runtime.funcval` keeps a closure's code address (set
     /// when the image reads the runtime's layouts), for func types.
     pub(super) func_code: Option<u32>,
@@ -67,13 +70,16 @@ impl Dwarf {
         };
         let dwarf = gimli::Dwarf::load(load)?;
         let mut units = Vec::new();
+        let mut langs = Vec::new();
         let mut headers = dwarf.units();
         while let Some(header) = headers.next()? {
             let offset = match header.offset().as_debug_info_offset() {
                 Some(o) => o.0 as u64,
                 None => continue,
             };
-            units.push((offset, dwarf.unit(header)?));
+            let unit = dwarf.unit(header)?;
+            langs.push(unit_lang(&unit)?);
+            units.push((offset, unit));
         }
         let frame = match find(".debug_frame") {
             Some(_) => {
@@ -83,102 +89,112 @@ impl Dwarf {
             }
             None => None,
         };
+        let eh_frame = match file.section_by_name(".eh_frame") {
+            Some(section) => {
+                let bytes = section
+                    .uncompressed_data()
+                    .context("reading .eh_frame")?
+                    .into_owned();
+                let mut f = gimli::EhFrame::from(R::new(Arc::from(bytes), RunTimeEndian::Little));
+                f.set_address_size(8);
+                let mut bases = gimli::BaseAddresses::default().set_eh_frame(section.address());
+                if let Some(text) = file.section_by_name(".text") {
+                    bases = bases.set_text(text.address());
+                }
+                Some((f, bases))
+            }
+            None => None,
+        };
+        let scopes = vec![Vec::new(); units.len()];
         Ok(Some(Dwarf {
             dwarf,
             units,
+            langs,
+            scopes,
             frame,
+            eh_frame,
             func_code: None,
         }))
     }
 
-    /// Every function with code, with its parameters and first line.
-    pub(super) fn functions(&self) -> Result<Vec<Function>> {
-        let mut out = Vec::new();
-        for (_, unit) in &self.units {
+    /// Every function with code, with its parameters and first line, and
+    /// where its DIE is. Records each C++ and Rust unit's scopes on the way.
+    pub(super) fn functions(&mut self) -> Result<Vec<(Function, Subprogram)>> {
+        let mut out: Vec<(Function, Subprogram)> = Vec::new();
+        let mut all_scopes = Vec::with_capacity(self.units.len());
+        for (u, (_, unit)) in self.units.iter().enumerate() {
+            let lang = self.langs[u];
+            let scoped = matches!(lang, Lang::Cpp | Lang::Rust);
             let first = out.len();
-            let mut lang = Lang::Other;
+            let mut walk = ScopeWalk::default();
+            // Functions of this unit whose names are read once its scopes
+            // are known: (index in `out`, DIE).
+            let mut pending: Vec<(usize, UnitOffset)> = Vec::new();
+            // Each parameter's place in declaration order: the offset of
+            // the DIE that declares it (a clone's parameters come in
+            // another order than the source's).
+            let mut order: Vec<Vec<usize>> = Vec::new();
             let mut entries = unit.entries();
             let mut depth = 0isize;
             // (index in `out`, depth) of the subprogram being read.
             let mut current: Option<(usize, isize)> = None;
             while let Some((delta, entry)) = entries.next_dfs()? {
                 depth += delta;
+                if scoped {
+                    walk.visit(self, unit, entry, depth)?;
+                }
                 if let Some((_, d)) = current {
                     if depth <= d {
                         current = None;
                     }
                 }
                 match entry.tag() {
-                    gimli::DW_TAG_compile_unit => {
-                        if let Some(AttributeValue::Language(l)) =
-                            entry.attr_value(gimli::DW_AT_language)?
-                        {
-                            lang = match l {
-                                gimli::DW_LANG_Go => Lang::Go,
-                                gimli::DW_LANG_Rust => Lang::Rust,
-                                gimli::DW_LANG_C
-                                | gimli::DW_LANG_C89
-                                | gimli::DW_LANG_C99
-                                | gimli::DW_LANG_C11
-                                | gimli::DW_LANG_C17 => Lang::C,
-                                _ => Lang::Other,
-                            };
-                        }
-                    }
                     gimli::DW_TAG_subprogram => {
-                        let Some(low) = self.low_pc(unit, entry)? else {
+                        let Some((low, high)) = self.code_range(unit, entry)? else {
                             continue;
-                        };
-                        let high = match entry.attr_value(gimli::DW_AT_high_pc)? {
-                            Some(AttributeValue::Addr(a)) => a,
-                            Some(AttributeValue::Udata(n)) => low + n,
-                            Some(v) => match v.udata_value() {
-                                Some(n) => low + n,
-                                None => continue,
-                            },
-                            None => continue,
-                        };
-                        let name = match self.name(unit, entry, gimli::DW_AT_name)? {
-                            Some(n) => n,
-                            None => match self.name(unit, entry, gimli::DW_AT_linkage_name)? {
-                                Some(n) => n,
-                                None => continue,
-                            },
                         };
                         // A wrapper: marked as one, or declared in Go's
                         // `<autogenerated>` file (ABI wrappers, named as
                         // the function they forward to, have no line rows).
                         let trampoline = entry.attr_value(gimli::DW_AT_trampoline)?.is_some()
                             || self.declared_in_autogenerated(unit, entry)?;
-                        out.push(Function {
-                            name,
-                            low,
-                            high,
-                            file: None,
-                            line: None,
-                            params: Vec::new(),
-                            lang,
-                            has_dwarf: true,
-                            trampoline,
-                        });
-                        current = Some((out.len() - 1, depth));
+                        let nocall = matches!(
+                            entry.attr_value(gimli::DW_AT_calling_convention)?,
+                            Some(AttributeValue::CallingConvention(gimli::DW_CC_nocall))
+                        );
+                        out.push((
+                            Function {
+                                name: String::new(),
+                                low,
+                                high,
+                                file: None,
+                                line: None,
+                                params: Vec::new(),
+                                lang,
+                                has_dwarf: true,
+                                trampoline,
+                            },
+                            Subprogram {
+                                die: unit_ref_to_global(unit, entry.offset()),
+                                args_by_abi: !nocall,
+                                results_by_abi: !nocall,
+                            },
+                        ));
+                        order.push(Vec::new());
+                        let idx = out.len() - 1;
+                        pending.push((idx, entry.offset()));
+                        current = Some((idx, depth));
                         // C and Rust declare the result as the subprogram's type.
                         if lang != Lang::Go {
-                            let ty = match entry.attr_value(gimli::DW_AT_type)? {
-                                Some(AttributeValue::UnitRef(o)) => {
-                                    Some(unit_ref_to_global(unit, o))
-                                }
-                                Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
-                                _ => None,
-                            };
-                            if let Some(ty) = ty {
-                                let idx = out.len() - 1;
-                                out[idx].params.push(Param {
+                            if let Some(ty) = self.type_ref(unit, entry, true)? {
+                                out[idx].0.params.push(Param {
                                     name: String::new(),
                                     type_ref: Some(ty),
                                     is_result: true,
                                     dictionary: false,
+                                    die: None,
                                 });
+                                order[idx - first].push(0);
                             }
                         }
                     }
@@ -187,14 +203,18 @@ impl Dwarf {
                         if depth != d + 1 {
                             continue;
                         }
-                        let name = self
-                            .name(unit, entry, gimli::DW_AT_name)?
-                            .unwrap_or_default();
-                        let type_ref = match entry.attr_value(gimli::DW_AT_type)? {
-                            Some(AttributeValue::UnitRef(o)) => Some(unit_ref_to_global(unit, o)),
-                            Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
-                            _ => None,
+                        let origin = match lang {
+                            Lang::Go => None,
+                            _ => match entry.attr_value(gimli::DW_AT_abstract_origin)? {
+                                Some(AttributeValue::UnitRef(o)) => Some(unit.entry(o)?),
+                                _ => None,
+                            },
                         };
+                        let described = origin.as_ref().unwrap_or(entry);
+                        let name = self
+                            .name(unit, described, gimli::DW_AT_name)?
+                            .unwrap_or_default();
+                        let type_ref = self.type_ref(unit, described, false)?;
                         let is_result = matches!(
                             entry.attr_value(gimli::DW_AT_variable_parameter)?,
                             Some(AttributeValue::Flag(true))
@@ -207,23 +227,46 @@ impl Dwarf {
                         // (golang/go#61357): a Go parameter's name is
                         // unique but for `_`, so a repeated one is that
                         // bug, not a value the ABI assigns a place to.
-                        let repeated = out[idx].params.iter().any(|p| p.name == name);
+                        let repeated = out[idx].0.params.iter().any(|p| p.name == name);
                         if lang == Lang::Go && repeated && !name.is_empty() && name != "_" {
                             continue;
                         }
-                        let dictionary = lang == Lang::Go && name == super::goruntime::DICTIONARY;
-                        out[idx].params.push(Param {
+                        let dictionary = lang == Lang::Go && name == goruntime::DICTIONARY;
+                        out[idx].0.params.push(Param {
                             name,
                             type_ref,
                             is_result,
                             dictionary,
+                            die: Some(unit_ref_to_global(unit, entry.offset())),
                         });
+                        order[idx - first].push(described.offset().0);
                     }
                     _ => {}
                 }
             }
-            self.first_lines(unit, &mut out[first..])?;
+            for (idx, die) in pending {
+                if let Some(name) = self.function_name(unit, lang, &walk.scopes, die)? {
+                    out[idx].0.name = name;
+                }
+                // A clone lists its parameters in its own order: show
+                // them in the source's.
+                let keys = &order[idx - first];
+                if keys.windows(2).any(|w| w[0] > w[1]) {
+                    let params = std::mem::take(&mut out[idx].0.params);
+                    let mut keyed: Vec<(usize, Param)> = keys.iter().copied().zip(params).collect();
+                    keyed.sort_by_key(|(k, _)| *k);
+                    out[idx].0.params = keyed.into_iter().map(|(_, p)| p).collect();
+                }
+            }
+            all_scopes.push(walk.scopes);
+            let mut funcs: Vec<Function> = out[first..].iter().map(|(f, _)| f.clone()).collect();
+            self.first_lines(unit, lang, &mut funcs)?;
+            for (slot, f) in out[first..].iter_mut().zip(funcs) {
+                slot.0 = f;
+            }
         }
+        self.scopes = all_scopes;
+        out.retain(|(f, _)| !f.name.is_empty());
         Ok(out)
     }
 
@@ -247,8 +290,72 @@ impl Dwarf {
         Ok(name.to_string_lossy()?.ends_with("<autogenerated>"))
     }
 
+    /// The code range `[low, high)` of a subprogram DIE with code: from
+    /// `DW_AT_low_pc`/`DW_AT_high_pc`, or the first of its `DW_AT_ranges`
+    /// (GCC splits a function's cold part off into a second range; the
+    /// first holds its entry).
+    fn code_range(
+        &self,
+        unit: &gimli::Unit<R>,
+        entry: &gimli::DebuggingInformationEntry<R>,
+    ) -> Result<Option<(u64, u64)>> {
+        if let Some(low) = self.low_pc(unit, entry)? {
+            let high = match entry.attr_value(gimli::DW_AT_high_pc)? {
+                Some(AttributeValue::Addr(a)) => a,
+                Some(AttributeValue::Udata(n)) => low + n,
+                Some(v) => match v.udata_value() {
+                    Some(n) => low + n,
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            };
+            return Ok(Some((low, high)));
+        }
+        if entry.attr_value(gimli::DW_AT_ranges)?.is_none() {
+            return Ok(None);
+        }
+        let mut ranges = self.dwarf.die_ranges(unit, entry)?;
+        while let Some(r) = ranges.next()? {
+            if r.begin != 0 && r.end > r.begin {
+                return Ok(Some((r.begin, r.end)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `.debug_info` offset of the type an entry's `DW_AT_type` names;
+    /// with `follow`, also through the declaration or abstract function
+    /// the entry completes (a clone's result type is on its origin).
+    pub(super) fn type_ref(
+        &self,
+        unit: &gimli::Unit<R>,
+        entry: &gimli::DebuggingInformationEntry<R>,
+        follow: bool,
+    ) -> Result<Option<u64>> {
+        let mut at = entry.clone();
+        for _ in 0..4 {
+            match at.attr_value(gimli::DW_AT_type)? {
+                Some(AttributeValue::UnitRef(o)) => return Ok(Some(unit_ref_to_global(unit, o))),
+                Some(AttributeValue::DebugInfoRef(o)) => return Ok(Some(o.0 as u64)),
+                _ => {}
+            }
+            if !follow {
+                break;
+            }
+            let next = match at.attr_value(gimli::DW_AT_specification)? {
+                Some(v) => Some(v),
+                None => at.attr_value(gimli::DW_AT_abstract_origin)?,
+            };
+            match next {
+                Some(AttributeValue::UnitRef(o)) => at = unit.entry(o)?,
+                _ => break,
+            }
+        }
+        Ok(None)
+    }
+
     /// Fills each function's file and line from the row at its low address.
-    fn first_lines(&self, unit: &gimli::Unit<R>, funcs: &mut [Function]) -> Result<()> {
+    fn first_lines(&self, unit: &gimli::Unit<R>, lang: Lang, funcs: &mut [Function]) -> Result<()> {
         if funcs.is_empty() {
             return Ok(());
         }
@@ -259,6 +366,11 @@ impl Dwarf {
             funcs.iter().enumerate().map(|(i, f)| (f.low, i)).collect();
         let mut rows = program.rows();
         while let Some((header, row)) = rows.next_row()? {
+            // A sequence's end row has the address after its last
+            // instruction, which may be the next function's first.
+            if row.end_sequence() {
+                continue;
+            }
             let Some(&i) = by_low.get(&row.address()) else {
                 continue;
             };
@@ -268,15 +380,20 @@ impl Dwarf {
             let Some(line) = row.line() else { continue };
             funcs[i].line = Some(line.get());
             if let Some(file) = row.file(header) {
-                funcs[i].file = Some(self.file_path(unit, header, file)?);
+                funcs[i].file = Some(self.file_path(unit, lang, header, file)?);
             }
         }
         Ok(())
     }
 
+    /// A line-table file's path: its directory's and its name joined,
+    /// and for C, C++ and Rust a path still relative made absolute with
+    /// the unit's compilation directory (rustc names its directories
+    /// relative to where it ran).
     pub(super) fn file_path(
         &self,
         unit: &gimli::Unit<R>,
+        lang: Lang,
         header: &gimli::LineProgramHeader<R>,
         file: &gimli::FileEntry<R>,
     ) -> Result<String> {
@@ -288,6 +405,7 @@ impl Dwarf {
         if name.starts_with('/') {
             return Ok(name);
         }
+        let mut path = name.clone();
         if let Some(dir) = file.directory(header) {
             let dir = self
                 .dwarf
@@ -295,10 +413,18 @@ impl Dwarf {
                 .to_string_lossy()?
                 .into_owned();
             if !dir.is_empty() {
-                return Ok(format!("{dir}/{name}"));
+                path = format!("{dir}/{name}");
             }
         }
-        Ok(name)
+        if lang != Lang::Go && !path.starts_with('/') && !name.starts_with('<') {
+            if let Some(comp) = &unit.comp_dir {
+                let comp = comp.to_string_lossy()?;
+                if comp.starts_with('/') {
+                    path = format!("{}/{path}", comp.trim_end_matches('/'));
+                }
+            }
+        }
+        Ok(path)
     }
 
     fn low_pc(
@@ -358,6 +484,49 @@ impl Dwarf {
         Ok(out)
     }
 
+    /// Every Rust vtable's address (`<T as Trait>::{vtable}`, a variable
+    /// at a fixed address) mapped to the DIE of the type `T` it is for
+    /// (its type's `DW_AT_containing_type`).
+    pub(super) fn vtable_types(&self) -> Result<HashMap<u64, u64>> {
+        let mut out = HashMap::new();
+        for (u, (_, unit)) in self.units.iter().enumerate() {
+            if self.langs[u] != Lang::Rust {
+                continue;
+            }
+            let mut entries = unit.entries();
+            while let Some((_, entry)) = entries.next_dfs()? {
+                if entry.tag() != gimli::DW_TAG_variable {
+                    continue;
+                }
+                let Some(name) = self.name(unit, entry, gimli::DW_AT_name)? else {
+                    continue;
+                };
+                if !name.ends_with("::{vtable}") {
+                    continue;
+                }
+                let Some(AttributeValue::Exprloc(expr)) =
+                    entry.attr_value(gimli::DW_AT_location)?
+                else {
+                    continue;
+                };
+                let mut ops = expr.operations(unit.encoding());
+                let Ok(Some(gimli::Operation::Address { address })) = ops.next() else {
+                    continue;
+                };
+                let Some(AttributeValue::UnitRef(vt)) = entry.attr_value(gimli::DW_AT_type)? else {
+                    continue;
+                };
+                let target = match unit.entry(vt)?.attr_value(gimli::DW_AT_containing_type)? {
+                    Some(AttributeValue::UnitRef(o)) => unit_ref_to_global(unit, o),
+                    Some(AttributeValue::DebugInfoRef(o)) => o.0 as u64,
+                    _ => continue,
+                };
+                out.insert(address, target);
+            }
+        }
+        Ok(out)
+    }
+
     /// The members (name, byte offset) of the structs named in `wanted`,
     /// for those found; the DIEs are read until every one is found.
     pub(super) fn struct_members(
@@ -404,331 +573,53 @@ impl Dwarf {
         Ok(found)
     }
 
-    fn unit_of(&self, die: u64) -> Result<&gimli::Unit<R>> {
+    /// The index in `units` of the unit holding DIE `die`.
+    pub(super) fn unit_index(&self, die: u64) -> Result<usize> {
         let i = self.units.partition_point(|(o, _)| *o <= die);
         if i == 0 {
             return Err(anyhow!("no DWARF unit holds DIE {die:#x}"));
         }
-        Ok(&self.units[i - 1].1)
+        Ok(i - 1)
     }
 
-    /// Resolves the type DIE at `.debug_info` offset `die` into `table`.
-    pub(super) fn resolve_type(
-        &self,
-        table: &mut TypeTable,
-        cache: &mut HashMap<u64, TypeId>,
-        die: u64,
-    ) -> Result<TypeId> {
-        if let Some(&id) = cache.get(&die) {
-            return Ok(id);
-        }
-        // Reserve the slot first so that self-referential types terminate.
-        let id = table.push(Type {
-            name: String::from("?"),
-            size: 0,
-            kind: TypeKind::Unsupported,
-        });
-        cache.insert(die, id);
-        let ty = self
-            .read_type(table, cache, die)
-            .with_context(|| format!("reading type DIE {die:#x}"))?;
-        table.set(id, ty);
-        Ok(id)
-    }
-
-    fn read_type(
-        &self,
-        table: &mut TypeTable,
-        cache: &mut HashMap<u64, TypeId>,
-        die: u64,
-    ) -> Result<Type> {
-        let unit = self.unit_of(die)?;
-        let base = unit
-            .header
-            .offset()
-            .as_debug_info_offset()
-            .ok_or_else(|| anyhow!("type unit"))?
-            .0 as u64;
-        let local = UnitOffset((die - base) as usize);
-        let entry = unit.entry(local)?;
-        let name = self
-            .name(unit, &entry, gimli::DW_AT_name)?
-            .unwrap_or_default();
-        let size = entry
-            .attr_value(gimli::DW_AT_byte_size)?
-            .and_then(|v| v.udata_value())
-            .unwrap_or(0);
-        let go_kind = entry
-            .attr_value(DW_AT_GO_KIND)?
-            .and_then(|v| v.udata_value());
-        let inner = match entry.attr_value(gimli::DW_AT_type)? {
-            Some(AttributeValue::UnitRef(o)) => Some(unit_ref_to_global(unit, o)),
-            Some(AttributeValue::DebugInfoRef(DebugInfoOffset(o))) => Some(o as u64),
-            _ => None,
-        };
-        let resolve_inner =
-            |table: &mut TypeTable, cache: &mut HashMap<u64, TypeId>| -> Result<Option<TypeId>> {
-                match inner {
-                    Some(o) => Ok(Some(self.resolve_type(table, cache, o)?)),
-                    None => Ok(None),
-                }
-            };
-        let ty = match entry.tag() {
-            gimli::DW_TAG_base_type => {
-                let enc = match entry.attr_value(gimli::DW_AT_encoding)? {
-                    Some(AttributeValue::Encoding(e)) => e,
-                    _ => gimli::DW_ATE_signed,
-                };
-                let kind = match enc {
-                    gimli::DW_ATE_boolean => TypeKind::Bool,
-                    gimli::DW_ATE_float => TypeKind::Float,
-                    gimli::DW_ATE_complex_float => TypeKind::Complex,
-                    gimli::DW_ATE_signed | gimli::DW_ATE_signed_char => TypeKind::Int,
-                    _ => TypeKind::Uint,
-                };
-                Type { name, size, kind }
-            }
-            gimli::DW_TAG_pointer_type
-            | gimli::DW_TAG_reference_type
-            | gimli::DW_TAG_rvalue_reference_type => {
-                let kind = if go_kind == Some(26) {
-                    TypeKind::UnsafePointer
-                } else {
-                    TypeKind::Pointer {
-                        pointee: resolve_inner(table, cache)?,
-                    }
-                };
-                let name = if name.is_empty() {
-                    let pointee = inner.and_then(|_| cache.get(&inner.unwrap_or(0)).copied());
-                    match pointee {
-                        Some(p) => format!("{} *", table.get(p).name),
-                        None => String::from("void *"),
-                    }
-                } else {
-                    name
-                };
-                Type {
-                    name,
-                    size: 8,
-                    kind,
-                }
-            }
-            gimli::DW_TAG_structure_type | gimli::DW_TAG_class_type | gimli::DW_TAG_union_type => {
-                let fields = self.fields(table, cache, unit, local)?;
-                let kind = match go_kind {
-                    Some(24) => TypeKind::String,
-                    Some(23) => {
-                        // The slice's `array` field is a pointer to the element.
-                        let elem = fields.first().and_then(|f| match table.get(f.ty).kind {
-                            TypeKind::Pointer { pointee } => pointee,
-                            _ => None,
-                        });
-                        TypeKind::Slice { elem }
-                    }
-                    Some(20) => TypeKind::Interface {
-                        empty: is_eface(&fields),
-                        itab_type: goruntime::itab_type(table, &fields),
-                    },
-                    _ => TypeKind::Struct { fields },
-                };
-                Type { name, size, kind }
-            }
-            gimli::DW_TAG_typedef => {
-                let under = resolve_inner(table, cache)?;
-                let kind = match (go_kind, under) {
-                    (Some(21), _) => TypeKind::Map {
-                        // The typedef names `*hash<K,V>` (`*map<K,V>`).
-                        hmap: under.and_then(|u| match table.get(u).kind {
-                            TypeKind::Pointer { pointee } => pointee,
-                            _ => None,
-                        }),
-                        key: self.type_attr(table, cache, unit, &entry, DW_AT_GO_KEY)?,
-                        elem: self.type_attr(table, cache, unit, &entry, DW_AT_GO_ELEM)?,
-                    },
-                    (Some(18), _) => TypeKind::Chan {
-                        // The typedef names `*hchan<T>`.
-                        counts: under
-                            .and_then(|u| match table.get(u).kind {
-                                TypeKind::Pointer { pointee } => pointee,
-                                _ => None,
-                            })
-                            .and_then(|h| goruntime::chan_counts(table, h)),
-                    },
-                    (Some(19), _) => TypeKind::Func {
-                        code_at: self.func_code,
-                    },
-                    (Some(20), _) => match under.map(|u| &table.underlying(u).kind) {
-                        Some(TypeKind::Struct { fields }) => TypeKind::Interface {
-                            empty: is_eface(fields),
-                            itab_type: goruntime::itab_type(table, fields),
-                        },
-                        Some(&TypeKind::Interface { empty, itab_type }) => {
-                            TypeKind::Interface { empty, itab_type }
-                        }
-                        _ => TypeKind::Interface {
-                            empty: false,
-                            itab_type: None,
-                        },
-                    },
-                    (_, Some(u)) => match entry
-                        .attr_value(DW_AT_GO_DICT_INDEX)?
-                        .and_then(|v| v.udata_value())
-                    {
-                        Some(index) => TypeKind::Shape { shape: u, index },
-                        None => TypeKind::Named { underlying: u },
-                    },
-                    (_, None) => TypeKind::Void,
-                };
-                let size = match under {
-                    Some(u) if size == 0 => table.get(u).size,
-                    _ => size,
-                };
-                Type { name, size, kind }
-            }
-            gimli::DW_TAG_const_type
-            | gimli::DW_TAG_volatile_type
-            | gimli::DW_TAG_restrict_type => match resolve_inner(table, cache)? {
-                Some(u) => {
-                    let mut t = table.get(u).clone();
-                    if matches!(entry.tag(), gimli::DW_TAG_const_type) {
-                        t.name = format!("const {}", t.name);
-                    }
-                    t.kind = TypeKind::Named { underlying: u };
-                    t
-                }
-                None => Type {
-                    name: String::from("void"),
-                    size: 0,
-                    kind: TypeKind::Void,
-                },
-            },
-            gimli::DW_TAG_array_type => {
-                let elem = resolve_inner(table, cache)?;
-                let count = self.array_count(unit, local)?;
-                let elem_size = elem.map(|e| table.get(e).size).unwrap_or(0);
-                let size = if size == 0 { elem_size * count } else { size };
-                Type {
-                    name,
-                    size,
-                    kind: TypeKind::Array { elem, count },
-                }
-            }
-            gimli::DW_TAG_enumeration_type => Type {
-                name,
-                size,
-                kind: TypeKind::Int,
-            },
-            gimli::DW_TAG_subroutine_type => Type {
-                name,
-                size: 8,
-                kind: TypeKind::Func { code_at: Some(0) },
-            },
-            gimli::DW_TAG_unspecified_type => Type {
-                name,
-                size: 0,
-                kind: TypeKind::Void,
-            },
-            _ => Type {
-                name,
-                size,
-                kind: TypeKind::Unsupported,
-            },
-        };
-        Ok(ty)
-    }
-
-    /// The type a reference attribute `at` of `entry` names, resolved.
-    fn type_attr(
-        &self,
-        table: &mut TypeTable,
-        cache: &mut HashMap<u64, TypeId>,
-        unit: &gimli::Unit<R>,
-        entry: &gimli::DebuggingInformationEntry<R>,
-        at: gimli::DwAt,
-    ) -> Result<Option<TypeId>> {
-        let die = match entry.attr_value(at)? {
-            Some(AttributeValue::UnitRef(o)) => unit_ref_to_global(unit, o),
-            Some(AttributeValue::DebugInfoRef(DebugInfoOffset(o))) => o as u64,
-            _ => return Ok(None),
-        };
-        Ok(Some(self.resolve_type(table, cache, die)?))
-    }
-
-    fn fields(
-        &self,
-        table: &mut TypeTable,
-        cache: &mut HashMap<u64, TypeId>,
-        unit: &gimli::Unit<R>,
-        at: UnitOffset,
-    ) -> Result<Vec<Field>> {
-        let mut fields = Vec::new();
-        let mut tree = unit.entries_tree(Some(at))?;
-        let root = tree.root()?;
-        let mut children = root.children();
-        while let Some(child) = children.next()? {
-            let entry = child.entry();
-            if entry.tag() != gimli::DW_TAG_member {
-                continue;
-            }
-            let name = self
-                .name(unit, entry, gimli::DW_AT_name)?
-                .unwrap_or_default();
-            let offset = entry
-                .attr_value(gimli::DW_AT_data_member_location)?
-                .and_then(|v| v.udata_value())
-                .unwrap_or(0);
-            let embedded = matches!(
-                entry.attr_value(gimli::DwAt(0x2903))?,
-                Some(AttributeValue::Flag(true))
-            ) || matches!(
-                entry.attr_value(gimli::DwAt(0x2903))?,
-                Some(AttributeValue::Data1(1))
-            );
-            let ty = match entry.attr_value(gimli::DW_AT_type)? {
-                Some(AttributeValue::UnitRef(o)) => unit_ref_to_global(unit, o),
-                Some(AttributeValue::DebugInfoRef(DebugInfoOffset(o))) => o as u64,
-                _ => continue,
-            };
-            let ty = self.resolve_type(table, cache, ty)?;
-            fields.push(Field {
-                name,
-                offset,
-                ty,
-                embedded,
-            });
-        }
-        Ok(fields)
-    }
-
-    fn array_count(&self, unit: &gimli::Unit<R>, at: UnitOffset) -> Result<u64> {
-        let mut tree = unit.entries_tree(Some(at))?;
-        let root = tree.root()?;
-        let mut children = root.children();
-        while let Some(child) = children.next()? {
-            let entry = child.entry();
-            if entry.tag() != gimli::DW_TAG_subrange_type {
-                continue;
-            }
-            if let Some(n) = entry
-                .attr_value(gimli::DW_AT_count)?
-                .and_then(|v| v.udata_value())
-            {
-                return Ok(n);
-            }
-            if let Some(n) = entry
-                .attr_value(gimli::DW_AT_upper_bound)?
-                .and_then(|v| v.udata_value())
-            {
-                return Ok(n + 1);
-            }
-        }
-        Ok(0)
+    /// The unit holding DIE `die` and the DIE's offset in it.
+    pub(super) fn locate(&self, die: u64) -> Result<(usize, UnitOffset)> {
+        let u = self.unit_index(die)?;
+        let base = self.units[u].0;
+        Ok((u, UnitOffset((die - base) as usize)))
     }
 }
 
 /// `runtime.eface` (`_type`, `data`) as opposed to `runtime.iface` (`tab`, `data`).
-fn is_eface(fields: &[Field]) -> bool {
+pub(super) fn is_eface(fields: &[Field]) -> bool {
     fields.first().is_some_and(|f| f.name == "_type")
+}
+
+/// The language a unit's `DW_AT_language` names.
+fn unit_lang(unit: &gimli::Unit<R>) -> Result<Lang> {
+    let mut entries = unit.entries();
+    let Some((_, root)) = entries.next_dfs()? else {
+        return Ok(Lang::Other);
+    };
+    let Some(AttributeValue::Language(l)) = root.attr_value(gimli::DW_AT_language)? else {
+        return Ok(Lang::Other);
+    };
+    Ok(match l {
+        gimli::DW_LANG_Go => Lang::Go,
+        gimli::DW_LANG_Rust => Lang::Rust,
+        gimli::DW_LANG_C
+        | gimli::DW_LANG_C89
+        | gimli::DW_LANG_C99
+        | gimli::DW_LANG_C11
+        | gimli::DW_LANG_C17 => Lang::C,
+        gimli::DW_LANG_C_plus_plus
+        | gimli::DW_LANG_C_plus_plus_03
+        | gimli::DW_LANG_C_plus_plus_11
+        | gimli::DW_LANG_C_plus_plus_14
+        | gimli::DW_LANG_C_plus_plus_17
+        | gimli::DW_LANG_C_plus_plus_20 => Lang::Cpp,
+        _ => Lang::Other,
+    })
 }
 
 pub(super) fn unit_ref_to_global(unit: &gimli::Unit<R>, o: UnitOffset) -> u64 {

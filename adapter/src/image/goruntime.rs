@@ -170,6 +170,7 @@ pub(super) fn add_dictionary(f: &mut Function, version: (u32, u32)) {
             type_ref: None,
             is_result: false,
             dictionary: true,
+            die: None,
         },
     );
 }
@@ -729,6 +730,7 @@ mod tests {
             type_ref: Some(1),
             is_result: false,
             dictionary: false,
+            die: None,
         };
         Function {
             name: name.into(),

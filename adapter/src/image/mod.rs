@@ -12,8 +12,11 @@
 
 mod dwarf;
 pub mod goruntime;
+pub mod names;
 mod pclntab;
+mod resolve;
 pub mod scope;
+mod shapes;
 pub mod types;
 
 use std::collections::HashMap;
@@ -22,8 +25,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectKind, ObjectSegment, ObjectSymbol, SymbolKind};
 
-pub use scope::{Place, PlacePiece, Variable};
-pub use types::{Field, Type, TypeId, TypeKind, TypeTable};
+pub use scope::{AtEntry, Place, PlacePiece, Variable, OPTIMIZED_OUT};
+pub use types::{Discr, Field, Type, TypeId, TypeKind, TypeTable, Variant};
 
 /// Index of a function in [`Image::functions`].
 pub type FuncId = usize;
@@ -34,6 +37,7 @@ pub type FuncId = usize;
 pub enum Lang {
     Go,
     C,
+    Cpp,
     Rust,
     Other,
 }
@@ -50,6 +54,24 @@ pub struct Param {
     /// (`.dict`, a pointer to the type arguments' runtime descriptors): an
     /// argument the ABI assigns like any other, never shown.
     pub dictionary: bool,
+    /// Offset of the parameter's DIE in `.debug_info` (where it lives).
+    pub die: Option<u64>,
+}
+
+/// Where a function's DIE is, and whether its calls follow its language's
+/// calling convention: a compiler that changed a function's signature
+/// (LLVM marks it `DW_CC_nocall`; GCC names such clones `.isra`, `.part`,
+/// `.constprop`) leaves only DWARF to say where its arguments are, and
+/// its result may be gone.
+#[derive(Debug, Clone, Copy)]
+pub struct Subprogram {
+    /// Offset of the subprogram DIE in `.debug_info`.
+    pub die: u64,
+    /// Arguments are where the convention puts them when DWARF names a
+    /// place valid only after the prologue.
+    pub args_by_abi: bool,
+    /// Results are where the convention puts them.
+    pub results_by_abi: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +124,10 @@ pub struct Image {
     types_base: Option<u64>,
     /// Runtime type descriptor offset -> type DIE, built on first use.
     runtime_types: std::sync::OnceLock<HashMap<u64, u64>>,
+    /// Rust vtable address -> the type DIE it is for, built on first use.
+    vtable_types: std::sync::OnceLock<HashMap<u64, u64>>,
+    /// The DWARF subprogram of each function with DWARF, by `low`.
+    subprograms: HashMap<u64, Subprogram>,
     data: Vec<u8>,
     segments: Vec<Segment>,
     dwarf: Option<dwarf::Dwarf>,
@@ -150,10 +176,30 @@ impl Image {
 
         let mut dwarf = dwarf::Dwarf::load(&file)
             .with_context(|| format!("reading DWARF of {}", path.display()))?;
-        let mut functions = match &dwarf {
+        let described = match &mut dwarf {
             Some(d) => d.functions()?,
             None => Vec::new(),
         };
+        let mut subprograms: HashMap<u64, Subprogram> = HashMap::new();
+        let mut functions = Vec::with_capacity(described.len());
+        for (f, mut sub) in described {
+            if f.lang != Lang::Go {
+                subprograms
+                    .entry(f.low)
+                    .and_modify(|s| {
+                        // Two DIEs at one address: trust the convention
+                        // only if both do.
+                        s.args_by_abi &= sub.args_by_abi;
+                        s.results_by_abi &= sub.results_by_abi;
+                        sub = *s;
+                    })
+                    .or_insert(sub);
+            }
+            functions.push(f);
+        }
+        if !is_go {
+            clones(&file, &mut subprograms);
+        }
         let has_dwarf = !functions.is_empty();
         if functions.is_empty() {
             functions = symbol_functions(&file, is_go);
@@ -190,6 +236,8 @@ impl Image {
         Ok(Image {
             types_base,
             runtime_types: std::sync::OnceLock::new(),
+            vtable_types: std::sync::OnceLock::new(),
+            subprograms,
             path: path.to_path_buf(),
             functions,
             pie,
@@ -235,6 +283,25 @@ impl Image {
         }
     }
 
+    /// The DWARF subprogram of function `f` (C, C++, Rust).
+    pub fn subprogram(&self, f: &Function) -> Option<Subprogram> {
+        self.subprograms.get(&f.low).copied()
+    }
+
+    /// Where each argument of `f` (of `sizes` bytes, when known) is at
+    /// its first instruction, as DWARF says (see [`AtEntry`]); `None`
+    /// without DWARF.
+    pub fn entry_places(&self, f: &Function, sizes: &[Option<u64>]) -> Option<Vec<AtEntry>> {
+        let d = self.dwarf.as_ref()?;
+        let sub = self.subprogram(f)?;
+        let params: Vec<(Option<u64>, Option<u64>)> = f
+            .args()
+            .zip(sizes.iter().copied().chain(std::iter::repeat(None)))
+            .map(|(p, size)| (p.die, size))
+            .collect();
+        d.entry_places(sub.die, &params, f.low).ok()
+    }
+
     /// The type DIE of the Go runtime type descriptor at `addr` (an
     /// interface's dynamic type), as `resolve_type` takes it. `None` for a
     /// descriptor DWARF does not describe. Addresses are link-time ones:
@@ -249,6 +316,18 @@ impl Image {
             dwarf.runtime_types().unwrap_or_default()
         });
         index.get(&addr.checked_sub(base)?).copied()
+    }
+
+    /// The type DIE of the value a Rust trait object whose vtable is at
+    /// `addr` points to (a link-time address, as for `runtime_type_die`).
+    pub fn vtable_type_die(&self, addr: u64) -> Option<u64> {
+        let dwarf = self.dwarf.as_ref()?;
+        let index = self.vtable_types.get_or_init(|| {
+            // An unreadable DIE tree leaves the index empty: trait
+            // objects are then shown by address.
+            dwarf.vtable_types().unwrap_or_default()
+        });
+        index.get(&addr).copied()
     }
 
     /// Functions whose names match `re`.
@@ -312,6 +391,28 @@ impl Image {
     pub fn function_at(&self, addr: u64) -> Option<FuncId> {
         let i = self.functions.partition_point(|f| f.low <= addr);
         (i > 0 && addr < self.functions[i - 1].high).then(|| i - 1)
+    }
+}
+
+/// Marks the functions GCC cloned with another signature: their symbol
+/// ends in `.constprop.N` (arguments fixed), `.isra.N` (arguments and
+/// maybe the result taken apart or dropped) or `.part.N` (the rest of a
+/// partly inlined function), while DWARF names them as the original.
+fn clones(file: &object::File, subprograms: &mut HashMap<u64, Subprogram>) {
+    for sym in file.symbols() {
+        if sym.kind() != SymbolKind::Text {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        let Some(sub) = subprograms.get_mut(&sym.address()) else {
+            continue;
+        };
+        if name.contains(".constprop.") || name.contains(".isra.") || name.contains(".part.") {
+            sub.args_by_abi = false;
+        }
+        if name.contains(".isra.") || name.contains(".part.") {
+            sub.results_by_abi = false;
+        }
     }
 }
 

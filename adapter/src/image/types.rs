@@ -2,8 +2,11 @@
 //!
 //! Types are resolved from DWARF on demand (only those of traced functions)
 //! into a [`TypeTable`] arena; a [`TypeId`] is an index into it. The model is
-//! language-neutral but keeps Go's kinds (from `DW_AT_go_kind`), because Go's
-//! register ABI and Go's notation both depend on them.
+//! language-neutral but keeps the kinds a calling convention or a notation
+//! tells apart: Go's (from `DW_AT_go_kind`: strings, slices, interfaces,
+//! maps…), C's (characters, enums, bitfields, strings behind `char *`,
+//! function pointers) and Rust's (slices and vectors described by a pointer
+//! and a length, enums with data).
 
 use serde::Serialize;
 
@@ -92,6 +95,96 @@ pub enum TypeKind {
     Void,
     /// A type the decoder has no rule for; shown by name.
     Unsupported,
+    /// A character type of `Type::size` bytes: C's `char`s (gdb shows
+    /// the number and the character), Rust's `char` (a Unicode scalar).
+    Char {
+        signed: bool,
+    },
+    /// An integer of `Type::size` bytes with named values (C, C++ and
+    /// fieldless Rust enums).
+    Enum {
+        signed: bool,
+        enumerators: Vec<(String, i64)>,
+    },
+    /// A bitfield: `bits` bits from bit `shift` of the `Type::size` bytes
+    /// at the field's offset, read as `base` (an integer, `bool`, a
+    /// character or an enum).
+    Bits {
+        base: TypeId,
+        shift: u32,
+        bits: u32,
+    },
+    /// A pointer to C characters (`char *`, `const unsigned char *`):
+    /// shown as the NUL-terminated string it points to.
+    CString {
+        pointee: Option<TypeId>,
+    },
+    /// A pointer to code: a C function pointer, a Rust `fn`.
+    FnPtr,
+    /// A run of elements given by a pointer to the first one and a count
+    /// (Rust's `&str`, `&[T]`, `String`, `Vec<T>`; C++'s `std::string`):
+    /// `ptr`, `len` and `cap` are the byte offsets of those words in the
+    /// value, `text` says the elements are the bytes of a string.
+    Span {
+        elem: Option<TypeId>,
+        ptr: u32,
+        len: u32,
+        cap: Option<u32>,
+        text: bool,
+    },
+    /// A Rust trait object (`&dyn Trait`, `Box<dyn Trait>`): a pointer to
+    /// the value at byte `data` and one to its vtable at byte `vtable`,
+    /// which names the value's type.
+    Dyn {
+        data: u32,
+        vtable: u32,
+    },
+    /// A Rust enum with data (`DW_TAG_variant_part`): the variant is the
+    /// one whose `value` the discriminant holds, else the one without a
+    /// value (niche-encoded enums store the discriminant inside the data
+    /// of that variant, rust-lang/rust#62839).
+    Variants {
+        discr: Option<Discr>,
+        variants: Vec<Variant>,
+    },
+}
+
+/// Where a Rust enum keeps its discriminant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Discr {
+    pub offset: u64,
+    pub ty: TypeId,
+}
+
+/// One variant of a Rust enum.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variant {
+    pub name: String,
+    /// The discriminant value selecting it; `None` for the variant every
+    /// other value selects.
+    pub value: Option<u64>,
+    /// The variant's struct, its fields at their offsets in the enum.
+    pub ty: TypeId,
+}
+
+impl TypeKind {
+    /// Whether a value of this kind is one integer-class scalar for a
+    /// calling convention: booleans, integers, characters, enums and
+    /// every kind of pointer.
+    pub fn is_integer_scalar(&self) -> bool {
+        matches!(
+            self,
+            TypeKind::Bool
+                | TypeKind::Int
+                | TypeKind::Uint
+                | TypeKind::Char { .. }
+                | TypeKind::Enum { .. }
+                | TypeKind::Pointer { .. }
+                | TypeKind::CString { .. }
+                | TypeKind::FnPtr
+                | TypeKind::UnsafePointer
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +198,10 @@ pub struct Type {
 #[derive(Debug, Default, Clone)]
 pub struct TypeTable {
     types: Vec<Type>,
+    /// C++ classes a call passes and returns through a hidden reference
+    /// (not trivially copyable: a destructor, a copy constructor or
+    /// virtual methods of their own or of a member or base).
+    by_reference: std::collections::HashSet<TypeId>,
 }
 
 impl TypeTable {
@@ -123,6 +220,26 @@ impl TypeTable {
 
     pub fn is_empty(&self) -> bool {
         self.types.is_empty()
+    }
+
+    /// Marks a C++ class as passed by hidden reference.
+    pub fn set_by_reference(&mut self, id: TypeId) {
+        self.by_reference.insert(id);
+    }
+
+    /// Whether calls pass and return `id` by hidden reference (C++).
+    pub fn by_reference(&self, id: TypeId) -> bool {
+        let mut id = id;
+        for _ in 0..32 {
+            if self.by_reference.contains(&id) {
+                return true;
+            }
+            match self.types[id].kind {
+                TypeKind::Named { underlying } => id = underlying,
+                _ => return false,
+            }
+        }
+        false
     }
 
     pub fn get(&self, id: TypeId) -> &Type {

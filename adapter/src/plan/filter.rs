@@ -330,6 +330,7 @@ mod tests {
             size,
             derefs: Vec::new(),
             unavailable: None,
+            literals: Vec::new(),
         };
         let piece = |at, capture| Piece {
             at,

@@ -47,6 +47,7 @@ impl Builder<'_> {
             size: 0,
             derefs: Vec::new(),
             unavailable: Some(why),
+            literals: Vec::new(),
         };
         // The innermost variable of that name (later ones shadow earlier).
         let base = self
@@ -198,6 +199,7 @@ impl Builder<'_> {
             size: size as u32,
             derefs: Vec::new(),
             unavailable: None,
+            literals: Vec::new(),
         };
         Some(slot)
     }

@@ -6,8 +6,8 @@
 
 use super::lang::{Assignment, Loc};
 use super::recipe::{push, Builder};
-use super::{Capture, Len, Piece, Recipe, Reg, ValueSlot};
-use crate::image::{Place, TypeId, Variable};
+use super::{Capture, Len, Literal, Piece, Recipe, Reg, ValueSlot};
+use crate::image::{Place, TypeId, Variable, OPTIMIZED_OUT};
 
 /// Largest stack-assigned value copied whole, in bytes.
 pub const MAX_STACK_VALUE: u64 = 4096;
@@ -21,7 +21,28 @@ fn slot(name: &str, ty: Option<TypeId>) -> ValueSlot {
         size: 0,
         derefs: Vec::new(),
         unavailable: None,
+        literals: Vec::new(),
     }
+}
+
+/// The slot of a value the compiler did not keep where the probe fires.
+pub fn optimized_out(name: &str, ty: Option<TypeId>) -> ValueSlot {
+    let mut s = slot(name, ty);
+    s.unavailable = Some(String::from(OPTIMIZED_OUT));
+    s
+}
+
+/// The capture of a register or of an 8-byte slot of the caller's
+/// argument area (at SP+8 at the entry and at `RET`).
+fn loc_capture(b: &mut Builder, loc: Loc, len: u32) -> u16 {
+    b.push(match loc {
+        Loc::Int(r) => Capture::Reg(r),
+        Loc::Float(x) => Capture::Xmm(x),
+        Loc::Stack(offset) => Capture::Stack {
+            offset: 8 + offset as i32,
+            len,
+        },
+    })
 }
 
 /// The slot of an argument or result `name` of type `ty` at `loc` (`None`
@@ -41,11 +62,7 @@ pub fn assigned(
             match loc {
                 Assignment::Registers(pieces) => {
                     for p in pieces {
-                        let c = match p.loc {
-                            Loc::Int(r) => Capture::Reg(r),
-                            Loc::Float(x) => Capture::Xmm(x),
-                        };
-                        let capture = b.push(c);
+                        let capture = loc_capture(b, p.loc, p.len);
                         slot.pieces.push(Piece {
                             at: p.at,
                             len: p.len,
@@ -53,6 +70,25 @@ pub fn assigned(
                         });
                     }
                 }
+                Assignment::Indirect { .. } if size > MAX_STACK_VALUE => {
+                    slot.unavailable =
+                        Some(format!("value of {size} bytes is too large to capture"));
+                }
+                Assignment::Indirect { at } => {
+                    let base = loc_capture(b, *at, 8);
+                    let capture = b.push(Capture::Deref {
+                        base,
+                        offset: 0,
+                        add: 0,
+                        len: Len::Fixed(size as u32),
+                    });
+                    slot.pieces.push(Piece {
+                        at: 0,
+                        len: size as u32,
+                        capture,
+                    });
+                }
+                Assignment::Unavailable(why) => slot.unavailable = Some(why.clone()),
                 Assignment::Stack { .. } if size > MAX_STACK_VALUE => {
                     slot.unavailable =
                         Some(format!("value of {size} bytes is too large to capture"));
@@ -92,13 +128,29 @@ pub fn located(
         (Some(ty), Ok(places)) => {
             let size = b.types.get(ty).size;
             slot.size = size as u32;
+            let described: u64 = places
+                .iter()
+                .map(|p| p.size.unwrap_or(u64::MAX))
+                .fold(0, u64::saturating_add);
             if size > MAX_STACK_VALUE {
                 slot.unavailable = Some(format!("value of {size} bytes is too large to capture"));
+            } else if described < size {
+                // DWARF leaves the rest undescribed: never zeros instead.
+                slot.unavailable = Some(String::from(OPTIMIZED_OUT));
             } else {
                 let mut at = 0u32;
                 for p in places {
-                    let len = p.size.unwrap_or(size - at as u64) as u32;
-                    match place_capture(&mut b.recipe, p.place, len, cfa) {
+                    let len = p.size.unwrap_or((size as u32).saturating_sub(at) as u64) as u32;
+                    if let Place::Bytes(bytes) = &p.place {
+                        let n = bytes.len().min(len as usize);
+                        slot.literals.push(Literal {
+                            at,
+                            bytes: bytes[..n].to_vec(),
+                        });
+                        at += len;
+                        continue;
+                    }
+                    match place_capture(&mut b.recipe, &p.place, len, cfa) {
                         Some(capture) => slot.pieces.push(Piece { at, len, capture }),
                         None => {
                             slot.unavailable =
@@ -118,7 +170,7 @@ pub fn located(
 /// `None` when it is relative to a CFA that is not known.
 fn place_capture(
     recipe: &mut Recipe,
-    place: Place,
+    place: &Place,
     len: u32,
     cfa: Option<(u16, i64)>,
 ) -> Option<u16> {
@@ -144,7 +196,7 @@ fn place_capture(
             },
         ))
     };
-    match place {
+    match *place {
         Place::Reg(r @ 17..=32) => Some(push(recipe, Capture::Xmm((r - 17) as u8))),
         Place::Reg(r) => Some(push(recipe, Capture::Reg(dwarf_reg(r)?))),
         Place::RegMem { reg, offset } => memory(recipe, reg, offset),
@@ -152,6 +204,7 @@ fn place_capture(
             let (reg, off) = cfa?;
             memory(recipe, reg, off + k)
         }
+        Place::Bytes(_) => None,
     }
 }
 

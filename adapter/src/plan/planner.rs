@@ -4,7 +4,13 @@
 //! For a function: its convention (`lang`) picks the entry site and the
 //! arguments' and results' locations; `site` finds the `RET`s; each probe's
 //! recipe is written by a `recipe::Builder` (registers and stack slots by
-//! `place`, then what they point to). For a line: the variables in scope,
+//! `place`, then what they point to). For C, C++ and Rust, DWARF has the
+//! last word on the arguments at the entry: a location list's entry for
+//! that address (optimized code) or a constant is used as it is, a value
+//! it has no place for there is `<optimized out>`, and the convention
+//! fills in only where DWARF names a slot the prologue has not written yet
+//! (unoptimized code), unless the compiler changed the function's
+//! signature. For a line: the variables in scope,
 //! located by DWARF (`place`), and the logpoint's paths (`path`). A
 //! condition, when there is one, is compiled into the probes' filters as
 //! they are planned (`filter`), and the returns of a filtered function are
@@ -27,6 +33,7 @@ use super::{
     TypeArgs, MAX_CAPTURES,
 };
 use crate::expr::Expr;
+use crate::image::{AtEntry, Lang, PlacePiece};
 use crate::image::{FuncId, Image, Type, TypeId, TypeKind, TypeTable, Variable};
 
 /// What shapes every plan besides the function itself.
@@ -64,6 +71,17 @@ pub struct Planner<'a> {
 
 /// A value to place: its name and type, if known.
 type Named = (String, Option<TypeId>);
+
+/// Where a value of an entry or return probe is taken from.
+#[derive(Debug, Clone)]
+enum Where {
+    /// Where the calling convention puts it (`None`: it could not say).
+    Abi(Option<Assignment>),
+    /// Where DWARF says it is at the probe's address.
+    Dwarf(Vec<PlacePiece>),
+    /// Nowhere: the compiler did not keep it there.
+    OptimizedOut,
+}
 
 impl<'a> Planner<'a> {
     pub fn new(image: &'a Image, options: PlanOptions) -> Result<Self> {
@@ -138,6 +156,25 @@ impl<'a> Planner<'a> {
         for p in func.results() {
             results.push((p.name.clone(), self.resolve(p.type_ref)));
         }
+        // What DWARF says of the arguments at the entry (C, C++, Rust).
+        let sizes: Vec<Option<u64>> = args
+            .iter()
+            .map(|(_, ty)| ty.map(|t| self.types.get(t).size))
+            .collect();
+        let places = match func.lang {
+            Lang::Go => None,
+            _ => image.entry_places(func, &sizes),
+        };
+        let sub = image.subprogram(func);
+        if let Some(places) = &places {
+            // DWARF reaching an argument through a pointer in its slot:
+            // C++ passes that class by reference.
+            for ((_, ty), p) in args.iter().zip(places) {
+                if let (Some(ty), AtEntry::Convention { indirect: true }) = (ty, p) {
+                    self.types.set_by_reference(*ty);
+                }
+            }
+        }
         let (arg_locs, result_locs) = self.locate(conv, &args, &results);
         // The dictionary entries the values of type parameters name.
         let mut entries: Vec<u64> = args
@@ -152,8 +189,30 @@ impl<'a> Planner<'a> {
         entries.dedup();
         let generic = dictionary.map(|d| (d, entries.as_slice()));
 
+        let arg_wheres: Vec<Where> = match &places {
+            None => arg_locs.into_iter().map(Where::Abi).collect(),
+            Some(places) => arg_locs
+                .into_iter()
+                .zip(places)
+                .zip(&sizes)
+                .map(|((abi, p), size)| match p {
+                    // A zero-sized value needs no bytes to be shown.
+                    _ if *size == Some(0) => Where::Abi(abi),
+                    AtEntry::Pieces(pieces) => Where::Dwarf(pieces.clone()),
+                    AtEntry::Convention { .. } if sub.is_none_or(|s| s.args_by_abi) => {
+                        Where::Abi(abi)
+                    }
+                    AtEntry::Convention { .. } | AtEntry::OptimizedOut(_) => Where::OptimizedOut,
+                })
+                .collect(),
+        };
+        let result_wheres: Vec<Where> = match sub {
+            Some(s) if !s.results_by_abi => vec![Where::OptimizedOut; result_locs.len()],
+            _ => result_locs.into_iter().map(Where::Abi).collect(),
+        };
+
         let mut probes = Vec::with_capacity(1 + returns.len());
-        let mut recipe = self.recipe(conv, &args, &arg_locs, generic);
+        let mut recipe = self.recipe(conv, &args, &arg_wheres, generic);
         let filtered = self.filter(&mut recipe, condition);
         let mut call = self.probe(id, ProbeKind::Entry, entry, recipe)?;
         let pairing = filtered.then(|| Pairing {
@@ -165,7 +224,7 @@ impl<'a> Planner<'a> {
         probes.push(call);
         let generic = dictionary.map(|_| (usize::MAX, &[][..]));
         for ret in returns {
-            let mut recipe = self.recipe(conv, &results, &result_locs, generic);
+            let mut recipe = self.recipe(conv, &results, &result_wheres, generic);
             recipe.pairing = pairing.map(|open| Pairing {
                 role: FrameRole::Close,
                 ..open
@@ -283,23 +342,36 @@ impl<'a> Planner<'a> {
         )
     }
 
-    /// The recipe of an entry or return probe showing `values` at `locs`.
-    /// A shape instantiation's probes (`generic`: which of `values` is the
-    /// dictionary, which of its entries to read; on a return probe,
-    /// neither) learn their type arguments ([`TypeArgs`]); the dictionary
-    /// is read, not shown.
+    /// The recipe of an entry or return probe showing `values` taken from
+    /// `wheres`. A shape instantiation's probes (`generic`: which of
+    /// `values` is the dictionary, which of its entries to read; on a
+    /// return probe, neither) learn their type arguments ([`TypeArgs`]);
+    /// the dictionary is read, not shown.
     fn recipe(
         &self,
         conv: &dyn Convention,
         values: &[Named],
-        locs: &[Option<Assignment>],
+        wheres: &[Where],
         generic: Option<(usize, &[u64])>,
     ) -> Recipe {
         let mut b = Builder::new(&self.types, self.options.limits);
         self.prologue(&mut b, conv);
         let mut dictionary = None;
-        for (i, ((name, ty), loc)) in values.iter().zip(locs).enumerate() {
-            let slot = place::assigned(&mut b, name, *ty, loc.as_ref());
+        for (i, ((name, ty), at)) in values.iter().zip(wheres).enumerate() {
+            let slot = match at {
+                Where::Abi(loc) => place::assigned(&mut b, name, *ty, loc.as_ref()),
+                Where::Dwarf(pieces) => {
+                    let v = Variable {
+                        name: name.clone(),
+                        type_ref: None,
+                        location: Ok(pieces.clone()),
+                    };
+                    // At a function's first instruction the CFA is SP+8
+                    // (DWARF register 7), above the return address.
+                    place::located(&mut b, &v, *ty, Some((7, 8)))
+                }
+                Where::OptimizedOut => place::optimized_out(name, *ty),
+            };
             match generic {
                 Some((d, _)) if d == i => dictionary = slot.pieces.first().map(|p| p.capture),
                 _ => b.recipe.values.push(slot),

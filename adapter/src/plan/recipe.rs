@@ -51,6 +51,10 @@ pub struct Builder<'t> {
     /// has left once everything typed in it is followed: (capture, bytes
     /// read through each word).
     speculative: Vec<(u16, u32)>,
+    /// While the variants of a Rust enum are followed: a pointer that one
+    /// variant already followed is not read again for another (they
+    /// overlay the same bytes).
+    reuse: bool,
 }
 
 impl<'t> Builder<'t> {
@@ -64,6 +68,7 @@ impl<'t> Builder<'t> {
                 bytes: MAX_RECIPE_BYTES as u64,
             },
             speculative: Vec::new(),
+            reuse: false,
         }
     }
 
@@ -153,6 +158,12 @@ impl<'t> Builder<'t> {
         add: i32,
         len: Len,
     ) -> Option<u16> {
+        if self.reuse {
+            let same = |d: &&DerefSlot| d.from == from && d.at == at && d.start == start;
+            if let Some(d) = slot.derefs.iter().find(same) {
+                return Some(d.capture);
+            }
+        }
         let capture = self.deref(ptr, add, len)?;
         slot.derefs.push(DerefSlot {
             from,
@@ -188,18 +199,7 @@ impl<'t> Builder<'t> {
             }
         };
         match &t.kind {
-            TypeKind::String => {
-                let (Some(ptr), Some(len)) = (word(slot, at), word(slot, at + 8)) else {
-                    return;
-                };
-                let len = Len::Counted {
-                    capture: len.0,
-                    offset: len.1,
-                    scale: 1,
-                    max: limits.max_string_len.min(MAX_READ).min(self.room()),
-                };
-                self.deref_into(slot, (buf, at, 0), ptr, 0, len);
-            }
+            TypeKind::String => self.follow_text(slot, buf, (at, at + 8)),
             TypeKind::Struct { fields } => {
                 for f in fields {
                     self.follow(slot, f.ty, buf, at + f.offset as u32, depth);
@@ -216,36 +216,7 @@ impl<'t> Builder<'t> {
                 }
             }
             TypeKind::Slice { elem: Some(e) } if deeper => {
-                let size = self.types.get(*e).size as u32;
-                // As many elements as the limit asks, one read holds and
-                // this value's share of the budget has room for.
-                // Elements that point somewhere leave half the room for
-                // what they point to.
-                let room = match points(self.types, *e, 0) {
-                    true => self.room() / 2,
-                    false => self.room(),
-                };
-                let n = limits
-                    .max_array_values
-                    .min(MAX_READ.min(room) / size.max(1));
-                let (Some(ptr), Some(len)) = (word(slot, at), word(slot, at + 8)) else {
-                    return;
-                };
-                if size == 0 || n == 0 {
-                    return;
-                }
-                let len = Len::Counted {
-                    capture: len.0,
-                    offset: len.1,
-                    scale: size,
-                    max: n * size,
-                };
-                let Some(d) = self.deref_into(slot, (buf, at, 0), ptr, 0, len) else {
-                    return;
-                };
-                for i in 0..n {
-                    self.follow(slot, *e, Buffer::Capture(d), i * size, depth + 1);
-                }
+                self.follow_elements(slot, *e, buf, (at, at + 8), depth)
             }
             TypeKind::Pointer { pointee: Some(p) } if deeper => {
                 // A large pointee is copied in part; the decoder shows the
@@ -328,7 +299,116 @@ impl<'t> Builder<'t> {
                 };
                 self.deref_into(slot, (buf, at, *off), ptr, add, Len::Fixed(8));
             }
+            TypeKind::CString { .. } => {
+                // Up to the limit and one byte more (to tell a string cut
+                // there from one that ends there); the decoder stops at
+                // the NUL. A read that meets unmapped memory is short.
+                let Some(ptr) = word(slot, at) else { return };
+                let len = (limits.max_string_len + 1).min(MAX_READ).min(self.room());
+                if len > 0 {
+                    self.deref_into(slot, (buf, at, 0), ptr, 0, Len::Fixed(len));
+                }
+            }
+            TypeKind::Span {
+                ptr,
+                len,
+                text: true,
+                ..
+            } => self.follow_text(slot, buf, (at + ptr, at + len)),
+            TypeKind::Span {
+                elem: Some(e),
+                ptr,
+                len,
+                text: false,
+                ..
+            } if deeper => self.follow_elements(slot, *e, buf, (at + ptr, at + len), depth),
+            TypeKind::Dyn { data, .. } if deeper => {
+                // The value's type is known only when the hit is decoded
+                // (from its vtable): a fixed window of it is copied.
+                if let Some(ptr) = word(slot, at + data) {
+                    let to = (buf, at + data, 0);
+                    self.deref_into(slot, to, ptr, 0, Len::Fixed(IFACE_DATA));
+                }
+            }
+            TypeKind::Variants { variants, .. } => {
+                // The variant is known only when the hit is decoded: each
+                // one's pointers are followed, over the same bytes.
+                let outer = self.reuse;
+                self.reuse = true;
+                for v in variants {
+                    self.follow(slot, v.ty, buf, at, depth);
+                }
+                self.reuse = outer;
+            }
             _ => {}
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// The capture and offset holding the 8 bytes at `at` of `buf`.
+    fn word(&self, slot: &ValueSlot, buf: Buffer, at: u32) -> Option<(u16, u16)> {
+        match buf {
+            Buffer::Image => locate(slot, at),
+            Buffer::Capture(c) => Some((c, u16::try_from(at).ok()?)),
+        }
+    }
+
+    /// The bytes of a string whose data pointer and length are the words
+    /// at `ptr` and `len` of `buf`, up to the length limit.
+    fn follow_text(&mut self, slot: &mut ValueSlot, buf: Buffer, (ptr, len): (u32, u32)) {
+        let (Some(p), Some(n)) = (self.word(slot, buf, ptr), self.word(slot, buf, len)) else {
+            return;
+        };
+        let len = Len::Counted {
+            capture: n.0,
+            offset: n.1,
+            scale: 1,
+            max: self.limits.max_string_len.min(MAX_READ).min(self.room()),
+        };
+        self.deref_into(slot, (buf, ptr, 0), p, 0, len);
+    }
+
+    /// The elements (of type `elem`) of a slice whose data pointer and
+    /// length are the words at `ptr` and `len` of `buf`, and what they
+    /// point to, one level deeper.
+    fn follow_elements(
+        &mut self,
+        slot: &mut ValueSlot,
+        elem: TypeId,
+        buf: Buffer,
+        (ptr, len): (u32, u32),
+        depth: u32,
+    ) {
+        let size = self.types.get(elem).size as u32;
+        // As many elements as the limit asks, one read holds and this
+        // value's share of the budget has room for. Elements that point
+        // somewhere leave half the room for what they point to.
+        let room = match points(self.types, elem, 0) {
+            true => self.room() / 2,
+            false => self.room(),
+        };
+        let n = self
+            .limits
+            .max_array_values
+            .min(MAX_READ.min(room) / size.max(1));
+        let (Some(p), Some(count)) = (self.word(slot, buf, ptr), self.word(slot, buf, len)) else {
+            return;
+        };
+        if size == 0 || n == 0 {
+            return;
+        }
+        let len = Len::Counted {
+            capture: count.0,
+            offset: count.1,
+            scale: size,
+            max: n * size,
+        };
+        let Some(d) = self.deref_into(slot, (buf, ptr, 0), p, 0, len) else {
+            return;
+        };
+        for i in 0..n {
+            self.follow(slot, elem, Buffer::Capture(d), i * size, depth + 1);
         }
     }
 }
@@ -347,13 +427,19 @@ pub(super) fn points(types: &TypeTable, ty: TypeId, depth: u32) -> bool {
     match &types.underlying(ty).kind {
         TypeKind::Struct { fields } => fields.iter().any(|f| points(types, f.ty, depth + 1)),
         TypeKind::Array { elem: Some(e), .. } => points(types, *e, depth + 1),
+        TypeKind::Variants { variants, .. } => {
+            variants.iter().any(|v| points(types, v.ty, depth + 1))
+        }
         TypeKind::String
         | TypeKind::Pointer { .. }
         | TypeKind::Slice { .. }
         | TypeKind::Interface { .. }
         | TypeKind::Map { .. }
         | TypeKind::Chan { .. }
-        | TypeKind::Func { .. } => true,
+        | TypeKind::Func { .. }
+        | TypeKind::CString { .. }
+        | TypeKind::Span { .. }
+        | TypeKind::Dyn { .. } => true,
         _ => false,
     }
 }
@@ -372,7 +458,7 @@ pub(super) fn locate(slot: &ValueSlot, at: u32) -> Option<(u16, u16)> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::image::{Field, Type};
     use crate::plan::{Piece, Reg};
@@ -411,6 +497,7 @@ pub(super) mod tests {
             size: words * 8,
             derefs: Vec::new(),
             unavailable: None,
+            literals: Vec::new(),
         }
     }
 

@@ -70,6 +70,11 @@ impl value::Resolve for Runtime<'_, '_> {
         let descriptor = *self.type_args.get(&index)?;
         self.runtime_type(types, descriptor)
     }
+
+    fn vtable_type(&mut self, types: &mut TypeTable, addr: u64) -> Option<TypeId> {
+        let die = self.image.vtable_type_die(addr.wrapping_sub(self.bias))?;
+        self.image.resolve_type(types, self.cache, die).ok()
+    }
 }
 
 impl Decoding {

@@ -54,11 +54,28 @@ pub fn suggestions(image: &Image, pattern: &str) -> Vec<String> {
         .enumerate()
         .filter(|(i, f)| {
             traceable(image, *i)
-                && !f.name.starts_with("runtime.")
-                && !f.name.starts_with("internal/")
+                && ![
+                    "runtime.",
+                    "internal/",
+                    "core::",
+                    "alloc::",
+                    "std::",
+                    "<core::",
+                    "<alloc::",
+                    "<std::",
+                ]
+                .iter()
+                .any(|p| f.name.starts_with(p))
         })
         .map(|(_, f)| {
-            let short = f.name.rsplit('.').next().unwrap_or(&f.name).to_lowercase();
+            // The last segment of a Go (`main.foo`), C++ or Rust
+            // (`main::foo`) name.
+            let short = f
+                .name
+                .rsplit(['.', ':'])
+                .next()
+                .unwrap_or(&f.name)
+                .to_lowercase();
             let score = strsim::jaro_winkler(&needle, &short)
                 .max(strsim::jaro_winkler(&needle, &f.name.to_lowercase()));
             (score, f.name.as_str())

@@ -6,9 +6,12 @@
 //! bytes, a pointee, a slice's elements, a map's buckets, an interface's
 //! dynamic value). An interface's dynamic type is looked up only here, from
 //! the runtime type descriptor address the hit captured, through
-//! [`Resolve`]. Maps are read by their runtime layout (`maps`).
+//! [`Resolve`]. Maps are read by their runtime layout (`maps`); C, C++
+//! and Rust kinds (strings behind `char *`, enums, bitfields, spans,
+//! enums with data) by `native`.
 
 mod maps;
+mod native;
 
 use std::collections::HashMap;
 
@@ -29,6 +32,11 @@ pub trait Resolve {
     /// The type argument of the hit's call that is entry `index` of its
     /// dictionary (a Go shape instantiation), resolved into `types`.
     fn type_argument(&mut self, _types: &mut TypeTable, _index: u64) -> Option<TypeId> {
+        None
+    }
+    /// The type of the value a Rust trait object with its vtable at
+    /// `addr` points to, resolved into `types`.
+    fn vtable_type(&mut self, _types: &mut TypeTable, _addr: u64) -> Option<TypeId> {
         None
     }
 }
@@ -84,6 +92,12 @@ pub fn decode(
             dst.copy_from_slice(&bytes[..n]);
         }
     }
+    for l in &slot.literals {
+        let n = l.bytes.len().min(image.len().saturating_sub(l.at as usize));
+        if let Some(dst) = image.get_mut(l.at as usize..l.at as usize + n) {
+            dst.copy_from_slice(&l.bytes[..n]);
+        }
+    }
     let mut derefs: HashMap<(Buffer, u32), Vec<(u16, u32)>> = HashMap::new();
     for d in &slot.derefs {
         derefs
@@ -129,14 +143,14 @@ const GO_SHAPE: &str = "go.shape.";
 /// normally ends recursion; this only protects against malformed types).
 const MAX_NESTING: u32 = 64;
 
-fn le(bytes: &[u8]) -> u64 {
+pub(super) fn le(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     let n = bytes.len().min(8);
     b[..n].copy_from_slice(&bytes[..n]);
     u64::from_le_bytes(b)
 }
 
-fn sign_extend(v: u64, size: u64) -> i64 {
+pub(super) fn sign_extend(v: u64, size: u64) -> i64 {
     if size == 0 || size >= 8 {
         return v as i64;
     }
@@ -144,7 +158,7 @@ fn sign_extend(v: u64, size: u64) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-fn unreadable(reason: impl Into<String>) -> Value {
+pub(super) fn unreadable(reason: impl Into<String>) -> Value {
     Value::Unreadable {
         reason: reason.into(),
     }
@@ -170,7 +184,7 @@ fn direct_iface(types: &TypeTable, ty: TypeId) -> bool {
 }
 
 impl<'a> Decoder<'a> {
-    fn bytes(&self, b: Buffer) -> Option<&'a [u8]> {
+    pub(super) fn bytes(&self, b: Buffer) -> Option<&'a [u8]> {
         match b {
             Buffer::Image => Some(self.image),
             Buffer::Capture(c) => self.captures.get(c as usize)?.as_deref(),
@@ -179,7 +193,7 @@ impl<'a> Decoder<'a> {
 
     /// The capture a pointer at `(from, at)` was first followed into from
     /// the pointee's start, if it was and the read succeeded.
-    fn target(&self, from: Buffer, at: u32) -> Option<u16> {
+    pub(super) fn target(&self, from: Buffer, at: u32) -> Option<u16> {
         self.targets(from, at, 0).first().copied()
     }
 
@@ -209,7 +223,7 @@ impl<'a> Decoder<'a> {
             })
     }
 
-    fn value(&mut self, ty: TypeId, from: Buffer, at: u32, depth: u32) -> Value {
+    pub(super) fn value(&mut self, ty: TypeId, from: Buffer, at: u32, depth: u32) -> Value {
         let t = self.types.get(ty).clone();
         let size = t.size as usize;
         let Some(buf) = self.bytes(from) else {
@@ -219,7 +233,7 @@ impl<'a> Decoder<'a> {
         // than one read): its fields and elements check their own bytes.
         let partial = matches!(
             self.types.underlying(ty).kind,
-            TypeKind::Struct { .. } | TypeKind::Array { .. }
+            TypeKind::Struct { .. } | TypeKind::Array { .. } | TypeKind::Variants { .. }
         );
         let end = if partial {
             buf.len().min(at as usize + size)
@@ -262,6 +276,9 @@ impl<'a> Decoder<'a> {
             TypeKind::String if size == 16 => Some(self.string(from, at, word(0), word(1))),
             _ => None,
         };
+        if let Some(v) = self.native(&t, from, at, bytes, depth) {
+            return v;
+        }
         if let Some(v) = basic {
             // Go's named basic types (`main.Celsius`, `time.Duration`) are
             // base types with a qualified name; builtin names have no dot,
@@ -303,36 +320,7 @@ impl<'a> Decoder<'a> {
                 address: word(0),
             },
             TypeKind::Slice { elem } => {
-                let (address, len, cap) = (word(0), word(1), word(2));
-                let items = match (elem, self.target(from, at)) {
-                    _ if address == 0 || len == 0 => Some(Vec::new()),
-                    (Some(e), Some(c)) => {
-                        let esize = self.types.get(e).size.max(1);
-                        let got = self.bytes(Buffer::Capture(c)).map_or(0, |b| b.len() as u64);
-                        let n = (got / esize)
-                            .min(len)
-                            .min(self.limits.max_array_values as u64);
-                        Some(
-                            (0..n)
-                                .map(|i| {
-                                    self.value(e, Buffer::Capture(c), (i * esize) as u32, depth + 1)
-                                })
-                                .collect(),
-                        )
-                    }
-                    _ => None,
-                };
-                let more = items
-                    .as_ref()
-                    .map_or(0, |i| len.saturating_sub(i.len() as u64));
-                Value::Slice {
-                    r#type: t.name,
-                    address,
-                    len,
-                    cap,
-                    items,
-                    more,
-                }
+                self.elements(&t, from, at, elem, (word(0), word(1), word(2)), depth)
             }
             TypeKind::Array { elem, count } => {
                 let Some(e) = elem else {
@@ -413,7 +401,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn string(&self, from: Buffer, at: u32, ptr: u64, len: u64) -> Value {
+    pub(super) fn string(&self, from: Buffer, at: u32, ptr: u64, len: u64) -> Value {
         if len == 0 {
             return Value::String {
                 value: String::new(),
@@ -614,6 +602,7 @@ pub(super) mod tests {
                 })
                 .collect(),
             unavailable: None,
+            literals: Vec::new(),
         }
     }
 

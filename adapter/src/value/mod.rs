@@ -121,6 +121,19 @@ pub enum Value {
     Opaque {
         r#type: String,
     },
+    /// A character (C's `char` types, Rust's `char`): its code.
+    Char {
+        r#type: String,
+        value: i64,
+    },
+    /// A value of an enum type: the name of its enumerator (for a C flag
+    /// enum, the names of its bits: `(P_READ | P_EXEC)`), or `None` when
+    /// no enumerator has that value.
+    Enum {
+        r#type: String,
+        value: i64,
+        name: Option<String>,
+    },
     Unreadable {
         reason: String,
     },

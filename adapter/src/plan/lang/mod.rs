@@ -1,6 +1,7 @@
 //! What a language's calling convention and runtime decide in a plan, one
-//! module per convention: [`go`] (Go's ABIInternal, goroutines) and
-//! [`sysv`] (C, C++ and Rust under the System V x86-64 ABI). Each says
+//! module per convention: [`go`] (Go's ABIInternal, goroutines), [`sysv`]
+//! (C and C++ under the System V x86-64 ABI) and [`rust`] (Rust's own ABI
+//! on the same registers). Each says
 //! where a function's entry probe goes, where its arguments and results
 //! are at entry and at `RET`, and what every recipe of its code captures
 //! first (Go: the goroutine id). A new convention is a new module and an
@@ -8,6 +9,7 @@
 
 pub mod go;
 pub mod goabi;
+pub mod rust;
 pub mod sysv;
 
 use super::site::{Insn, Site};
@@ -19,6 +21,9 @@ use crate::image::{Image, Lang, TypeId, TypeTable};
 pub enum Loc {
     Int(Reg),
     Float(u8),
+    /// An 8-byte slot of the caller's argument area, at this offset
+    /// (Rust passes each scalar of a pair in a register or such a slot).
+    Stack(u64),
 }
 
 /// One scalar piece of a value: bytes `[at, at + len)` of its in-memory image.
@@ -38,6 +43,14 @@ pub enum Assignment {
     Stack {
         offset: u64,
     },
+    /// In memory at the address `at` holds: an argument passed by
+    /// reference, a result returned through the caller's buffer (its
+    /// address is in RAX at `RET`).
+    Indirect {
+        at: Loc,
+    },
+    /// Where the convention puts it cannot be read; why.
+    Unavailable(String),
 }
 
 /// Argument and result locations, one per value, in order.
@@ -67,6 +80,7 @@ pub trait Convention: Sync {
 pub fn of(lang: Lang) -> &'static dyn Convention {
     match lang {
         Lang::Go => &go::Go,
-        Lang::C | Lang::Rust | Lang::Other => &sysv::SysV,
+        Lang::Rust => &rust::Rust,
+        Lang::C | Lang::Cpp | Lang::Other => &sysv::SysV,
     }
 }

@@ -222,6 +222,8 @@ impl Value {
             Value::Unreadable { reason } => {
                 let _ = write!(out, "(unreadable {reason})");
             }
+            // Kinds of C, C++ and Rust values only.
+            Value::Char { .. } | Value::Enum { .. } => out.push_str(&self.c()),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Writing [`Value`]s out in each language's own notation, as its debugger
-//! prints them: Go as Delve does ([`go`]), C as gdb does ([`c`]). A
-//! language gets its notation by a [`Notation`] variant and a module of
-//! its own here (Rust's `{:?}` is the next); nothing else changes.
+//! or its own formatting prints them: Go as Delve does ([`go`]), C and C++
+//! as gdb does ([`c`]), Rust as `{:?}` does ([`rust`]). A language gets
+//! its notation by a [`Notation`] variant and a module of its own here;
+//! nothing else changes.
 
 pub mod c;
 pub mod go;
+pub mod rust;
 
 use super::Value;
 use crate::image::Lang;
@@ -16,14 +18,16 @@ pub use go::{go_quote, go_quote_bytes};
 pub enum Notation {
     Go,
     C,
+    Rust,
 }
 
 impl Notation {
-    /// The notation of code in `lang` (C's for everything but Go, until
-    /// Rust has its own).
+    /// The notation of code in `lang` (C's for C, C++ and code of
+    /// unknown language).
     pub fn of(lang: Lang) -> Notation {
         match lang {
             Lang::Go => Notation::Go,
+            Lang::Rust => Notation::Rust,
             _ => Notation::C,
         }
     }
@@ -33,6 +37,7 @@ impl Notation {
         match self {
             Notation::Go => v.go(),
             Notation::C => v.c(),
+            Notation::Rust => v.rust(),
         }
     }
 }
