@@ -6,6 +6,8 @@
 // a number and defaults are filled in). Field names mirror the `launch` and
 // `attach` arguments of `logprobe dap` (docs/protocol.md). Pure, unit-tested.
 
+import { consoleVolumeArguments, CONSOLE_VOLUMES, isConsoleVolume, Settings } from './consoleVolume';
+
 export const DEBUG_TYPE = 'logprobe';
 export const BACKENDS = ['ebpf', 'ptrace', 'auto'] as const;
 
@@ -96,13 +98,40 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   if (config.trace !== undefined && !isStringArray(config.trace)) {
     return error('"trace" must be a list of function-name regular expressions.');
   }
-  for (const field of ['maxStringLen', 'maxArrayValues', 'maxDepth']) {
+  for (const field of ['maxStringLen', 'maxArrayValues', 'maxDepth', 'hitsInterval']) {
     const message = optionalNonNegativeInt(config, field);
     if (message) {
       return error(message);
     }
   }
+  if (config.consoleVolume !== undefined && !isConsoleVolume(config.consoleVolume)) {
+    return error(
+      `"consoleVolume" must be one of ${CONSOLE_VOLUMES.join(', ')}, got ${JSON.stringify(config.consoleVolume)}.`,
+    );
+  }
+  const lines = config.consoleLinesPerSecond;
+  if (lines !== undefined && (typeof lines !== 'number' || !Number.isInteger(lines) || lines <= 0)) {
+    return error(`"consoleLinesPerSecond" must be a positive integer, got ${JSON.stringify(lines)}.`);
+  }
   return { kind: 'ok', config };
+}
+
+/**
+ * Fits a checked configuration to a tracer: the console volume from the
+ * settings where the configuration does not choose one, and `noDebug`, which
+ * is what a logprobe session is to VS Code (the program is never stopped):
+ * VS Code then disables the debug toolbar's Pause button.
+ */
+export function fitForTracer(config: Configuration, settings: Settings): Configuration {
+  const fitted: Configuration = { ...config, noDebug: true };
+  const volume = consoleVolumeArguments(settings);
+  if (fitted.consoleVolume === undefined) {
+    fitted.consoleVolume = volume.volume;
+  }
+  if (fitted.consoleLinesPerSecond === undefined) {
+    fitted.consoleLinesPerSecond = volume.linesPerSecond;
+  }
+  return fitted;
 }
 
 /**
