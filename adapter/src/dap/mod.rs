@@ -17,12 +17,15 @@
 
 pub mod breakpoints;
 pub mod codec;
+pub mod console;
 pub mod expr;
+pub mod figures;
 pub mod lifecycle;
 pub mod prefilter;
 pub mod protocol;
 pub mod run;
 pub mod session;
+pub mod snapshot;
 pub mod traces;
 
 use std::io::{BufReader, Write};
