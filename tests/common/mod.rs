@@ -2,6 +2,8 @@
 //! `logprobe` binary, and child processes that are always reaped.
 #![allow(dead_code)]
 
+pub mod dap;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;

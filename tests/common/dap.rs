@@ -1,0 +1,258 @@
+//! A small DAP client for the end-to-end tests, and the ways to start the
+//! real `logprobe dap` it talks to: over stdio, or a TCP server any number
+//! of clients connect to.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{fixture, logprobe, root, Reaper};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A DAP client over any byte stream.
+pub struct Client {
+    writer: Box<dyn Write + Send>,
+    rx: Receiver<Value>,
+    seq: i64,
+    /// Events received while waiting for something else.
+    pub events: Vec<Value>,
+}
+
+pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            len = v.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Client {
+    pub fn new(reader: impl Read + Send + 'static, writer: Box<dyn Write + Send>) -> Client {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(reader);
+            while let Some(m) = read_message(&mut r) {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            writer,
+            rx,
+            seq: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to adapter");
+        self.writer.flush().expect("flush");
+    }
+
+    pub fn send(&mut self, command: &str, args: Value) -> i64 {
+        self.seq += 1;
+        let body =
+            json!({"seq": self.seq, "type": "request", "command": command, "arguments": args})
+                .to_string();
+        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        self.seq
+    }
+
+    pub fn next(&mut self, deadline: Instant) -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "no message from the adapter in time; events so far: {:#?}",
+                self.events
+            )
+        })
+    }
+
+    /// Sends a request and returns its response, keeping events seen meanwhile.
+    pub fn request(&mut self, command: &str, args: Value) -> Value {
+        let seq = self.send(command, args);
+        self.response_to(seq)
+    }
+
+    pub fn response_to(&mut self, seq: i64) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = self.next(deadline);
+            if m["type"] == "response" && m["request_seq"] == seq {
+                return m;
+            }
+            if m["type"] == "event" {
+                self.events.push(m);
+            }
+        }
+    }
+
+    pub fn ok(&mut self, command: &str, args: Value) -> Value {
+        let r = self.request(command, args);
+        assert_eq!(r["success"], true, "{command} failed: {r}");
+        r
+    }
+
+    /// Waits for an event matching `pred` (seen before or arriving).
+    pub fn wait_event(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let m = self.next(deadline);
+            if m["type"] == "event" {
+                if pred(&m) {
+                    return m;
+                }
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// Collects events for `d`.
+    pub fn drain_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(m) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if m["type"] == "event" {
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// Waits for `terminated`, then returns every output event's text by category.
+    pub fn run_to_end(&mut self) -> (String, String) {
+        self.wait_event(|e| e["event"] == "terminated");
+        (self.output("console"), self.output("stdout"))
+    }
+
+    pub fn output(&self, category: &str) -> String {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "output" && e["body"]["category"] == category)
+            .filter_map(|e| e["body"]["output"].as_str())
+            .collect()
+    }
+
+    pub fn outputs(&self, category: &str) -> Vec<Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "output" && e["body"]["category"] == category)
+            .cloned()
+            .collect()
+    }
+
+    pub fn exit_code(&self) -> Option<i64> {
+        self.events
+            .iter()
+            .find(|e| e["event"] == "exited")
+            .and_then(|e| e["body"]["exitCode"].as_i64())
+    }
+}
+
+/// `logprobe dap` on stdio; the client and the process (reaped on drop).
+pub fn stdio_adapter() -> (Client, Reaper) {
+    stdio_adapter_with(&[], &[])
+}
+
+/// `logprobe dap ARGS` on stdio with `env` added to its environment.
+pub fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reaper) {
+    let mut child = Reaper(Some(
+        logprobe()
+            .arg("dap")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn logprobe dap"),
+    ));
+    let stdin = child.child().stdin.take().expect("stdin");
+    let stdout = child.child().stdout.take().expect("stdout");
+    (Client::new(stdout, Box::new(stdin)), child)
+}
+
+/// `logprobe dap --listen 127.0.0.1:0` and the port it listens on.
+pub fn tcp_adapter() -> (Reaper, u16) {
+    let mut child = Reaper(Some(
+        logprobe()
+            .args(["dap", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logprobe dap --listen"),
+    ));
+    let mut err = BufReader::new(child.child().stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read the listening line");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    // Keep draining the log so the server never blocks on it.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = err.read_to_string(&mut sink);
+    });
+    (child, port)
+}
+
+pub fn tcp_client(port: u16) -> Client {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let reader = stream.try_clone().expect("clone");
+    Client::new(reader, Box::new(stream))
+}
+
+pub fn seed_source() -> String {
+    root()
+        .join("fixtures/go/seed/main.go")
+        .display()
+        .to_string()
+}
+
+pub fn attach_source() -> String {
+    root()
+        .join("fixtures/go/attach/main.go")
+        .display()
+        .to_string()
+}
+
+/// initialize + launch (+ the `initialized` event).
+pub fn launch(c: &mut Client, backend: &str, program: &str, args: &[&str], extra: Value) {
+    let init = c.ok(
+        "initialize",
+        json!({"adapterID": "logprobe", "linesStartAt1": true}),
+    );
+    assert_eq!(init["body"]["supportsLogPoints"], true);
+    let mut a = json!({"program": fixture(program).display().to_string(), "args": args, "backend": backend});
+    if let (Some(a), Some(extra)) = (a.as_object_mut(), extra.as_object()) {
+        a.extend(extra.clone());
+    }
+    c.ok("launch", a);
+    c.wait_event(|e| e["event"] == "initialized");
+}
