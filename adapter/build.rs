@@ -5,13 +5,16 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-fn main() {
+/// A build failure: cargo prints it and stops the build.
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result<()> {
     let manifest = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo did not set CARGO_MANIFEST_DIR")?,
     );
     let bpf = manifest.join("../bpf");
     let src = bpf.join("probe.bpf.c");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?)
         .join("probe.skel.rs");
     let mut args = vec![format!("-I{}", bpf.display())];
     // <linux/bpf.h> needs <asm/types.h>, which Debian keeps in the
@@ -21,13 +24,12 @@ fn main() {
     if std::path::Path::new(&multiarch).is_dir() {
         args.push(format!("-I{multiarch}"));
     }
-    if let Err(e) = SkeletonBuilder::new()
+    SkeletonBuilder::new()
         .source(&src)
         .clang_args(args)
         .build_and_generate(&out)
-    {
-        panic!("building {}: {e:#}", src.display());
-    }
+        .map_err(|e| format!("building {}: {e:#}", src.display()))?;
     println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-changed={}", bpf.join("probe.h").display());
+    Ok(())
 }

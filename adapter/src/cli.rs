@@ -1,24 +1,23 @@
 //! The command line: `logprobe trace`, `logprobe functions`, `logprobe dap`.
 //!
-//! Arguments are parsed by clap into raw options, checked, and turned into
-//! the engine's inputs (an image, a target, probes); the engine's events are
-//! printed to stdout, one line each, flushed as they happen so they
+//! A thin face over the engine (`trace`): clap parses the arguments into
+//! the raw [`Options`] that `config` resolves and a [`Request`]; the
+//! engine runs the trace; this prints what it shows to stdout, one line
+//! per event (text, or JSON with `--json`), written as they happen so they
 //! interleave with the traced program's own output. Messages from logprobe
 //! itself go to stderr, prefixed `logprobe:`.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::backend::ebpf::{self, EbpfBackend};
-use crate::backend::ptrace::PtraceBackend;
-use crate::backend::{launch, Backend, HitSink, Launch, Outcome, RawHit, StopHandle, Target};
+use crate::config::{BackendChoice, Env, Options, Style, TraceConfig};
 use crate::image::Image;
 use crate::plan::Limits;
-use crate::trace::{self, Prepared, Style};
+use crate::trace::{self, Launch, Outcome, Request, Shown, Sink, StopHandle, Target, Trace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,8 +59,23 @@ pub struct TraceArgs {
     pub pid: Option<i32>,
     /// Probe mechanism: `auto` uses eBPF where the kernel and privileges
     /// allow, else ptrace (saying why).
-    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
-    pub backend: BackendKind,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Show only the calls where this condition holds, in the language of
+    /// logpoint conditions: `x > 3 && s == "go"`, `p.X == 1`, `len(b) < 5`
+    /// (the probes themselves check what they can).
+    #[arg(long, value_name = "EXPR")]
+    pub cond: Option<String>,
+    /// Show only the calls whose count (among those the condition let
+    /// through) satisfies this: `5` (the 5th), `>= 5`, `% 10` (every 10th).
+    #[arg(long, value_name = "COUNT")]
+    pub hit_cond: Option<String>,
+    /// Print this message for each call instead of its call and return
+    /// lines: `{expr}` is replaced by a value (`{x}`, `{p.X}`, `{len(s)}`),
+    /// `$FUNCTION`, `$GOROUTINE` and `$THREAD` name the hit's context,
+    /// `{{` and `}}` are braces. Returns are not probed.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "json")]
+    pub print: Option<String>,
     /// Prefix every line with the time of the hit.
     #[arg(long)]
     pub timestamp: bool,
@@ -87,14 +101,29 @@ pub struct TraceArgs {
     pub command: Vec<String>,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    /// eBPF uprobes: the program never stops.
-    Ebpf,
-    /// int3 breakpoints through ptrace: works everywhere ptrace does.
-    Ptrace,
-    /// eBPF when it can be used here, else ptrace.
-    Auto,
+impl TraceArgs {
+    /// The options given, for [`TraceConfig::resolve`].
+    fn options(&self) -> Options {
+        Options {
+            backend: Some(self.backend),
+            max_string_len: Some(self.max_string_len),
+            max_array_values: Some(self.max_array_values),
+            max_depth: Some(self.max_depth),
+            style: Style {
+                timestamps: self.timestamp,
+                durations: self.duration,
+            },
+            no_debug: false,
+        }
+    }
+
+    /// What to trace.
+    fn request(&self) -> Request {
+        Request::functions(&self.regex)
+            .condition(self.cond.as_deref())
+            .hit_condition(self.hit_cond.as_deref())
+            .message(self.print.as_deref())
+    }
 }
 
 /// Runs the command line; returns the process exit status.
@@ -109,30 +138,29 @@ pub fn run() -> Result<i32> {
 }
 
 fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
-    let path = launch::resolve_program(program)?;
-    let image = Image::open(&path)?;
-    let re = trace::compile_pattern(regex)?;
-    let functions = trace::select(&image, &re);
-    let prepared = trace::prepare(&image, &functions, Limits::default(), &mut |w| {
-        eprintln!("logprobe: {w}")
-    })?;
-    for p in &prepared.probes {
-        let kind = match p.kind {
-            crate::plan::ProbeKind::Entry => "entry",
-            crate::plan::ProbeKind::Return => "return",
-            crate::plan::ProbeKind::Line => "line",
-        };
-        let name = &image.functions[p.func].name;
-        println!("{kind} {:#x} {:#x} {name}", p.file_offset, p.address);
+    let path = trace::resolve_program(program)?;
+    let config = TraceConfig::resolve(&Options::default(), &Env::from_process())?;
+    let trace = Trace::new(Arc::new(Image::open(&path)?), config);
+    let prepared = trace.prepare(&Request::functions(regex))?;
+    for s in &prepared.skipped {
+        eprintln!("logprobe: cannot trace {s}");
+    }
+    for p in prepared.probes() {
+        let name = &trace.image().functions[p.func].name;
+        println!(
+            "{} {:#x} {:#x} {name}",
+            p.kind.name(),
+            p.file_offset,
+            p.address
+        );
     }
     Ok(0)
 }
 
 fn list_functions(program: &std::path::Path, regex: Option<&str>) -> Result<i32> {
-    let path = launch::resolve_program(program)?;
+    let path = trace::resolve_program(program)?;
     let image = Image::open(&path)?;
-    let re = trace::compile_pattern(regex.unwrap_or(""))?;
-    let mut rows: Vec<(String, String)> = trace::select(&image, &re)
+    let mut rows: Vec<(String, String)> = trace::list(&image, regex.unwrap_or(""))?
         .into_iter()
         .map(|id| {
             let f = &image.functions[id];
@@ -185,25 +213,23 @@ fn install_signal_handlers(stop: StopHandle, attached: bool) {
     }
 }
 
-struct Printer<'p, 'a> {
-    prepared: &'p Prepared<'a>,
-    style: Style,
+/// Prints what a trace shows: one line per event on stdout (text or
+/// JSON), logprobe's own messages on stderr.
+struct Printer {
     json: bool,
-    durations: Option<trace::Durations>,
     /// Lines not written yet: with a backend that reports hits in
     /// batches (eBPF), one write per batch instead of one per line.
     pending: String,
-    batched: bool,
 }
 
 /// Writes of at most this many bytes to a pipe are never interleaved
 /// with other writers' (POSIX PIPE_BUF on Linux).
 const PIPE_BUF: usize = 4096;
 
-/// Most bytes of lines held back in batched mode.
+/// Most bytes of lines held back until a batch ends.
 const MAX_PENDING: usize = 1 << 16;
 
-impl Printer<'_, '_> {
+impl Printer {
     fn write_pending(&mut self) {
         if self.pending.is_empty() {
             return;
@@ -235,23 +261,21 @@ impl Printer<'_, '_> {
     }
 }
 
-impl HitSink for Printer<'_, '_> {
-    fn hit(&mut self, hit: RawHit) {
-        if let Some(event) = self.prepared.event(&hit) {
-            let line = if self.json {
-                match serde_json::to_string(&event) {
-                    Ok(j) => j,
-                    Err(e) => format!("{{\"error\":\"cannot serialize event: {e}\"}}"),
-                }
-            } else {
-                let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
-                trace::render_with_duration(&event, self.style, duration)
-            };
-            self.pending.push_str(&line);
-            self.pending.push('\n');
-            if !self.batched || self.pending.len() >= MAX_PENDING {
-                self.write_pending();
+impl Sink for Printer {
+    fn event(&mut self, shown: &Shown<'_>) {
+        if self.json {
+            match serde_json::to_string(shown.event) {
+                Ok(j) => self.pending.push_str(&j),
+                Err(e) => self
+                    .pending
+                    .push_str(&format!("{{\"error\":\"cannot serialize event: {e}\"}}")),
             }
+        } else {
+            self.pending.push_str(shown.text);
+        }
+        self.pending.push('\n');
+        if self.pending.len() >= MAX_PENDING {
+            self.write_pending();
         }
     }
 
@@ -266,7 +290,7 @@ impl HitSink for Printer<'_, '_> {
 }
 
 fn run_trace(args: TraceArgs) -> Result<i32> {
-    let re = trace::compile_pattern(&args.regex)?;
+    trace::compile_pattern(&args.regex)?;
     let (target, exe) = match (args.pid, args.command.split_first()) {
         (Some(pid), _) => {
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| {
@@ -275,7 +299,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
             (Target::Attach(pid), exe)
         }
         (None, Some((program, rest))) => {
-            let exe = launch::resolve_program(std::path::Path::new(program))?;
+            let exe = trace::resolve_program(std::path::Path::new(program))?;
             let target = Target::Launch(Launch {
                 program: PathBuf::from(program),
                 args: rest.to_vec(),
@@ -289,80 +313,27 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
             bail!("nothing to trace: give a program after `--`, or a running process with -p PID")
         }
     };
-    let image = Image::open(&exe)?;
-    let functions = trace::select(&image, &re);
-    if functions.is_empty() {
-        let near = trace::suggestions(&image, &args.regex);
-        if near.is_empty() {
-            bail!("no function in {} matches '{}'", exe.display(), args.regex);
-        }
-        bail!(
-            "no function in {} matches '{}'; similar: {}",
-            exe.display(),
-            args.regex,
-            near.join(", ")
-        );
-    }
+    let config = TraceConfig::resolve(&args.options(), &Env::from_process())?;
+    let image = Arc::new(Image::open(&exe)?);
+    let trace = Trace::new(image.clone(), config);
+    let prepared = trace.prepare(&args.request())?;
     if !image.has_dwarf {
         eprintln!(
             "logprobe: warning: {} has no DWARF debug info; calls are traced by symbol name but arguments and results cannot be shown (build without -ldflags=-w and do not strip)",
             exe.display()
         );
     }
-    let limits = Limits {
-        max_string_len: args.max_string_len,
-        max_array_values: args.max_array_values,
-        max_depth: args.max_depth,
-    };
-    let prepared = trace::prepare(&image, &functions, limits, &mut |w| {
-        eprintln!("logprobe: {w}")
-    })?;
-    if prepared.probes.is_empty() {
-        bail!(
-            "none of the {} matching functions can be probed",
-            functions.len()
-        );
+    for s in &prepared.skipped {
+        eprintln!("logprobe: cannot trace {s}");
     }
+    trace.add(prepared);
     let stop = StopHandle::default();
     install_signal_handlers(stop.clone(), matches!(target, Target::Attach(_)));
-    let style = Style {
-        timestamps: args.timestamp,
-        unknown_values: !image.has_dwarf,
-    };
     let mut printer = Printer {
-        prepared: &prepared,
-        style,
         json: args.json,
-        durations: args.duration.then(trace::Durations::default),
         pending: String::new(),
-        batched: false,
     };
-    let use_ebpf = match args.backend {
-        BackendKind::Ptrace => false,
-        BackendKind::Ebpf => true,
-        BackendKind::Auto => match ebpf::unavailable_reason(&prepared.probes) {
-            None => true,
-            Some(why) => {
-                eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
-                false
-            }
-        },
-    };
-    let mut backend: Box<dyn Backend> = if use_ebpf {
-        printer.batched = true;
-        Box::new(EbpfBackend)
-    } else {
-        Box::new(PtraceBackend)
-    };
-    let mut outcome = backend.run(&target, &prepared.probes, &mut printer, &stop);
-    if let Err(e) = &outcome {
-        // Nothing was armed and the program has not run: ptrace can still.
-        if let (BackendKind::Auto, Some(why)) = (args.backend, e.downcast_ref::<ebpf::NotArmed>()) {
-            eprintln!("logprobe: using ptrace: eBPF is unavailable: {why}");
-            printer.batched = false;
-            outcome = PtraceBackend.run(&target, &prepared.probes, &mut printer, &stop);
-        }
-    }
+    let outcome = trace.run(&target, &mut printer, &stop);
     printer.write_pending();
     let outcome = outcome?;
     if let (Outcome::Detached, Target::Attach(pid)) = (outcome, &target) {

@@ -4,12 +4,15 @@
 //! The data path is image → plan → backend → decode → render:
 //! [`image`] indexes an executable, [`plan`] turns functions into probes
 //! with capture recipes, a [`backend`] executes them in a live process,
-//! [`value`] decodes the captured bytes by type, and [`trace`] renders the
-//! events that the [`cli`] prints and the [`dap`] server sends to editors.
+//! [`value`] decodes the captured bytes by type and writes them in each
+//! language's notation, and [`trace`] turns hits into the events and lines
+//! that the [`cli`] prints and the [`dap`] server sends to editors.
 
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod dap;
+pub mod expr;
 pub mod image;
 pub mod plan;
 pub mod trace;

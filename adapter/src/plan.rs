@@ -9,10 +9,24 @@
 //!
 //! The meaning of the captured bytes (which argument, which type) is kept in
 //! [`ValueSlot`]s beside the recipe, for the decoder; backends never look at them.
-//! Building plans from the image lives in `plan::build`.
+//!
+//! Building plans from the image: [`Planner`] (`planner`) drives it; `site`
+//! chooses instructions, `lang` holds what each calling convention decides
+//! (`lang::go`, `lang::sysv`), `recipe` writes one recipe within the
+//! budgets, following pointers (`maps` for Go maps), `place` turns ABI and
+//! DWARF locations into captures, `path` reads a logpoint's expressions,
+//! `filter` compiles what of a condition the probes check themselves.
 
-pub mod build;
-pub mod goabi;
+pub mod filter;
+pub mod lang;
+mod maps;
+mod path;
+mod place;
+mod planner;
+pub mod recipe;
+pub mod site;
+
+pub use planner::{PlanOptions, Planner};
 
 use crate::image::{FuncId, TypeId};
 
@@ -151,6 +165,17 @@ pub enum ProbeKind {
     /// A source line inside the function (a logpoint); the recipe captures
     /// the variables in scope there.
     Line,
+}
+
+impl ProbeKind {
+    /// `entry`, `return` or `line`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Entry => "entry",
+            ProbeKind::Return => "return",
+            ProbeKind::Line => "line",
+        }
+    }
 }
 
 /// One armed instruction.

@@ -1,16 +1,15 @@
-//! A small DAP client for the end-to-end tests, and the ways to start the
-//! real `logprobe dap` it talks to: over stdio, or a TCP server any number
-//! of clients connect to.
+//! A small DAP client over any byte stream, the real `logprobe dap` on
+//! stdio or TCP, and the steps most DAP tests share (launch, attach).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{fixture, logprobe, root, Reaper};
+use super::*;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -194,6 +193,27 @@ pub fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reape
     (Client::new(stdout, Box::new(stdin)), child)
 }
 
+/// `logprobe dap` on stdio as the unprivileged user `nobody` (via
+/// setpriv); `None` where that is impossible (not root, no setpriv), after
+/// saying so.
+pub fn stdio_adapter_as_nobody() -> Option<(Client, Reaper)> {
+    // setpriv execs logprobe, so the pid reaped is logprobe's.
+    let mut child = Reaper(Some(
+        Command::new(setpriv()?)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_logprobe"))
+            .arg("dap")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn logprobe dap as nobody"),
+    ));
+    let stdin = child.child().stdin.take().expect("stdin");
+    let stdout = child.child().stdout.take().expect("stdout");
+    Some((Client::new(stdout, Box::new(stdin)), child))
+}
+
 /// `logprobe dap --listen 127.0.0.1:0` and the port it listens on.
 pub fn tcp_adapter() -> (Reaper, u16) {
     let mut child = Reaper(Some(
@@ -255,4 +275,37 @@ pub fn launch(c: &mut Client, backend: &str, program: &str, args: &[&str], extra
     }
     c.ok("launch", a);
     c.wait_event(|e| e["event"] == "initialized");
+}
+
+pub fn launch_after_init(c: &mut Client, program: &str) {
+    c.ok(
+        "launch",
+        json!({"program": fixture(program).display().to_string()}),
+    );
+    c.wait_event(|e| e["event"] == "initialized");
+}
+
+/// A session attached to `pid` (the ticker fixture) tracing `main.tick`,
+/// before `configurationDone`.
+pub fn attach_tracing_tick(backend: &str, pid: u32) -> (Client, Reaper) {
+    let (mut c, adapter) = stdio_adapter();
+    c.ok("initialize", json!({"adapterID": "logprobe"}));
+    c.ok(
+        "attach",
+        json!({"pid": pid, "backend": backend, "trace": [r"^main\.tick$"]}),
+    );
+    c.wait_event(|e| e["event"] == "initialized");
+    (c, adapter)
+}
+
+/// The numbers after `prefix` in the console lines that start with it.
+pub fn numbers_after(c: &Client, prefix: &str) -> Vec<i64> {
+    c.outputs("console")
+        .iter()
+        .filter_map(|e| e["body"]["output"].as_str()?.strip_prefix(prefix))
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(|ch| ch.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .collect()
 }

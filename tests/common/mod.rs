@@ -4,6 +4,7 @@
 
 pub mod dap;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
@@ -35,17 +36,97 @@ pub fn logprobe() -> Command {
     Command::new(env!("CARGO_BIN_EXE_logprobe"))
 }
 
-/// The backends every end-to-end case runs under.
-/// `LOGPROBE_TEST_BACKENDS=ebpf` (comma-separated) narrows the list.
-pub fn backends() -> Vec<&'static str> {
-    let all = vec!["ptrace", "ebpf"];
-    match std::env::var("LOGPROBE_TEST_BACKENDS") {
-        Ok(only) => all
-            .into_iter()
-            .filter(|b| only.split(',').any(|o| o.trim() == *b))
-            .collect(),
-        Err(_) => all,
+/// Whether a test can run here: `cond`, else `why` is printed and the
+/// test skips (returns), unless `CI=true`, where it fails instead. So a
+/// machine that cannot run a test says so, and CI never shows green for a
+/// test that ran nothing.
+pub fn require(cond: bool, why: &str) -> bool {
+    if cond {
+        return true;
     }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("cannot run under CI=true: {why}");
+    }
+    // Straight to stderr: the test harness captures `eprintln!` of passing
+    // tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+    false
+}
+
+/// Whether the tests run as root (eBPF needs it, and so do ptrace's
+/// attaching to a process that is not logprobe's child and dropping
+/// privileges with setpriv).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .is_some_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+}
+
+/// Whether logprobe may attach to a process it did not start: as root, or
+/// where Yama's `ptrace_scope` allows any process of the same user.
+pub fn can_attach() -> bool {
+    is_root()
+        || std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+            .map_or(true, |s| s.trim() == "0")
+}
+
+/// `require` for tests that attach to a running process.
+pub fn require_attach() -> bool {
+    require(
+        can_attach(),
+        "attaching to a running process needs root or kernel.yama.ptrace_scope=0",
+    )
+}
+
+/// The path of `setpriv`, where the tests can drop to the unprivileged
+/// user `nobody` with it (as root); `None` after saying why not (a skip, or
+/// a failure under CI=true).
+pub fn setpriv() -> Option<&'static str> {
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    require(
+        is_root() && Path::new(SETPRIV).exists(),
+        "needs root and /usr/bin/setpriv to drop privileges",
+    )
+    .then_some(SETPRIV)
+}
+
+/// The backends every end-to-end case runs under: ptrace, and eBPF where
+/// the tests run as root. `LOGPROBE_TEST_BACKENDS=ebpf` (comma-separated)
+/// narrows the list. A backend left out is reported as a skip (a failure
+/// under CI=true): both must run the same cases.
+pub fn backends() -> Vec<&'static str> {
+    static CHOSEN: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| {
+            let only = std::env::var("LOGPROBE_TEST_BACKENDS").ok();
+            let mut chosen = Vec::new();
+            for backend in ["ptrace", "ebpf"] {
+                let named = only
+                    .as_deref()
+                    .is_none_or(|o| o.split(',').any(|b| b.trim() == backend));
+                let runnable = require(
+                    named,
+                    &format!("the {backend} backend: LOGPROBE_TEST_BACKENDS leaves it out"),
+                ) && (backend != "ebpf"
+                    || require(is_root(), "the ebpf backend: needs root"));
+                if runnable {
+                    chosen.push(backend);
+                }
+            }
+            chosen
+        })
+        .clone()
+}
+
+/// Whether `backend` is among [`backends`], saying why not when it is not.
+pub fn require_backend(backend: &str) -> bool {
+    require(
+        backends().contains(&backend),
+        &format!("needs the {backend} backend"),
+    )
 }
 
 /// `logprobe trace --backend B [extra] REGEX -- FIXTURE ARGS`, to completion.
@@ -147,6 +228,14 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `s` with every hexadecimal address written `0xADDR`.
+pub fn mask_addresses(s: &str) -> String {
+    regex::Regex::new(r"0x[0-9a-f]+")
+        .expect("regex")
+        .replace_all(s, "0xADDR")
+        .into_owned()
 }
 
 /// The trace lines (those starting with `>`) of an output.

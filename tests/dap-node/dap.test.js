@@ -139,6 +139,30 @@ for (const backend of backends) {
   });
 }
 
+test('noDebug runs the program without probes, its output forwarded', async () => {
+  const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+  await dc.start();
+  try {
+    const seen = recordOutput(dc);
+    const terminated = dc.waitForEvent('terminated', TIMEOUT);
+    const exited = dc.waitForEvent('exited', TIMEOUT);
+    await dc.initializeRequest({ adapterID: 'logprobe', linesStartAt1: true });
+    const initialized = dc.waitForEvent('initialized', TIMEOUT);
+    await dc.launchRequest({ program: fixture('attach'), args: ['3'], noDebug: true, trace: ['^main\\.tick$'] });
+    await initialized;
+    const set = await dc.setBreakpointsRequest({ source: { path: attachSource }, breakpoints: [{ line: 23, logMessage: 'i={i}' }] });
+    assert.strictEqual(set.body.breakpoints[0].verified, false);
+    assert.match(set.body.breakpoints[0].message, /noDebug/);
+    await dc.configurationDoneRequest();
+    assert.strictEqual((await exited).body.exitCode, 0);
+    await terminated;
+    assert.strictEqual(text(seen, 'stdout'), 'ready\ndone sum=6\n');
+    assert.strictEqual(text(seen, 'console'), '');
+  } finally {
+    await dc.stop();
+  }
+});
+
 test('bad requests get error responses and the session goes on', async () => {
   const dc = new DebugClient(logprobe, 'dap', 'logprobe');
   await dc.start();

@@ -55,7 +55,15 @@ use crate::plan::{
 mod relay;
 mod sse;
 
-#[allow(clippy::all, unused_imports, dead_code, non_camel_case_types)]
+#[allow(
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unused_imports,
+    dead_code,
+    non_camel_case_types
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
 }

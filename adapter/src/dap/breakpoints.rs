@@ -1,7 +1,7 @@
-//! `setBreakpoints`: logpoints become probes on the first statement of
-//! their line that capture the variables in scope there. A breakpoint
-//! without a log message is refused (`verified: false`): logprobe never
-//! stops the program.
+//! `setBreakpoints`: logpoints become line requests to the engine (a probe
+//! on the first statement of their line that captures the variables in
+//! scope there). A breakpoint without a log message is refused
+//! (`verified: false`): logprobe never stops the program.
 //!
 //! A logpoint is answered `verified: false` ("pending") and becomes
 //! verified through a `breakpoint` event once the backend reports its
@@ -10,13 +10,9 @@
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value as Json};
 
-use super::expr;
-use super::protocol::{Breakpoint, SetBreakpointsArguments, Source, SourceBreakpoint};
-use super::session::{Group, GroupKind, Session};
-use super::traces::decorate;
-use crate::image::Image;
-use crate::plan::build::Planner;
-use crate::plan::Probe;
+use super::protocol::{Breakpoint, SetBreakpointsArguments, SourceBreakpoint};
+use super::session::{Logpoint, Session};
+use crate::trace::{Label, Request};
 
 impl Session {
     pub(super) fn set_breakpoints(
@@ -43,18 +39,9 @@ impl Session {
                 .collect(),
             (None, None) => Vec::new(),
         };
-        let table = self.table.clone();
-        let image = match &table {
-            Some(t) => Some(
-                t.lock()
-                    .map_err(|_| anyhow!("probe table poisoned"))?
-                    .image
-                    .clone(),
-            ),
-            None => None,
-        };
         let mut answers = Vec::new();
         let mut groups = Vec::new();
+        let mut labels = Vec::new();
         for bp in wanted {
             let id = self.next_breakpoint;
             self.next_breakpoint += 1;
@@ -65,14 +52,26 @@ impl Session {
                 source: Some(args.source.clone()),
                 line: Some(bp.line),
             };
-            let planned = match (&bp.log_message, &image) {
+            let label = id as Label;
+            let planned = match (&bp.log_message, &self.program) {
                 (None, _) => Err(anyhow!(
                     "logprobe traces without stopping: add a log message to make this a logpoint"
                 )),
                 (Some(_), None) => Err(anyhow!(
                     "no program yet: logpoints are set after 'launch' or 'attach'"
                 )),
-                (Some(_), Some(image)) => self.plan_logpoint(image, &path, &bp, id, &args.source),
+                (Some(_), Some(p)) if p.trace.config().no_debug => Err(anyhow!(
+                    "not armed: the session runs without debugging (noDebug)"
+                )),
+                (Some(message), Some(p)) => p
+                    .trace
+                    .prepare(
+                        &Request::line(&path, bp.line)
+                            .condition(bp.condition.as_deref())
+                            .hit_condition(bp.hit_condition.as_deref())
+                            .message(Some(message)),
+                    )
+                    .map(|g| g.labelled(label)),
             };
             match planned {
                 Ok(g) => {
@@ -82,66 +81,31 @@ impl Session {
                         "pending: armed when the program starts"
                     }));
                     groups.push(g);
+                    labels.push(label);
+                    if let Ok(mut l) = self.logpoints.lock() {
+                        l.insert(
+                            label,
+                            Logpoint {
+                                source: args.source.clone(),
+                                line: bp.line,
+                            },
+                        );
+                    }
                 }
                 Err(e) => answer.message = Some(format!("{e:#}")),
             }
             answers.push(answer);
         }
-        if table.is_some() {
-            let old = self.logpoints.remove(&path).unwrap_or_default();
+        if self.program.is_some() {
+            let (old, old_labels) = self.logpoint_groups.remove(&path).unwrap_or_default();
             let ids = self.replace(&old, groups)?;
-            self.logpoints.insert(path, ids);
+            if let Ok(mut l) = self.logpoints.lock() {
+                for label in old_labels {
+                    l.remove(&label);
+                }
+            }
+            self.logpoint_groups.insert(path, (ids, labels));
         }
         Ok(Some(json!({ "breakpoints": answers })))
-    }
-
-    fn plan_logpoint(
-        &self,
-        image: &Image,
-        path: &str,
-        bp: &SourceBreakpoint,
-        id: i64,
-        source: &Source,
-    ) -> Result<(Group, Vec<Probe>)> {
-        let sites = image.line_addresses(path, bp.line)?;
-        if sites.is_empty() {
-            return Err(anyhow!("no code at {path}:{}", bp.line));
-        }
-        let mut group = Group::new(
-            GroupKind::Logpoint {
-                breakpoint: id,
-                reported: false,
-            },
-            Default::default(),
-        );
-        decorate(
-            &mut group,
-            bp.condition.as_deref(),
-            bp.hit_condition.as_deref(),
-            bp.log_message.as_deref(),
-        )?;
-        // Values behind pointers are captured when the probe fires.
-        let mut paths = Vec::new();
-        for e in group
-            .condition
-            .iter()
-            .chain(group.message.iter().flat_map(|m| m.exprs()))
-        {
-            expr::paths(e, &mut paths);
-        }
-        let limits = self.config.as_ref().map(|c| c.limits).unwrap_or_default();
-        let mut planner = Planner::new(image, limits)?;
-        let mut probes = Vec::new();
-        for (func, addr) in sites {
-            let vars = image.variables_at(addr)?;
-            probes.push(planner.plan_line(func, addr, &vars, &paths)?);
-        }
-        if let Some(c) = &group.condition {
-            super::prefilter::apply(c, &mut probes, &planner.types);
-        }
-        group.decoding = crate::trace::Decoding::of(&planner);
-        group.source = Some(source.clone());
-        group.line = Some(bp.line);
-        Ok((group, probes))
     }
 }

@@ -3,7 +3,7 @@
 //! `threads`, `disconnect` and `terminate`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value as Json};
@@ -12,10 +12,10 @@ use super::log;
 use super::protocol::{
     AttachArguments, Capabilities, CommonArguments, DisconnectArguments, LaunchArguments,
 };
-use super::session::{Config, Session, Table};
-use crate::backend::{launch, Launch, Target};
+use super::session::{Program, Session};
+use crate::config::{Env, TraceConfig};
 use crate::image::Image;
-use crate::plan::Limits;
+use crate::trace::{self, Launch, Request, Target, Trace};
 
 /// Every capability logprobe has, and a reason for each deliberate `false`.
 pub fn capabilities() -> Capabilities {
@@ -56,13 +56,13 @@ impl Session {
     }
 
     pub(super) fn launch(&mut self, args: LaunchArguments) -> Result<Option<Json>> {
-        if self.config.is_some() {
+        if self.program.is_some() {
             bail!("a program was already launched or attached in this session");
         }
         if args.program.is_empty() {
             bail!("'program' is required");
         }
-        let path = launch::resolve_program(std::path::Path::new(&args.program))?;
+        let path = trace::resolve_program(std::path::Path::new(&args.program))?;
         let target = Target::Launch(Launch {
             program: PathBuf::from(&args.program),
             args: args.args,
@@ -74,8 +74,11 @@ impl Session {
     }
 
     pub(super) fn attach(&mut self, args: AttachArguments) -> Result<Option<Json>> {
-        if self.config.is_some() {
+        if self.program.is_some() {
             bail!("a program was already launched or attached in this session");
+        }
+        if args.common.no_debug {
+            bail!("'noDebug' applies to launch only: a process attached without probes would show nothing");
         }
         let pid = args.pid;
         if pid <= 0 {
@@ -86,41 +89,30 @@ impl Session {
         self.choose(exe, Target::Attach(pid), &args.common)
     }
 
-    /// Common part of launch and attach: the image, the options, the
-    /// functions traced from the start; then `initialized`.
+    /// Common part of launch and attach: the options resolved, the image,
+    /// the functions traced from the start; then `initialized`.
     fn choose(
         &mut self,
         exe: PathBuf,
         target: Target,
         common: &CommonArguments,
     ) -> Result<Option<Json>> {
-        let backend = common.backend.clone().unwrap_or_else(|| "auto".into());
-        super::run::check_backend(&backend)?;
-        let image = Arc::new(Image::open(&exe)?);
-        let mut limits = Limits::default();
-        if let Some(n) = common.max_string_len {
-            limits.max_string_len = n;
-        }
-        self.table = Some(Arc::new(Mutex::new(Table::new(image.clone()))));
-        self.config = Some(Config {
-            target,
-            limits,
-            backend,
-            program: exe.display().to_string(),
-        });
+        let config = TraceConfig::resolve(&common.options(), &Env::from_process())?;
+        let trace = Trace::new(Arc::new(Image::open(&exe)?), config);
         let mut groups = Vec::new();
-        for regex in &common.trace {
-            let entry = super::protocol::TraceEntry {
-                regex: Some(regex.clone()),
-                position: None,
-                condition: None,
-                hit_condition: None,
-                log_message: None,
-            };
-            let (group, _) = self.plan_trace(&image, &entry)?;
-            groups.push(group);
+        if config.no_debug && !common.trace.is_empty() {
+            log("noDebug: the launch's 'trace' functions are not probed");
+        } else {
+            for regex in &common.trace {
+                groups.push(trace.prepare(&Request::functions(regex))?);
+            }
         }
-        self.launch_traces = self.replace(&[], groups)?;
+        self.launch_traces = trace.replace(&[], groups);
+        self.program = Some(Program {
+            target,
+            trace,
+            name: exe.display().to_string(),
+        });
         self.then_send("initialized", None);
         Ok(None)
     }
@@ -129,18 +121,11 @@ impl Session {
         if self.configured {
             bail!("'configurationDone' was already sent");
         }
-        let config = self
-            .config
+        let program = self
+            .program
             .as_ref()
             .ok_or_else(|| anyhow!("no program yet: send 'launch' or 'attach' first"))?;
-        let table = self.table()?;
-        let running = super::run::start(
-            self.out.clone(),
-            table,
-            &config.target,
-            &config.backend,
-            &config.program,
-        )?;
+        let running = super::run::start(self.out.clone(), program, self.logpoints.clone())?;
         self.running = Some(running);
         self.configured = true;
         Ok(None)
@@ -150,9 +135,9 @@ impl Session {
         // logprobe never stops the program, so it does not track threads
         // for the client; one entry stands for the process.
         let name = self
-            .config
+            .program
             .as_ref()
-            .map(|c| c.program.rsplit('/').next().unwrap_or("").to_string())
+            .map(|p| p.name.rsplit('/').next().unwrap_or("").to_string())
             .unwrap_or_else(|| String::from("program"));
         Ok(Some(json!({ "threads": [ { "id": 1, "name": name } ] })))
     }
@@ -163,8 +148,8 @@ impl Session {
         // removed, unless the client explicitly asks to end it (VS Code's
         // "Terminate" on an attach session): then it is sent SIGTERM once
         // the probes are out of it.
-        let attached = match (&self.config, &self.running) {
-            (Some(c), Some(_)) => match c.target {
+        let attached = match (&self.program, &self.running) {
+            (Some(p), Some(_)) => match p.target {
                 Target::Attach(pid) => Some(pid),
                 Target::Launch(_) => None,
             },

@@ -5,9 +5,9 @@
 //! connection a session on a thread of its own) and the log, [`session`] holds a session's state
 //! and dispatches requests to the handlers of each request family
 //! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] drives the backend
-//! on its own thread and turns hits into `output` events, [`expr`] evaluates
-//! conditions, hit conditions and log messages, [`prefilter`] compiles what
-//! of a condition the backends can check themselves.
+//! on its own thread and turns hits into `output` events (conditions, hit
+//! conditions and log messages are `crate::expr`'s; what of a condition the
+//! probes check themselves is compiled by `plan::filter` as they are planned).
 //!
 //! Plain threads, not an async runtime: the backend blocks in `waitpid` on
 //! its own thread (ptrace requires all calls to come from one thread), the
@@ -19,10 +19,8 @@
 pub mod breakpoints;
 pub mod codec;
 pub mod console;
-pub mod expr;
 pub mod figures;
 pub mod lifecycle;
-pub mod prefilter;
 pub mod protocol;
 pub mod run;
 pub mod session;

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::config::{BackendChoice, Options};
+
 /// Any incoming message; only requests are acted on.
 #[derive(Debug, Deserialize)]
 pub struct Incoming {
@@ -107,19 +109,41 @@ pub struct AttachArguments {
     pub common: CommonArguments,
 }
 
-/// Options shared by launch and attach.
+/// Options shared by launch and attach: the extension's package.json
+/// `configurationAttributes` besides the program (and VS Code's own
+/// `noDebug`). Each is honoured; a value of the wrong type or an unknown
+/// backend fails the request with the reason.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommonArguments {
     /// `auto` (default: eBPF, else ptrace with a notice), `ebpf` or `ptrace`.
-    pub backend: Option<String>,
+    pub backend: Option<BackendChoice>,
     /// Function regexes traced from the start.
     #[serde(default)]
     pub trace: Vec<String>,
     /// Longest string shown, in bytes.
     pub max_string_len: Option<u32>,
+    /// Most elements of a slice, array or map shown.
+    pub max_array_values: Option<u32>,
+    /// Levels of pointers (and slice, map, interface contents) followed.
+    pub max_depth: Option<u32>,
+    /// "Run Without Debugging": the program runs with no probes.
     #[serde(default)]
     pub no_debug: bool,
+}
+
+impl CommonArguments {
+    /// The options given, for `config::TraceConfig::resolve`.
+    pub fn options(&self) -> Options {
+        Options {
+            backend: self.backend,
+            max_string_len: self.max_string_len,
+            max_array_values: self.max_array_values,
+            max_depth: self.max_depth,
+            style: Default::default(),
+            no_debug: self.no_debug,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,74 +1,25 @@
-//! Running the program: the backend (eBPF, ptrace, or `auto`: eBPF where it
-//! loads and attaches, else ptrace with a notice) on its own thread, the
-//! program's stdout/stderr piped into `output` events, every hit decoded, filtered by
-//! its group's condition and hit condition, and sent as one `output` event
-//! with the structured event as `data`; `process`, `breakpoint`, `exited`
-//! and `terminated` events as the run goes.
+//! Running the program: the engine's trace on its own thread (the backend
+//! and its `auto` fallback are the engine's), the program's stdout/stderr
+//! piped into `output` events, every hit the engine shows sent as one
+//! `output` event with the structured event as `data`; `process`,
+//! `breakpoint`, `exited` and `terminated` events as the run goes.
 
 use std::io::BufRead;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::log;
 use super::protocol::{OutputBody, Source};
-use super::session::{GroupKind, Outgoing, Running, Table};
-use crate::backend::ebpf::{self, EbpfBackend};
-use crate::backend::ptrace::PtraceBackend;
-use crate::backend::{Backend, HitSink, Outcome, RawHit, Stdio, StopHandle, Target};
-use crate::plan::{Probe, ProbeKind};
-use crate::trace::{self, EventKind, Style};
+use super::session::{Logpoints, Outgoing, Program, Running};
+use crate::trace::{Label, Outcome, Shown, Sink, Stdio, StopHandle, Target};
 
-/// Fails for a backend name that is not one of `ebpf`, `ptrace`, `auto`.
-pub fn check_backend(name: &str) -> Result<()> {
-    match name {
-        "ebpf" | "ptrace" | "auto" => Ok(()),
-        other => bail!("unknown backend '{other}' (use 'ebpf', 'ptrace' or 'auto')"),
-    }
-}
-
-/// Runs the named backend; `auto` runs eBPF where it loads and its probes
-/// attach, else ptrace, with a one-line notice that says why.
-fn run_backend(
-    name: &str,
-    target: &Target,
-    probes: &[Probe],
-    sink: &mut Sink,
-    stop: &StopHandle,
-) -> Result<Outcome> {
-    match name {
-        "ptrace" => PtraceBackend.run(target, probes, sink, stop),
-        "ebpf" => EbpfBackend.run(target, probes, sink, stop),
-        "auto" => {
-            if let Some(why) = ebpf::unavailable_reason(probes) {
-                sink.fallback(&format!("using ptrace: eBPF is unavailable: {why}"));
-                return PtraceBackend.run(target, probes, sink, stop);
-            }
-            match EbpfBackend.run(target, probes, sink, stop) {
-                // Nothing was armed and the program has not run: ptrace can.
-                Err(e) if e.downcast_ref::<ebpf::NotArmed>().is_some() => {
-                    sink.fallback(&format!("using ptrace: eBPF is unavailable: {e:#}"));
-                    PtraceBackend.run(target, probes, sink, stop)
-                }
-                other => other,
-            }
-        }
-        other => bail!("unknown backend '{other}'"),
-    }
-}
-
-/// Starts the backend thread with every probe of the table armed.
-pub fn start(
-    out: Arc<Outgoing>,
-    table: Arc<Mutex<Table>>,
-    target: &Target,
-    backend: &str,
-    program: &str,
-) -> Result<Running> {
-    let mut target = target.clone();
+/// Starts the program's trace on its own thread.
+pub fn start(out: Arc<Outgoing>, program: &Program, logpoints: Logpoints) -> Result<Running> {
+    let mut target = program.target.clone();
     let mut readers = Vec::new();
     if let Target::Launch(l) = &mut target {
         let (out_r, out_w) = pipe()?;
@@ -83,33 +34,24 @@ pub fn start(
         readers.push(forward(out.clone(), err_r, "stderr"));
     }
     let attached = matches!(target, Target::Attach(_));
-    let probes: Vec<_> = {
-        let t = table
-            .lock()
-            .map_err(|_| anyhow::anyhow!("probe table poisoned"))?;
-        let mut p: Vec<_> = t.probes.values().map(|(_, p)| p.clone()).collect();
-        p.sort_by_key(|p| p.id);
-        p
-    };
     let stop = StopHandle::default();
-    check_backend(backend)?;
-    let backend = backend.to_string();
     let thread_stop = stop.clone();
-    let program = program.to_string();
+    let trace = program.trace.clone();
+    let name = program.name.clone();
     let launched_pid = Arc::new(AtomicI32::new(0));
     let sink_pid = launched_pid.clone();
     let thread = std::thread::Builder::new()
         .name("backend".into())
         .spawn(move || {
-            let mut sink = Sink {
+            let mut sink = DapSink {
                 out: out.clone(),
-                table,
-                program,
+                logpoints,
+                program: name,
                 attached,
                 started: false,
                 launched_pid: sink_pid,
             };
-            let result = run_backend(&backend, &target, &probes, &mut sink, &thread_stop);
+            let result = trace.run(&target, &mut sink, &thread_stop);
             // Our copies of the pipes' write ends close here, so the readers
             // see the end of the program's output.
             drop(target);
@@ -167,121 +109,63 @@ fn forward(out: Arc<Outgoing>, fd: OwnedFd, category: &'static str) -> std::thre
     })
 }
 
-struct Sink {
+/// Sends what the trace shows to the client.
+struct DapSink {
     out: Arc<Outgoing>,
-    table: Arc<Mutex<Table>>,
+    logpoints: Logpoints,
     program: String,
     attached: bool,
     started: bool,
     launched_pid: Arc<AtomicI32>,
 }
 
-impl Sink {
-    /// `auto` falling back to ptrace: a console line (the user's own
-    /// output view, as issue 5 asks), not an alarm.
-    fn fallback(&mut self, message: &str) {
+impl DapSink {
+    /// A logprobe message as an `output` event of `category`, and in the log.
+    fn say(&self, category: &'static str, message: &str) {
         log(message);
         self.out.output(OutputBody {
-            category: "console",
+            category,
             output: format!("logprobe: {message}\n"),
             source: None,
             line: None,
             data: None,
         });
     }
+
+    fn logpoint(&self, label: Label) -> Option<super::session::Logpoint> {
+        self.logpoints.lock().ok()?.get(&label).cloned()
+    }
 }
 
-impl HitSink for Sink {
-    fn hit(&mut self, hit: RawHit) {
-        let Ok(mut t) = self.table.lock() else {
-            return;
+impl Sink for DapSink {
+    fn event(&mut self, shown: &Shown<'_>) {
+        // A logpoint's hit links to the logpoint as the client named it; a
+        // trace's to its function's declaration.
+        let (source, line) = match shown.label.and_then(|l| self.logpoint(l)) {
+            Some(lp) => (Some(lp.source), Some(lp.line)),
+            None => (
+                shown.event.file.as_deref().map(Source::from_path),
+                shown.event.line,
+            ),
         };
-        let image = t.image.clone();
-        let Some((gid, probe)) = t.probes.get(&hit.probe).map(|(g, p)| (*g, p.clone())) else {
-            return; // a probe removed a moment ago
-        };
-        let Some(group) = t.groups.get_mut(&gid) else {
-            return;
-        };
-        let mut event = trace::decode(&image, &mut group.decoding, &probe, &hit);
-        let who = event.goroutine.unwrap_or(hit.tid as u64 | 1 << 63);
-        let mut warning = None;
-        let show = match probe.kind {
-            ProbeKind::Entry | ProbeKind::Line => {
-                let passes = match &group.condition {
-                    None => true,
-                    Some(c) => match super::expr::holds(c, &event.values) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            if !group.warned {
-                                group.warned = true;
-                                warning = Some(format!(
-                                    "logprobe: condition cannot be evaluated at {}: {e:#}\n",
-                                    event.function
-                                ));
-                            }
-                            false
-                        }
-                    },
-                };
-                let show = passes && {
-                    group.hits += 1;
-                    group.hit_condition.is_none_or(|h| h.holds(group.hits))
-                };
-                if probe.kind == ProbeKind::Entry {
-                    group.open_calls.entry(who).or_default().push(show);
-                }
-                show
-            }
-            ProbeKind::Return => {
-                let opened = group.open_calls.get_mut(&who).and_then(|v| v.pop());
-                let filtered = group.condition.is_some() || group.hit_condition.is_some();
-                let shown = opened.unwrap_or(!filtered);
-                // A log message replaces the call line; returns are not shown.
-                shown && group.message.is_none()
-            }
-        };
-        let mut output = None;
-        if show {
-            let (source, line) = match (&group.kind, &group.source) {
-                (GroupKind::Logpoint { .. }, Some(s)) => (Some(s.clone()), group.line),
-                _ => (event.file.as_deref().map(Source::from_path), event.line),
-            };
-            if event.kind == EventKind::Line {
-                event.file = source.as_ref().and_then(|s| s.path.clone());
-                event.line = line;
-            }
-            let text = match &group.message {
-                Some(m) => m.render(&event),
-                None => trace::render(
-                    &event,
-                    Style {
-                        timestamps: false,
-                        unknown_values: !image.has_dwarf,
-                    },
-                ),
-            };
-            output = Some(OutputBody {
-                category: "console",
-                output: format!("{text}\n"),
-                source,
-                line,
-                data: serde_json::to_value(&event).ok(),
-            });
-        }
-        drop(t);
-        if let Some(w) = warning {
-            self.out.output(OutputBody {
-                category: "important",
-                output: w,
-                source: None,
-                line: None,
-                data: None,
-            });
-        }
-        if let Some(o) = output {
-            self.out.output(o);
-        }
+        self.out.output(OutputBody {
+            category: "console",
+            output: format!("{}\n", shown.text),
+            source,
+            line,
+            data: serde_json::to_value(shown.event).ok(),
+        });
+    }
+
+    /// Logprobe's own messages: an alarm the user should see.
+    fn notice(&mut self, message: &str) {
+        self.say("important", message);
+    }
+
+    /// `auto` falling back to ptrace: a console line (the user's own
+    /// output view, as issue 5 asks), not an alarm.
+    fn fallback(&mut self, message: &str) {
+        self.say("console", message);
     }
 
     fn counted(&mut self, hits: u64, filtered: u64) {
@@ -290,18 +174,7 @@ impl HitSink for Sink {
         ));
     }
 
-    fn notice(&mut self, message: &str) {
-        log(message);
-        self.out.output(OutputBody {
-            category: "important",
-            output: format!("logprobe: {message}\n"),
-            source: None,
-            line: None,
-            data: None,
-        });
-    }
-
-    fn armed(&mut self, pid: i32, ids: &[u32]) {
+    fn armed(&mut self, pid: i32, labels: &[Label]) {
         if !self.started {
             self.started = true;
             if !self.attached {
@@ -317,35 +190,22 @@ impl HitSink for Sink {
                 })),
             );
         }
-        let mut events = Vec::new();
-        if let Ok(mut t) = self.table.lock() {
-            t.armed.extend(ids.iter().copied());
-            let t = &mut *t;
-            for group in t.groups.values_mut() {
-                let GroupKind::Logpoint {
-                    breakpoint,
-                    reported,
-                } = &mut group.kind
-                else {
-                    continue;
-                };
-                if *reported || !group.probe_ids.iter().all(|id| t.armed.contains(id)) {
-                    continue;
-                }
-                *reported = true;
-                events.push(json!({
+        for &label in labels {
+            let Some(lp) = self.logpoint(label) else {
+                continue;
+            };
+            self.out.event(
+                "breakpoint",
+                Some(json!({
                     "reason": "changed",
                     "breakpoint": {
-                        "id": *breakpoint,
+                        "id": label,
                         "verified": true,
-                        "source": group.source,
-                        "line": group.line,
+                        "source": lp.source,
+                        "line": lp.line,
                     }
-                }));
-            }
-        }
-        for e in events {
-            self.out.event("breakpoint", Some(e));
+                })),
+            );
         }
     }
 }

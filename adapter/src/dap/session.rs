@@ -3,11 +3,12 @@
 //!
 //! A request that fails gets an error response and the session goes on;
 //! only the end of the client's stream or `disconnect` ends it. The probes
-//! of every trace entry and logpoint live in a [`Table`] shared with the
-//! backend thread (see `run`), grouped so that a `setBreakpoints` or
-//! `traceFunctions` can replace its own groups and nothing else.
+//! of every trace entry and logpoint live in the program's engine
+//! [`Trace`], shared with the backend thread (see `run`), in groups, so
+//! that a `setBreakpoints` or `traceFunctions` replaces its own groups and
+//! nothing else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,12 +17,9 @@ use anyhow::{anyhow, bail, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::expr::{Expr, HitCondition, Template};
 use super::protocol::{Event, Incoming, OutputBody, Response, Source};
 use super::{codec, log};
-use crate::backend::{ProbeChanges, StopHandle, Target};
-use crate::image::Image;
-use crate::plan::{Limits, Probe};
+use crate::trace::{GroupId, Label, Prepared, StopHandle, Target, Trace};
 
 /// Messages queued for the client before a sender waits (backpressure
 /// from a client that stops reading reaches the backend only then).
@@ -125,118 +123,24 @@ impl Outgoing {
     }
 }
 
-/// What a group of probes is for.
+/// A logpoint as the client set it, by its breakpoint id (the label of
+/// its group in the trace).
 #[derive(Debug, Clone)]
-pub enum GroupKind {
-    /// One `traceFunctions` entry.
-    Trace,
-    /// One logpoint; `reported` once its `breakpoint` event went out.
-    Logpoint { breakpoint: i64, reported: bool },
+pub struct Logpoint {
+    pub source: Source,
+    pub line: u64,
 }
 
-/// The probes of one trace entry or logpoint, with what decides whether
-/// and how a hit is shown.
-pub struct Group {
-    pub kind: GroupKind,
-    /// The types the probes' value slots refer to, for decoding.
-    pub decoding: crate::trace::Decoding,
-    pub probe_ids: Vec<u32>,
-    pub condition: Option<Expr>,
-    pub hit_condition: Option<HitCondition>,
-    pub message: Option<Template>,
-    /// Hits that passed the condition.
-    pub hits: u64,
-    /// Per goroutine (or thread), whether each open call was shown, so a
-    /// return is shown exactly when its call was.
-    pub open_calls: HashMap<u64, Vec<bool>>,
-    /// Where a logpoint is, as the client named it.
-    pub source: Option<Source>,
-    pub line: Option<u64>,
-    /// A condition that failed to evaluate was reported already.
-    pub warned: bool,
-}
+/// Logpoints by breakpoint id, shared with the backend thread, which
+/// reports them verified and sends their hits with their source.
+pub type Logpoints = Arc<Mutex<HashMap<Label, Logpoint>>>;
 
-impl Group {
-    pub fn new(kind: GroupKind, decoding: crate::trace::Decoding) -> Group {
-        Group {
-            kind,
-            decoding,
-            probe_ids: Vec::new(),
-            condition: None,
-            hit_condition: None,
-            message: None,
-            hits: 0,
-            open_calls: HashMap::new(),
-            source: None,
-            line: None,
-            warned: false,
-        }
-    }
-}
-
-/// Every probe of the session, shared with the backend thread.
-pub struct Table {
-    pub image: Arc<Image>,
-    pub groups: HashMap<u64, Group>,
-    /// Probe id → (group, probe).
-    pub probes: HashMap<u32, (u64, Probe)>,
-    /// Probe ids the backend reported armed.
-    pub armed: HashSet<u32>,
-    next_probe: u32,
-    next_group: u64,
-}
-
-impl Table {
-    pub fn new(image: Arc<Image>) -> Table {
-        Table {
-            image,
-            groups: HashMap::new(),
-            probes: HashMap::new(),
-            armed: HashSet::new(),
-            next_probe: 0,
-            next_group: 1,
-        }
-    }
-
-    /// Adds a group with its probes, giving the probes session-unique ids.
-    /// Returns the group id and the renumbered probes.
-    pub fn add(&mut self, mut group: Group, probes: Vec<Probe>) -> (u64, Vec<Probe>) {
-        let gid = self.next_group;
-        self.next_group += 1;
-        let mut out = Vec::with_capacity(probes.len());
-        for mut p in probes {
-            p.id = self.next_probe;
-            self.next_probe += 1;
-            group.probe_ids.push(p.id);
-            self.probes.insert(p.id, (gid, p.clone()));
-            out.push(p);
-        }
-        self.groups.insert(gid, group);
-        (gid, out)
-    }
-
-    /// Removes groups; returns the ids of their probes.
-    pub fn remove(&mut self, groups: &[u64]) -> Vec<u32> {
-        let mut ids = Vec::new();
-        for g in groups {
-            if let Some(group) = self.groups.remove(g) {
-                for id in group.probe_ids {
-                    self.probes.remove(&id);
-                    self.armed.remove(&id);
-                    ids.push(id);
-                }
-            }
-        }
-        ids
-    }
-}
-
-/// The program and options a launch or attach chose.
-pub struct Config {
+/// The program a launch or attach chose, and its trace.
+pub struct Program {
     pub target: Target,
-    pub limits: Limits,
-    pub backend: String,
-    pub program: String,
+    pub trace: Trace,
+    /// The executable's path, as the `process` event names it.
+    pub name: String,
 }
 
 /// A backend running on its thread.
@@ -250,13 +154,13 @@ pub struct Running {
 pub struct Session {
     pub out: Arc<Outgoing>,
     pub initialized: bool,
-    pub config: Option<Config>,
-    pub table: Option<Arc<Mutex<Table>>>,
-    /// Logpoint groups per source path.
-    pub logpoints: HashMap<String, Vec<u64>>,
+    pub program: Option<Program>,
+    /// Logpoint groups and their breakpoint ids, per source path.
+    pub logpoint_groups: HashMap<String, (Vec<GroupId>, Vec<Label>)>,
+    pub logpoints: Logpoints,
     /// `traceFunctions` groups, and those of the launch's `trace` list.
-    pub traces: Vec<u64>,
-    pub launch_traces: Vec<u64>,
+    pub traces: Vec<GroupId>,
+    pub launch_traces: Vec<GroupId>,
     pub running: Option<Running>,
     pub configured: bool,
     pub next_breakpoint: i64,
@@ -270,9 +174,9 @@ impl Session {
         Session {
             out,
             initialized: false,
-            config: None,
-            table: None,
-            logpoints: HashMap::new(),
+            program: None,
+            logpoint_groups: HashMap::new(),
+            logpoints: Arc::default(),
             traces: Vec::new(),
             launch_traces: Vec::new(),
             running: None,
@@ -331,33 +235,18 @@ impl Session {
         }
     }
 
-    /// The shared probe table, once a program was chosen.
-    pub fn table(&self) -> Result<Arc<Mutex<Table>>> {
-        self.table
-            .clone()
+    /// The program's trace, once a program was chosen.
+    pub fn trace(&self) -> Result<&Trace> {
+        self.program
+            .as_ref()
+            .map(|p| &p.trace)
             .ok_or_else(|| anyhow!("no program yet: send 'launch' or 'attach' first"))
     }
 
-    /// Replaces groups `old` by `new` in the table, and in the running
-    /// program when there is one. Returns the new group ids.
-    pub fn replace(&mut self, old: &[u64], new: Vec<(Group, Vec<Probe>)>) -> Result<Vec<u64>> {
-        let table = self.table()?;
-        let mut t = table.lock().map_err(|_| anyhow!("probe table poisoned"))?;
-        let remove = t.remove(old);
-        let mut add = Vec::new();
-        let mut ids = Vec::new();
-        for (group, probes) in new {
-            let (gid, probes) = t.add(group, probes);
-            ids.push(gid);
-            add.extend(probes);
-        }
-        drop(t);
-        if let Some(r) = &self.running {
-            if !add.is_empty() || !remove.is_empty() {
-                r.stop.change_probes(ProbeChanges { add, remove });
-            }
-        }
-        Ok(ids)
+    /// Replaces groups `old` by `new` in the trace (and the running
+    /// program). Returns the new group ids.
+    pub fn replace(&mut self, old: &[GroupId], new: Vec<Prepared>) -> Result<Vec<GroupId>> {
+        Ok(self.trace()?.replace(old, new))
     }
 
     /// Stops the backend (detaching or ending the program) and waits for it.

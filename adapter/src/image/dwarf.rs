@@ -309,34 +309,50 @@ impl Dwarf {
         Ok(out)
     }
 
-    /// The byte offset of `member` in the top-level struct named `strukt`.
-    pub(super) fn member_offset(&self, strukt: &str, member: &str) -> Result<Option<u64>> {
+    /// The members (name, byte offset) of the structs named in `wanted`,
+    /// for those found; the DIEs are read until every one is found.
+    pub(super) fn struct_members(
+        &self,
+        wanted: &[&str],
+    ) -> Result<HashMap<String, Vec<(String, u64)>>> {
+        let mut found: HashMap<String, Vec<(String, u64)>> = HashMap::new();
         for (_, unit) in &self.units {
             let mut entries = unit.entries();
             let mut depth = 0isize;
-            let mut inside: Option<isize> = None;
+            // The struct being read and its depth.
+            let mut inside: Option<(String, isize)> = None;
             while let Some((delta, entry)) = entries.next_dfs()? {
                 depth += delta;
-                if let Some(d) = inside {
-                    if depth <= d {
+                if let Some((name, d)) = &inside {
+                    if depth <= *d {
                         inside = None;
-                    } else if depth == d + 1
-                        && entry.tag() == gimli::DW_TAG_member
-                        && self.name(unit, entry, gimli::DW_AT_name)?.as_deref() == Some(member)
-                    {
-                        return Ok(entry
+                        if found.len() == wanted.len() {
+                            return Ok(found);
+                        }
+                    } else if depth == d + 1 && entry.tag() == gimli::DW_TAG_member {
+                        let member = self.name(unit, entry, gimli::DW_AT_name)?;
+                        let offset = entry
                             .attr_value(gimli::DW_AT_data_member_location)?
-                            .and_then(|v| v.udata_value()));
+                            .and_then(|v| v.udata_value());
+                        if let (Some(member), Some(offset)) = (member, offset) {
+                            found
+                                .entry(name.clone())
+                                .or_default()
+                                .push((member, offset));
+                        }
+                        continue;
                     }
                 }
-                if entry.tag() == gimli::DW_TAG_structure_type
-                    && self.name(unit, entry, gimli::DW_AT_name)?.as_deref() == Some(strukt)
-                {
-                    inside = Some(depth);
+                if inside.is_none() && entry.tag() == gimli::DW_TAG_structure_type {
+                    if let Some(name) = self.name(unit, entry, gimli::DW_AT_name)? {
+                        if wanted.contains(&name.as_str()) && !found.contains_key(&name) {
+                            inside = Some((name, depth));
+                        }
+                    }
                 }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     fn unit_of(&self, die: u64) -> Result<&gimli::Unit<R>> {

@@ -1,5 +1,6 @@
 //! One executable's static facts: functions, their parameters and types,
-//! source positions, instruction bytes, and (for Go) `runtime.g`'s layout.
+//! source positions, instruction bytes, and (for Go) the runtime's layouts
+//! (`goruntime`).
 //!
 //! An [`Image`] is built once per ELF file and is read-only afterwards. It
 //! indexes functions from DWARF when present, else from the ELF symbol table,
@@ -10,6 +11,7 @@
 //! facts into probes is the plan's job; reading a live process is a backend's.
 
 mod dwarf;
+pub mod goruntime;
 mod pclntab;
 pub mod scope;
 pub mod types;
@@ -85,8 +87,8 @@ pub struct Image {
     pub pie: bool,
     pub has_dwarf: bool,
     pub is_go: bool,
-    /// Offset of `goid` in Go's `runtime.g`.
-    pub goid_offset: Option<u64>,
+    /// Where Go's `runtime.g` keeps the goroutine id and `stack.hi`.
+    pub g: Option<goruntime::GLayout>,
     /// Address of `runtime.types`, which runtime type descriptors are
     /// numbered from (Go).
     types_base: Option<u64>,
@@ -154,15 +156,10 @@ impl Image {
         functions.sort_by_key(|f| f.low);
         functions.dedup_by(|a, b| a.low == b.low && a.name == b.name);
 
-        let goid_offset = match &dwarf {
-            Some(d) => d.member_offset("runtime.g", "goid")?,
-            None => None,
-        }
-        .or(if is_go {
-            pclntab::goid_offset_fallback(&file)
-        } else {
-            None
-        });
+        let g = match is_go {
+            true => goruntime::g_layout(dwarf.as_ref(), &file)?,
+            false => None,
+        };
 
         let types_base = if is_go {
             file.symbols()
@@ -180,7 +177,7 @@ impl Image {
             pie,
             has_dwarf,
             is_go,
-            goid_offset,
+            g,
             data,
             segments,
             dwarf,

@@ -58,14 +58,3 @@ pub(super) fn functions(file: &object::File) -> Result<Vec<Function>> {
     }
     Ok(out)
 }
-
-/// `runtime.g.goid`'s offset for Go versions whose layout was checked
-/// against their DWARF, for binaries that have none.
-pub(super) fn goid_offset_fallback(file: &object::File) -> Option<u64> {
-    let section = file.section_by_name(".go.buildinfo")?;
-    let data = section.data().ok()?;
-    let at = data.windows(4).position(|w| w == b"go1.")?;
-    let version = &data[at..data.len().min(at + 8)];
-    // Checked: go1.19 (Debian's 1.19.8): goid at 152.
-    version.starts_with(b"go1.19").then_some(152)
-}

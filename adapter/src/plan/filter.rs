@@ -1,4 +1,4 @@
-//! Conditions checked by the backend itself: the part of a condition that
+//! Conditions checked by the probes themselves: the part of a condition that
 //! compares integers, booleans, pointers and strings held in a probe's own
 //! captures becomes the recipe's [`Filter`], so a hit it rejects costs no
 //! event (under eBPF, nothing leaves the kernel) and no decoding.
@@ -7,71 +7,19 @@
 //! arrives, so a filter only has to be sound: it may reject a hit only when
 //! the condition rejects it. The top-level conjuncts of `a && b && c` that
 //! compile are checked by the backend, the others by the adapter alone.
-//! Comparisons follow [`super::expr`]'s rules exactly: integers by value
+//! Comparisons follow [`expr`]'s rules exactly: integers by value
 //! (signed or unsigned as the variable's type, never mixed), booleans and
 //! `nil` pointers by equality, strings by length and bytes.
 //!
 //! A trace whose calls are filtered must not show the returns of the calls
 //! it rejected: its entry probe opens a frame for each call it admits, and
 //! its return probes report only returns with an open frame (see
-//! [`Pairing`]).
+//! [`Pairing`](super::Pairing)); the planner sets that up as it plans the
+//! function's probes.
 
+use super::{Buffer, CmpOp, Filter, FilterOp, Recipe, MAX_FILTER_BYTES, MAX_FILTER_OPS};
+use crate::expr::{self, Expr, Op, Scalar};
 use crate::image::{TypeId, TypeKind, TypeTable};
-use crate::plan::{
-    Buffer, CmpOp, Filter, FilterOp, FrameRole, Pairing, Probe, ProbeKind, Recipe, Reg,
-    MAX_FILTER_BYTES, MAX_FILTER_OPS,
-};
-
-use super::expr::{self, Expr, Op, Scalar};
-
-/// Byte of `stack.hi` in Go's `runtime.g`: `g` begins with its `stack`
-/// (`lo`, `hi`), in every Go release.
-const G_STACK_HI: u16 = 8;
-
-/// Whether the backends filter hits (`LOGPROBE_PREFILTER=0` turns it off,
-/// to measure what it saves: see docs/benchmarks.md).
-pub fn enabled() -> bool {
-    std::env::var("LOGPROBE_PREFILTER").map_or(true, |v| v != "0")
-}
-
-/// Gives the probes of one group (a trace or a logpoint) the filter
-/// compiled from `condition`, and pairs the returns of filtered calls.
-pub fn apply(condition: &Expr, probes: &mut [Probe], types: &TypeTable) {
-    if !enabled() {
-        return;
-    }
-    let mut opened = Vec::new();
-    for p in probes.iter_mut() {
-        if !matches!(p.kind, ProbeKind::Entry | ProbeKind::Line) {
-            continue;
-        }
-        let Some(filter) = compile(condition, &p.recipe, types) else {
-            continue;
-        };
-        p.recipe.filter = Some(filter);
-        if p.kind == ProbeKind::Entry {
-            let g = p.recipe.goid.map(|_| (Reg::R14, G_STACK_HI));
-            let pairing = Pairing {
-                role: FrameRole::Open,
-                key: p.id,
-                g,
-            };
-            p.recipe.pairing = Some(pairing);
-            opened.push((p.func, pairing));
-        }
-    }
-    for p in probes.iter_mut() {
-        if p.kind != ProbeKind::Return {
-            continue;
-        }
-        if let Some((_, open)) = opened.iter().find(|(f, _)| *f == p.func) {
-            p.recipe.pairing = Some(Pairing {
-                role: FrameRole::Close,
-                ..*open
-            });
-        }
-    }
-}
 
 /// The filter for a probe with `recipe`: the conjuncts of `condition`
 /// that compile, or `None` when none does.
@@ -359,7 +307,7 @@ impl Compiler<'_> {
 mod tests {
     use super::*;
     use crate::image::{Type, TypeKind};
-    use crate::plan::{Capture, Piece, ValueSlot};
+    use crate::plan::{Capture, Piece, Reg, ValueSlot};
 
     /// A recipe with `i int64` in RAX, `u uint32` in RBX, `f float64` in
     /// XMM0 and `s string` in RCX/RDI, its bytes read through RCX.

@@ -9,36 +9,12 @@
 //! fit, stack-assigned in the caller's frame; arguments and results are
 //! assigned independently, both starting from the first register.
 
+use super::{Assignment, Loc, RegPiece};
 use crate::image::{TypeId, TypeKind, TypeTable};
 use crate::plan::Reg;
 
 const INT_REGS: usize = 9;
 const FLOAT_REGS: usize = 15;
-
-/// A register holding (part of) a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loc {
-    Int(Reg),
-    Float(u8),
-}
-
-/// One scalar piece of a value: bytes `[at, at + len)` of its in-memory image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RegPiece {
-    pub at: u32,
-    pub len: u32,
-    pub loc: Loc,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Assignment {
-    Registers(Vec<RegPiece>),
-    /// Offset from the start of the caller's argument area, which is at
-    /// SP+8 on entry and at `RET` (SP+0 holds the return address).
-    Stack {
-        offset: u64,
-    },
-}
 
 /// The alignment of a type in memory on amd64.
 pub fn align_of(table: &TypeTable, ty: TypeId) -> u64 {

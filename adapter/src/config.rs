@@ -1,0 +1,223 @@
+//! One typed configuration for a trace, resolved once from what the user
+//! gave: the command line's flags (`cli`), the DAP `launch`/`attach`
+//! arguments (`dap::protocol`, mirroring the VS Code extension's
+//! `package.json`), and the environment's switches.
+//!
+//! Two steps, as ripgrep does: each face parses its raw input into
+//! [`Options`], which only records what was given; [`TraceConfig::resolve`]
+//! then checks it whole and fills in defaults, and everything downstream
+//! (the engine, the planner, the decoder, the line format) reads the
+//! resolved [`TraceConfig`] and nothing else. An option that cannot be
+//! honoured is an error here, with a message that says what to do.
+//!
+//! The environment switches are for measuring (docs/benchmarks.md):
+//! `LOGPROBE_PREFILTER=0` turns the probes' own condition checks off,
+//! `LOGPROBE_ENTRY_AT_LOW=1` puts entry probes on the first instruction.
+//! (`LOGPROBE_EBPF_RINGBUF_BYTES` and `LOGPROBE_BENCH_ENTRY_ONLY` are read
+//! by the eBPF backend itself.)
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+
+use crate::plan::{Limits, PlanOptions};
+
+/// Which probe mechanism runs a trace; `auto` is decided when it starts
+/// (eBPF where it loads and attaches, else ptrace with a notice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum BackendChoice {
+    /// eBPF uprobes: the program never stops.
+    Ebpf,
+    /// int3 breakpoints through ptrace: works everywhere ptrace does.
+    Ptrace,
+    /// eBPF when it can be used here, else ptrace.
+    #[default]
+    Auto,
+}
+
+impl FromStr for BackendChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ebpf" => Ok(BackendChoice::Ebpf),
+            "ptrace" => Ok(BackendChoice::Ptrace),
+            "auto" => Ok(BackendChoice::Auto),
+            other => bail!("unknown backend '{other}' (use 'ebpf', 'ptrace' or 'auto')"),
+        }
+    }
+}
+
+impl TryFrom<String> for BackendChoice {
+    type Error = anyhow::Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendChoice::Ebpf => "ebpf",
+            BackendChoice::Ptrace => "ptrace",
+            BackendChoice::Auto => "auto",
+        })
+    }
+}
+
+/// How event lines look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// Prefix each line with the wall-clock time of the hit.
+    pub timestamps: bool,
+    /// End each return line with the call's duration.
+    pub durations: bool,
+}
+
+/// What the user gave, from any face, before it is checked: `None` is
+/// "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub backend: Option<BackendChoice>,
+    pub max_string_len: Option<u32>,
+    pub max_array_values: Option<u32>,
+    pub max_depth: Option<u32>,
+    pub style: Style,
+    /// Run the program without probes (DAP `noDebug`).
+    pub no_debug: bool,
+}
+
+/// The environment's switches, as read (once) from the process.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub prefilter: Option<String>,
+    pub entry_at_low: Option<String>,
+}
+
+impl Env {
+    /// The switches of logprobe's own environment.
+    pub fn from_process() -> Env {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Env {
+            prefilter: var("LOGPROBE_PREFILTER"),
+            entry_at_low: var("LOGPROBE_ENTRY_AT_LOW"),
+        }
+    }
+}
+
+/// A `0`/`1` switch named `name`; `default` when unset.
+fn switch(name: &str, value: Option<&str>, default: bool) -> Result<bool> {
+    match value {
+        None => Ok(default),
+        Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => bail!("{name} must be 0 or 1, not '{other}'"),
+    }
+}
+
+/// Everything that shapes a trace, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TraceConfig {
+    pub backend: BackendChoice,
+    /// Limits, and the planner's switches.
+    pub plan: PlanOptions,
+    pub style: Style,
+    /// Launch the program with no probes, its output forwarded: what "Run
+    /// Without Debugging" means for a tracer.
+    pub no_debug: bool,
+}
+
+impl TraceConfig {
+    /// Checks `options` and `env` together and fills in the defaults.
+    pub fn resolve(options: &Options, env: &Env) -> Result<TraceConfig> {
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_string_len: options.max_string_len.unwrap_or(defaults.max_string_len),
+            max_array_values: options
+                .max_array_values
+                .unwrap_or(defaults.max_array_values),
+            max_depth: options.max_depth.unwrap_or(defaults.max_depth),
+        };
+        let plan = PlanOptions {
+            limits,
+            prefilter: switch("LOGPROBE_PREFILTER", env.prefilter.as_deref(), true)?,
+            entry_at_low: switch("LOGPROBE_ENTRY_AT_LOW", env.entry_at_low.as_deref(), false)?,
+        };
+        Ok(TraceConfig {
+            backend: options.backend.unwrap_or_default(),
+            plan,
+            style: options.style,
+            no_debug: options.no_debug,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.plan.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_given_takes_the_defaults() {
+        let c = TraceConfig::resolve(&Options::default(), &Env::default()).expect("resolves");
+        assert_eq!(c.backend, BackendChoice::Auto);
+        assert_eq!(c.limits(), Limits::default());
+        assert!(c.plan.prefilter && !c.plan.entry_at_low && !c.no_debug);
+        let given = Options {
+            backend: Some(BackendChoice::Ptrace),
+            max_depth: Some(1),
+            ..Options::default()
+        };
+        let c = TraceConfig::resolve(&given, &Env::default()).expect("resolves");
+        assert_eq!(c.backend, BackendChoice::Ptrace);
+        assert_eq!(
+            c.limits(),
+            Limits {
+                max_depth: 1,
+                ..Limits::default()
+            }
+        );
+    }
+
+    #[test]
+    fn switches_are_zero_or_one_and_anything_else_is_refused() {
+        let env = Env {
+            prefilter: Some("0".into()),
+            entry_at_low: Some("1".into()),
+        };
+        let c = TraceConfig::resolve(&Options::default(), &env).expect("resolves");
+        assert!(!c.plan.prefilter && c.plan.entry_at_low);
+        let env = Env {
+            prefilter: Some("off".into()),
+            ..Env::default()
+        };
+        let e = TraceConfig::resolve(&Options::default(), &env).expect_err("refused");
+        assert_eq!(
+            format!("{e:#}"),
+            "LOGPROBE_PREFILTER must be 0 or 1, not 'off'"
+        );
+    }
+
+    #[test]
+    fn backends_are_named_as_the_extension_names_them() {
+        for b in [
+            BackendChoice::Ebpf,
+            BackendChoice::Ptrace,
+            BackendChoice::Auto,
+        ] {
+            assert_eq!(b.to_string().parse::<BackendChoice>().expect("parses"), b);
+        }
+        let e = serde_json::from_str::<BackendChoice>("\"bpf\"").expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("unknown backend 'bpf' (use 'ebpf', 'ptrace' or 'auto')"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! The planner: turns the functions and source lines of one image into
+//! probes, resolving the types they need into its own table.
+//!
+//! For a function: its convention (`lang`) picks the entry site and the
+//! arguments' and results' locations; `site` finds the `RET`s; each probe's
+//! recipe is written by a `recipe::Builder` (registers and stack slots by
+//! `place`, then what they point to). For a line: the variables in scope,
+//! located by DWARF (`place`), and the logpoint's paths (`path`). A
+//! condition, when there is one, is compiled into the probes' filters as
+//! they are planned (`filter`), and the returns of a filtered function are
+//! paired with the calls its entry admits.
+//!
+//! A planner lives as long as a set of probes is being made (a trace, a
+//! logpoint); it keeps the type table and the next probe id, and nothing
+//! about any one recipe.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use capstone::Capstone;
+
+use super::lang::{self, Assignment, Convention};
+use super::recipe::Builder;
+use super::site::{self, Site};
+use super::{
+    filter, place, Capture, FrameRole, Limits, Pairing, Path, Probe, ProbeKind, Recipe, Reg,
+    MAX_CAPTURES,
+};
+use crate::expr::Expr;
+use crate::image::{FuncId, Image, TypeId, TypeTable, Variable};
+
+/// What shapes every plan besides the function itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    pub limits: Limits,
+    /// Entry probes on a function's first instruction whatever its
+    /// convention prefers (the benchmark's probe-site comparison).
+    pub entry_at_low: bool,
+    /// Conditions compiled into the probes' filters, so the backend
+    /// checks what it can; off, the adapter checks every hit itself (to
+    /// measure what the filters save).
+    pub prefilter: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            limits: Limits::default(),
+            entry_at_low: false,
+            prefilter: true,
+        }
+    }
+}
+
+/// Turns functions of one image into probes, resolving the types they need.
+pub struct Planner<'a> {
+    pub image: &'a Image,
+    pub types: TypeTable,
+    cache: HashMap<u64, TypeId>,
+    pub options: PlanOptions,
+    next_id: u32,
+    cs: Capstone,
+}
+
+/// A value to place: its name and type, if known.
+type Named = (String, Option<TypeId>);
+
+impl<'a> Planner<'a> {
+    pub fn new(image: &'a Image, options: PlanOptions) -> Result<Self> {
+        Ok(Planner {
+            image,
+            types: TypeTable::default(),
+            cache: HashMap::new(),
+            options,
+            next_id: 0,
+            cs: site::disassembler()?,
+        })
+    }
+
+    /// The limits values are captured (and shown) with.
+    pub fn limits(&self) -> Limits {
+        self.options.limits
+    }
+
+    /// Copies of the resolved types and of the DIE -> type cache, so that a
+    /// decoder can go on resolving (interfaces' dynamic types) with the
+    /// same type ids.
+    pub fn type_state(&self) -> (TypeTable, HashMap<u64, TypeId>) {
+        (self.types.clone(), self.cache.clone())
+    }
+
+    /// The type of DWARF type DIE `die`, resolved into the table.
+    fn resolve(&mut self, die: Option<u64>) -> Option<TypeId> {
+        self.image
+            .resolve_type(&mut self.types, &mut self.cache, die?)
+            .ok()
+    }
+
+    /// The entry probe and, when `returns`, one return probe per `RET` of
+    /// function `id`. With a `condition`, the entry probe gets the filter
+    /// compiled from it, and then opens a frame for each call it admits,
+    /// which the return probes close: a return is reported only when its
+    /// call was.
+    pub fn plan_function(
+        &mut self,
+        id: FuncId,
+        condition: Option<&Expr>,
+        returns: bool,
+    ) -> Result<Vec<Probe>> {
+        let image = self.image;
+        let func = &image.functions[id];
+        let insns = site::instructions(&self.cs, image, func)?;
+        let conv = lang::of(func.lang);
+        let chosen = match self.options.entry_at_low {
+            true => None,
+            false => conv.entry_site(&insns),
+        };
+        let entry = site::entry(image, id, &insns, chosen);
+        let returns = match returns {
+            true => site::returns(&insns),
+            false => Vec::new(),
+        };
+
+        let mut args: Vec<Named> = Vec::new();
+        for p in func.args() {
+            args.push((p.name.clone(), self.resolve(p.type_ref)));
+        }
+        let mut results: Vec<Named> = Vec::new();
+        for p in func.results() {
+            results.push((p.name.clone(), self.resolve(p.type_ref)));
+        }
+        let (arg_locs, result_locs) = self.locate(conv, &args, &results);
+
+        let mut probes = Vec::with_capacity(1 + returns.len());
+        let mut recipe = self.recipe(conv, &args, &arg_locs);
+        let filtered = self.filter(&mut recipe, condition);
+        let mut call = self.probe(id, ProbeKind::Entry, entry, recipe)?;
+        let pairing = filtered.then(|| Pairing {
+            role: FrameRole::Open,
+            key: call.id,
+            g: conv.frame_base(image),
+        });
+        call.recipe.pairing = pairing;
+        probes.push(call);
+        for ret in returns {
+            let mut recipe = self.recipe(conv, &results, &result_locs);
+            recipe.pairing = pairing.map(|open| Pairing {
+                role: FrameRole::Close,
+                ..open
+            });
+            probes.push(self.probe(id, ProbeKind::Return, ret, recipe)?);
+        }
+        Ok(probes)
+    }
+
+    /// A probe at `address` (a statement of function `id`) capturing every
+    /// variable in `vars` where it lives at that address. A variable that
+    /// cannot be read there gets a slot saying why.
+    ///
+    /// Each of `paths` that goes through a pointer or a slice gets a slot of
+    /// its own (see [`Path`]); a path that stays inside its variable needs
+    /// none (the decoded variable holds it) and one that cannot be followed
+    /// gets a slot saying why. With a `condition`, the probe gets the
+    /// filter compiled from it.
+    pub fn plan_line(
+        &mut self,
+        id: FuncId,
+        address: u64,
+        vars: &[Variable],
+        paths: &[Path],
+        condition: Option<&Expr>,
+    ) -> Result<Probe> {
+        let image = self.image;
+        let site = site::at(&self.cs, image, id, address)?;
+        let conv = lang::of(image.functions[id].lang);
+        let mut typed = Vec::with_capacity(vars.len());
+        for v in vars {
+            typed.push((v, self.resolve(v.type_ref)));
+        }
+        let cfa = image.cfa_at(address);
+        let mut b = Builder::new(&self.types, self.options.limits);
+        self.prologue(&mut b, conv);
+        for (v, ty) in typed {
+            let slot = place::located(&mut b, v, ty, cfa);
+            b.recipe.values.push(slot);
+        }
+        for path in paths {
+            if let Some(slot) = b.path(path) {
+                b.recipe.values.push(slot);
+            }
+        }
+        // Only now what the values (and the paths' targets) point to, in
+        // shares of what is left, so the recipe stays within the budgets.
+        if b.recipe.captures.len() > MAX_CAPTURES {
+            bail!(
+                "{} variables and expressions at this line need more than {MAX_CAPTURES} reads",
+                b.recipe.values.len()
+            );
+        }
+        b.follow_shared();
+        let mut recipe = b.finish();
+        self.filter(&mut recipe, condition);
+        self.probe(id, ProbeKind::Line, site, recipe)
+    }
+
+    /// Gives `recipe` the filter compiled from `condition`, if any of it
+    /// compiles and filters are on; whether it did.
+    fn filter(&self, recipe: &mut Recipe, condition: Option<&Expr>) -> bool {
+        let Some(c) = condition.filter(|_| self.options.prefilter) else {
+            return false;
+        };
+        recipe.filter = filter::compile(c, recipe, &self.types);
+        recipe.filter.is_some()
+    }
+
+    fn probe(
+        &mut self,
+        func: FuncId,
+        kind: ProbeKind,
+        site: Site,
+        recipe: Recipe,
+    ) -> Result<Probe> {
+        let file_offset = self
+            .image
+            .file_offset(site.address)
+            .with_context(|| format!("address {:#x} is not in the file", site.address))?;
+        let id = self.next_id;
+        self.next_id += 1;
+        Ok(Probe {
+            id,
+            func,
+            kind,
+            address: site.address,
+            file_offset,
+            guard: site.guard,
+            instruction: site.instruction,
+            scratch: site.scratch,
+            recipe,
+        })
+    }
+
+    /// The location of each argument and result under the function's
+    /// convention; `None` where it is unknown.
+    fn locate(
+        &self,
+        conv: &dyn Convention,
+        args: &[Named],
+        results: &[Named],
+    ) -> (Vec<Option<Assignment>>, Vec<Option<Assignment>>) {
+        let all_typed = args.iter().chain(results).all(|(_, t)| t.is_some());
+        if !all_typed {
+            // One unknown size would shift every later location.
+            return (vec![None; args.len()], vec![None; results.len()]);
+        }
+        let a: Vec<TypeId> = args.iter().filter_map(|(_, t)| *t).collect();
+        let r: Vec<TypeId> = results.iter().filter_map(|(_, t)| *t).collect();
+        let (a, r) = conv.assign(&self.types, &a, &r);
+        (
+            a.into_iter().map(Some).collect(),
+            r.into_iter().map(Some).collect(),
+        )
+    }
+
+    /// The recipe of an entry or return probe showing `values` at `locs`.
+    fn recipe(
+        &self,
+        conv: &dyn Convention,
+        values: &[Named],
+        locs: &[Option<Assignment>],
+    ) -> Recipe {
+        let mut b = Builder::new(&self.types, self.options.limits);
+        self.prologue(&mut b, conv);
+        for ((name, ty), loc) in values.iter().zip(locs) {
+            let slot = place::assigned(&mut b, name, *ty, loc.as_ref());
+            b.recipe.values.push(slot);
+        }
+        b.follow_shared();
+        b.finish()
+    }
+
+    /// What every recipe starts with: the probe's run-time address in a
+    /// position-independent image, then the convention's context.
+    fn prologue(&self, b: &mut Builder, conv: &dyn Convention) {
+        if self.image.pie {
+            b.recipe.pc = Some(b.push(Capture::Reg(Reg::Rip)));
+        }
+        conv.context(self.image, &mut b.recipe);
+    }
+}

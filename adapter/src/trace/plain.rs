@@ -1,0 +1,39 @@
+//! Running a program without probes: what "Run Without Debugging" (DAP
+//! `noDebug`) means for a tracer. The program is launched as a backend
+//! would launch it (its output going where the face sends it) and waited
+//! for; a stop request ends it with SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use super::run::Sink;
+use crate::backend::{launch, Outcome, StopHandle, Target};
+
+/// How often the program's end and a stop request are looked for.
+const POLL: Duration = Duration::from_millis(5);
+
+pub(super) fn run(target: &Target, sink: &mut dyn Sink, stop: &StopHandle) -> Result<Outcome> {
+    let Target::Launch(l) = target else {
+        bail!("a process attached without probes would show nothing: attach with probes, or launch with 'noDebug'");
+    };
+    let pid = launch::spawn_stopped(l)?;
+    sink.armed(pid.as_raw(), &[]);
+    kill(pid, Signal::SIGCONT).map_err(|e| anyhow!("starting the program: {e}"))?;
+    let mut asked = false;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Outcome::Exited(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Outcome::Signaled(sig as i32)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("waiting for the program: {e}"),
+        }
+        if stop.requested() && !asked {
+            asked = true;
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+        std::thread::sleep(POLL);
+    }
+}

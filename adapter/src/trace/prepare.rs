@@ -1,0 +1,107 @@
+//! Preparing a request: its condition, hit condition and message parsed,
+//! what it selects found, and its probes planned with the condition
+//! compiled into their filters; a function that cannot be probed is set
+//! aside with the reason, and a request that yields no probe is an error
+//! that says why.
+
+use anyhow::{anyhow, bail, Result};
+
+use super::event::Decoding;
+use super::group::{Group, Label};
+use super::request::{Request, Select};
+use super::select;
+use crate::config::TraceConfig;
+use crate::expr::{self, HitCondition, Template};
+use crate::image::{FuncId, Image};
+use crate::plan::{Planner, Probe};
+
+/// The probes of one request, planned and ready to be added to a
+/// [`Trace`](super::Trace).
+pub struct Prepared {
+    /// The functions probed (a logpoint's: those with code at its line).
+    pub functions: Vec<FuncId>,
+    /// Functions selected that cannot be probed: `name: why`.
+    pub skipped: Vec<String>,
+    pub(super) group: Group,
+    pub(super) probes: Vec<Probe>,
+}
+
+impl Prepared {
+    /// With a face's own name, which the group's events and arming are
+    /// reported with.
+    pub fn labelled(mut self, label: Label) -> Prepared {
+        self.group.label = Some(label);
+        self
+    }
+
+    /// The probes, numbered from 0 in plan order.
+    pub fn probes(&self) -> &[Probe] {
+        &self.probes
+    }
+}
+
+pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Result<Prepared> {
+    let condition = match &req.condition {
+        Some(c) => Some(expr::parse(c).map_err(|e| anyhow!("condition {c:?}: {e:#}"))?),
+        None => None,
+    };
+    let hit_condition = match &req.hit_condition {
+        Some(h) => Some(HitCondition::parse(h)?),
+        None => None,
+    };
+    let message = req.message.as_deref().map(Template::parse);
+    let mut planner = Planner::new(image, config.plan)?;
+    let mut probes = Vec::new();
+    let mut functions = Vec::new();
+    let mut skipped = Vec::new();
+    let at = match &req.select {
+        Select::Line { file, line } => {
+            let sites = image.line_addresses(file, *line)?;
+            if sites.is_empty() {
+                bail!("no code at {file}:{line}");
+            }
+            // Values behind pointers are captured when the probe fires.
+            let mut paths = Vec::new();
+            for e in condition
+                .iter()
+                .chain(message.iter().flat_map(|m| m.exprs()))
+            {
+                expr::paths(e, &mut paths);
+            }
+            for (func, addr) in sites {
+                let vars = image.variables_at(addr)?;
+                probes.push(planner.plan_line(func, addr, &vars, &paths, condition.as_ref())?);
+                functions.push(func);
+            }
+            Some((file.clone(), *line))
+        }
+        Select::Functions(_) | Select::Around { .. } => {
+            let found = select::functions(image, &req.select)?;
+            for &f in &found {
+                match planner.plan_function(f, condition.as_ref(), req.returns) {
+                    Ok(p) => {
+                        probes.extend(p);
+                        functions.push(f);
+                    }
+                    Err(e) => skipped.push(format!("{}: {e:#}", image.functions[f].name)),
+                }
+            }
+            if probes.is_empty() {
+                bail!(
+                    "none of the {} matching functions can be probed: {}",
+                    found.len(),
+                    skipped.join("; ")
+                );
+            }
+            None
+        }
+    };
+    let decoding = Decoding::of(&planner);
+    let group = Group::new(decoding, condition, hit_condition, message, at);
+    Ok(Prepared {
+        functions,
+        skipped,
+        group,
+        probes,
+    })
+}

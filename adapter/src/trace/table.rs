@@ -1,0 +1,169 @@
+//! A [`Trace`]: every probe group of one program, shared between the face
+//! that adds and removes groups (a DAP session's requests, the command
+//! line once) and the thread the backend runs on, which decodes hits
+//! against it. Probe ids are unique for the whole trace and never reused;
+//! while a backend runs, a change is sent to it as [`ProbeChanges`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use anyhow::Result;
+
+use super::group::{Group, GroupId, Label};
+use super::prepare::{self, Prepared};
+use super::request::Request;
+use crate::backend::{ProbeChanges, StopHandle};
+use crate::config::TraceConfig;
+use crate::image::Image;
+use crate::plan::Probe;
+
+/// The probe groups of one program, and its configuration. Cheap to
+/// clone: clones share the groups.
+#[derive(Clone)]
+pub struct Trace {
+    pub(super) image: Arc<Image>,
+    pub(super) config: TraceConfig,
+    table: Arc<Mutex<Table>>,
+}
+
+pub(super) struct Table {
+    pub(super) groups: HashMap<GroupId, Group>,
+    /// Probe id → (group, probe).
+    pub(super) probes: HashMap<u32, (GroupId, Probe)>,
+    /// Probe ids the backend reported armed.
+    pub(super) armed: HashSet<u32>,
+    next_probe: u32,
+    next_group: GroupId,
+    /// The running backend, which takes probe changes.
+    pub(super) running: Option<StopHandle>,
+}
+
+impl Trace {
+    pub fn new(image: Arc<Image>, config: TraceConfig) -> Trace {
+        Trace {
+            image,
+            config,
+            table: Arc::new(Mutex::new(Table {
+                groups: HashMap::new(),
+                probes: HashMap::new(),
+                armed: HashSet::new(),
+                next_probe: 0,
+                next_group: 1,
+                running: None,
+            })),
+        }
+    }
+
+    pub fn image(&self) -> &Arc<Image> {
+        &self.image
+    }
+
+    pub fn config(&self) -> &TraceConfig {
+        &self.config
+    }
+
+    /// The table, whatever a thread that panicked while holding it left:
+    /// its parts stay consistent on their own.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Plans `req` against this trace's program and configuration.
+    pub fn prepare(&self, req: &Request) -> Result<Prepared> {
+        prepare::prepare(&self.image, &self.config, req)
+    }
+
+    /// Adds one prepared group; returns its id.
+    pub fn add(&self, group: Prepared) -> GroupId {
+        let ids = self.replace(&[], vec![group]);
+        ids.first().copied().unwrap_or_default()
+    }
+
+    /// Replaces groups `old` by `new`, in the running program too when a
+    /// backend runs. Returns the new groups' ids, in order.
+    pub fn replace(&self, old: &[GroupId], new: Vec<Prepared>) -> Vec<GroupId> {
+        let mut t = self.lock();
+        let remove = t.remove(old);
+        let mut add = Vec::new();
+        let mut ids = Vec::with_capacity(new.len());
+        for prepared in new {
+            let (gid, probes) = t.add(prepared);
+            ids.push(gid);
+            add.extend(probes);
+        }
+        if let Some(stop) = &t.running {
+            if !add.is_empty() || !remove.is_empty() {
+                stop.change_probes(ProbeChanges { add, remove });
+            }
+        }
+        ids
+    }
+}
+
+impl Table {
+    /// Adds a group with its probes, giving them trace-unique ids (and
+    /// their frame pairings the renumbered entry's). Returns the group id
+    /// and the renumbered probes.
+    fn add(&mut self, prepared: Prepared) -> (GroupId, Vec<Probe>) {
+        let Prepared {
+            mut group, probes, ..
+        } = prepared;
+        let gid = self.next_group;
+        self.next_group += 1;
+        let renumbered: HashMap<u32, u32> = probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, self.next_probe + i as u32))
+            .collect();
+        self.next_probe += probes.len() as u32;
+        let mut out = Vec::with_capacity(probes.len());
+        for mut p in probes {
+            p.id = renumbered.get(&p.id).copied().unwrap_or(p.id);
+            if let Some(pairing) = &mut p.recipe.pairing {
+                pairing.key = renumbered.get(&pairing.key).copied().unwrap_or(pairing.key);
+            }
+            group.probe_ids.push(p.id);
+            self.probes.insert(p.id, (gid, p.clone()));
+            out.push(p);
+        }
+        self.groups.insert(gid, group);
+        (gid, out)
+    }
+
+    /// Removes groups; returns the ids of their probes.
+    fn remove(&mut self, groups: &[GroupId]) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for g in groups {
+            if let Some(group) = self.groups.remove(g) {
+                for id in group.probe_ids {
+                    self.probes.remove(&id);
+                    self.armed.remove(&id);
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Every probe, in id order: what a backend starts with.
+    pub(super) fn all_probes(&self) -> Vec<Probe> {
+        let mut p: Vec<Probe> = self.probes.values().map(|(_, p)| p.clone()).collect();
+        p.sort_by_key(|p| p.id);
+        p
+    }
+
+    /// Records probes `ids` armed; returns the labels of the groups now
+    /// armed whole, each once.
+    pub(super) fn arm(&mut self, ids: &[u32]) -> Vec<Label> {
+        self.armed.extend(ids.iter().copied());
+        let mut whole = Vec::new();
+        for group in self.groups.values_mut() {
+            if !group.reported && group.probe_ids.iter().all(|id| self.armed.contains(id)) {
+                group.reported = true;
+                whole.extend(group.label);
+            }
+        }
+        whole.sort_unstable();
+        whole
+    }
+}
