@@ -114,6 +114,7 @@ impl TraceArgs {
                 durations: self.duration,
             },
             no_debug: false,
+            volume: None,
         }
     }
 

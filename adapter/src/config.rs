@@ -22,6 +22,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 
 use crate::plan::{Limits, PlanOptions};
+use crate::trace::Volume;
 
 /// Which probe mechanism runs a trace; `auto` is decided when it starts
 /// (eBPF where it loads and attaches, else ptrace with a notice).
@@ -88,6 +89,8 @@ pub struct Options {
     pub style: Style,
     /// Run the program without probes (DAP `noDebug`).
     pub no_debug: bool,
+    /// Which shown hits become lines (default: all).
+    pub volume: Option<Volume>,
 }
 
 /// The environment's switches, as read (once) from the process.
@@ -128,6 +131,9 @@ pub struct TraceConfig {
     /// Launch the program with no probes, its output forwarded: what "Run
     /// Without Debugging" means for a tracer.
     pub no_debug: bool,
+    /// Which shown hits become lines, to begin with (a face may change it
+    /// while the program runs).
+    pub volume: Volume,
 }
 
 impl TraceConfig {
@@ -151,6 +157,7 @@ impl TraceConfig {
             plan,
             style: options.style,
             no_debug: options.no_debug,
+            volume: options.volume.unwrap_or_default(),
         })
     }
 

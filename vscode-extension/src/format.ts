@@ -66,6 +66,11 @@ export function formatDurations(d: Durations): string {
   return `p50 ${formatDuration(d.p50)}  p99 ${formatDuration(d.p99)}  max ${formatDuration(d.max)}`;
 }
 
+/** "3 hits dropped (the eBPF ring buffer was full)", or nothing when none were. */
+export function describeDropped(dropped: number): string {
+  return dropped > 0 ? `${formatCount(dropped)} ${dropped === 1 ? 'hit' : 'hits'} dropped (the eBPF ring buffer was full)` : '';
+}
+
 /** "call" / "calls" / "hit" / "hits". */
 export function noun(kind: TraceFigures['kind'], n: number): string {
   const word = kind === 'trace' ? 'call' : 'hit';
@@ -74,16 +79,13 @@ export function noun(kind: TraceFigures['kind'], n: number): string {
 
 /**
  * The figures of a trace on one line, for the Traces view:
- * "1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs · 3 dropped".
+ * "1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs".
  */
 export function describeFigures(t: TraceFigures): string {
   const parts = [`${formatCount(t.hits)} ${noun(t.kind, t.hits)}`, formatRate(t.rate)];
   const timed = t.functions.length === 1 ? t.functions[0]?.durations : undefined;
   if (timed && timed.count > 0) {
     parts.push(formatDurations(timed));
-  }
-  if (t.dropped > 0) {
-    parts.push(`${formatCount(t.dropped)} dropped`);
   }
   if (t.state === 'paused') {
     parts.push('paused');

@@ -66,7 +66,6 @@ export interface TraceFigures {
   hits: number;
   rate: number;
   shown: number;
-  dropped: number;
   functions: FunctionFigures[];
   latest?: HitRecord;
 }
@@ -193,7 +192,6 @@ export function parseTrace(v: unknown): TraceFigures | undefined {
     hits: num(v.hits) ?? 0,
     rate: num(v.rate) ?? 0,
     shown: num(v.shown) ?? 0,
-    dropped: num(v.dropped) ?? 0,
     functions: [],
   };
   const breakpointId = num(v.breakpointId);

@@ -1,13 +1,21 @@
 // The Traces view in the Run and Debug side bar: every trace and logpoint of
-// the running logprobe sessions with its count, rate, drops and call
-// durations, updated from the adapter's `logprobe/hits` events (at most
+// the running logprobe sessions with its count, rate and call durations, and
+// the hits a session lost (eBPF cannot say whose they were), updated from the adapter's `logprobe/hits` events (at most
 // every REFRESH_MS). Inline actions pause, resume and remove a trace;
 // selecting one opens its source and shows its latest hit in the Variables
 // view (the adapter's read-only snapshot thread). Sessions get a level of
 // their own only when more than one runs.
 
 import * as vscode from 'vscode';
-import { describeFigures, formatCount, formatDurations, formatRate, formatValues, noun } from './format';
+import {
+  describeDropped,
+  describeFigures,
+  formatCount,
+  formatDurations,
+  formatRate,
+  formatValues,
+  noun,
+} from './format';
 import { FunctionFigures, TraceFigures } from './hits';
 import { reportError } from './messages';
 import { LogprobeSession, SessionRegistry } from './sessions';
@@ -33,7 +41,7 @@ function tooltip(trace: TraceFigures, f?: FunctionFigures): vscode.MarkdownStrin
   md.appendMarkdown(`**${f?.name ?? trace.label}** — ${trace.state}\n\n`);
   md.appendMarkdown(`${formatCount(hits)} ${noun(trace.kind, hits)}, ${formatRate(f?.rate ?? trace.rate)}`);
   if (!f) {
-    md.appendMarkdown(`, ${formatCount(trace.shown)} shown in the Debug Console, ${formatCount(trace.dropped)} dropped`);
+    md.appendMarkdown(`, ${formatCount(trace.shown)} shown in the Debug Console`);
   }
   md.appendMarkdown('\n\n');
   const fn = f ?? (trace.functions.length === 1 ? trace.functions[0] : undefined);
@@ -60,12 +68,13 @@ export class TracesView implements vscode.TreeDataProvider<Node>, vscode.Disposa
   readonly onDidChangeTreeData = this.emitter.event;
   private readonly disposables: vscode.Disposable[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private view: vscode.TreeView<Node> | undefined;
 
   constructor(private readonly registry: SessionRegistry) {
     this.disposables.push(
       this.emitter,
       registry.onDidChange(() => this.schedule()),
-      vscode.window.registerTreeDataProvider(TRACES_VIEW, this),
+      (this.view = vscode.window.createTreeView(TRACES_VIEW, { treeDataProvider: this })),
       vscode.commands.registerCommand('logprobe.traces.select', (node: Node) => this.select(node)),
       vscode.commands.registerCommand('logprobe.traces.pause', (node: Node) => this.setState(node, 'paused')),
       vscode.commands.registerCommand('logprobe.traces.resume', (node: Node) => this.setState(node, 'active')),
@@ -78,6 +87,14 @@ export class TracesView implements vscode.TreeDataProvider<Node>, vscode.Disposa
       this.timer = setTimeout(() => {
         this.timer = undefined;
         void vscode.commands.executeCommand('setContext', 'logprobe.active', this.registry.size > 0);
+        if (this.view) {
+          // Lost hits are counted per session: say so above the list.
+          const dropped = this.registry
+            .all()
+            .map((s) => describeDropped(s.hits.dropped) && `${s.session.name}: ${describeDropped(s.hits.dropped)}`)
+            .filter((m) => m !== '');
+          this.view.message = dropped.length > 0 ? dropped.join('; ') : undefined;
+        }
         this.emitter.fire(undefined);
       }, REFRESH_MS);
     }
@@ -124,8 +141,8 @@ export class TracesView implements vscode.TreeDataProvider<Node>, vscode.Disposa
     if (node.kind === 'session') {
       const item = new vscode.TreeItem(found.session.session.name, vscode.TreeItemCollapsibleState.Expanded);
       item.id = node.sessionId;
-      const dropped = found.session.hits.dropped;
-      item.description = `${found.session.hits.size} traced` + (dropped > 0 ? ` · ${formatCount(dropped)} dropped` : '');
+      const dropped = describeDropped(found.session.hits.dropped);
+      item.description = `${found.session.hits.size} traced` + (dropped ? ` · ${dropped}` : '');
       item.iconPath = new vscode.ThemeIcon('debug-alt');
       return item;
     }

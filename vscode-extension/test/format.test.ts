@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeFigures, formatCount, formatDuration, formatRate, truncate } from '../src/format';
+import { describeDropped, describeFigures, formatCount, formatDuration, formatRate, truncate } from '../src/format';
 import { parseTrace } from '../src/hits';
 
 test('counts, rates and durations read short', () => {
@@ -20,18 +20,19 @@ test('counts, rates and durations read short', () => {
   assert.equal(truncate('abc', 4), 'abc');
 });
 
-test('a trace row shows count, rate, durations, drops and pause', () => {
+test('a trace row shows count, rate, durations and pause; drops are counted per session', () => {
   const t = parseTrace({
     id: 't1',
     kind: 'trace',
     state: 'paused',
     hits: 1234,
     rate: 20,
-    dropped: 3,
     functions: [{ name: 'main.foo', hits: 1234, rate: 20, durations: { count: 10, p50: 1210, p99: 8650, max: 20500 } }],
   });
   assert.ok(t);
-  assert.equal(describeFigures(t), '1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs · 3 dropped · paused');
+  assert.equal(describeFigures(t), '1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs · paused');
+  assert.equal(describeDropped(0), '');
+  assert.equal(describeDropped(3), '3 hits dropped (the eBPF ring buffer was full)');
   const one = parseTrace({ id: 'b1', kind: 'logpoint', hits: 1, rate: 0 });
   assert.ok(one);
   assert.equal(describeFigures(one), '1 hit · 0/s');

@@ -14,7 +14,6 @@ const foo = {
   hits: 3,
   rate: 1.5,
   shown: 3,
-  dropped: 0,
   functions: [
     {
       name: 'main.foo',

@@ -119,6 +119,8 @@ const SPARE_SLOTS: u32 = 1024;
 
 /// How often the ring buffer is drained.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// Drains between two reads of the lost-records counter (about 100 ms).
+const DROPS_EVERY: u32 = 50;
 
 pub struct EbpfBackend;
 
@@ -482,7 +484,21 @@ impl Backend for EbpfBackend {
         // probe id. A hit on a slot freed since is counted but not shown
         // (cannot happen: slots are freed only after a drain, see
         // `Armed::remove`).
+        // The kernel's count of lost records is read every DROPS_EVERY
+        // drains and told the sink when it grew, so a face can show it
+        // while the program runs.
+        let drops = std::cell::Cell::new((0u32, 0u64));
         let drain = |sink: &mut dyn HitSink, relay: &mut Relay, armed: &Armed| -> Result<u64> {
+            let (drains, told) = drops.get();
+            if drains + 1 >= DROPS_EVERY {
+                let total = counter(&skel, COUNT_DROPS).unwrap_or(told);
+                if total > told {
+                    sink.dropped(total);
+                }
+                drops.set((0, total));
+            } else {
+                drops.set((drains + 1, told));
+            }
             ring.consume().context("reading the ring buffer")?;
             let mut n = 0;
             loop {

@@ -18,9 +18,9 @@
 
 pub mod breakpoints;
 pub mod codec;
-pub mod console;
-pub mod figures;
+pub mod inspect;
 pub mod lifecycle;
+pub mod live;
 pub mod protocol;
 pub mod run;
 pub mod session;

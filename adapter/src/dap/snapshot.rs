@@ -11,11 +11,9 @@
 
 use serde_json::{json, Value as Json};
 
-use super::figures::{cut, show};
 use super::protocol::Source;
 use crate::image::Lang;
-use crate::trace::NamedValue;
-use crate::value::Value;
+use crate::trace::{cut, show, NamedValue, Value};
 
 /// The thread standing for the traced process.
 pub const PROGRAM_THREAD: i64 = 1;
@@ -76,6 +74,14 @@ impl Snapshot {
     fn keep(&mut self, node: Node) -> i64 {
         self.nodes.push(node);
         self.nodes.len() as i64
+    }
+
+    /// The function the hit belongs to, for a trace (`None` for a logpoint).
+    pub fn function_name(&self) -> Option<&str> {
+        self.scopes
+            .first()
+            .filter(|(scope, _)| scope == "Arguments")
+            .map(|_| self.name.as_str())
     }
 
     pub fn thread_name(&self) -> String {

@@ -1,23 +1,23 @@
 //! The live figures of one trace or logpoint, and their part of the
 //! `logprobe/hits` event (docs/protocol.md): hit counts, the rate over the
-//! last second, hits shown and dropped, call durations per function, and the
-//! most recent call, return or logpoint hit.
+//! last second, hits shown, call durations per function, and the most
+//! recent call, return or logpoint hit. (Hits a backend lost are counted
+//! for the whole trace: the kernel does not say whose they were.)
 //!
 //! Counting happens on the backend's thread for every hit, so it is kept to
 //! a few increments and one move: a hit's decoded event is moved in as "the
-//! latest" (never cloned), and is rendered into text only when an event is
+//! latest" (never cloned), and is rendered into text only when a report is
 //! built, at most a few times a second. Durations go into a log-linear
-//! [`Histogram`] of fixed size rather than a list of samples. When events
-//! are sent and what else goes into them is `dap::live`'s business.
+//! [`Histogram`] of fixed size rather than a list of samples. When reports
+//! are sent, and under which id, is the face's business.
 
 use std::collections::{HashMap, VecDeque};
 
 use serde_json::{json, Value as Json};
 
-use super::protocol::Source;
+use super::event::Event;
 use crate::image::{FuncId, Lang};
-use crate::trace::Event;
-use crate::value::Value;
+use crate::value::{Notation, Value};
 
 /// log2 of the sub-buckets per power of two: percentiles read from the
 /// histogram are within 1/2^SUB_BITS (6.25%) of the true value.
@@ -146,11 +146,12 @@ pub struct Latest {
 
 /// A value in the notation of its language.
 pub fn show(lang: Lang, v: &Value) -> String {
-    if lang == Lang::Go {
-        v.go()
-    } else {
-        v.c()
-    }
+    Notation::of(lang).show(v)
+}
+
+/// A source file as DAP's `Source` names it: its base name and path.
+pub fn source(path: &str) -> Json {
+    json!({ "name": path.rsplit('/').next().unwrap_or(path), "path": path })
 }
 
 /// Cuts text to `max` characters, ending it with `...` when cut.
@@ -199,7 +200,7 @@ impl Latest {
 #[derive(Debug)]
 pub struct FunctionFigures {
     pub name: String,
-    pub source: Option<Source>,
+    pub file: Option<String>,
     pub line: Option<u64>,
     pub hits: u64,
     rate: Rate,
@@ -209,14 +210,14 @@ pub struct FunctionFigures {
 }
 
 impl FunctionFigures {
-    fn report(&mut self, now: u64) -> Json {
+    fn report_function(&mut self, now: u64) -> Json {
         let mut f = json!({
             "name": self.name,
             "hits": self.hits,
             "rate": self.rate.tick(now, self.hits),
         });
-        if let Some(s) = &self.source {
-            f["source"] = json!(s);
+        if let Some(path) = &self.file {
+            f["source"] = source(path);
         }
         if let Some(l) = self.line {
             f["line"] = json!(l);
@@ -244,24 +245,24 @@ impl FunctionFigures {
 /// What the figures belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Functions' calls (and returns).
     Trace,
-    Logpoint { breakpoint: i64 },
+    /// A source line.
+    Logpoint,
 }
 
-/// The figures of one trace (a `traceFunctions` entry or a launch `trace`
-/// regex) or logpoint.
+/// The figures of one group: a trace (functions by regex or around a
+/// position) or a logpoint.
 #[derive(Debug)]
 pub struct Figures {
-    pub id: String,
     pub kind: Kind,
     pub paused: bool,
     pub label: String,
-    pub source: Option<Source>,
+    pub file: Option<String>,
     pub line: Option<u64>,
     /// Hits whose condition held: calls of a trace, runs of a logpoint.
     pub hits: u64,
     pub shown: u64,
-    pub dropped: u64,
     rate: Rate,
     /// The rate the last event reported, to report it falling to zero.
     sent_rate: f64,
@@ -277,22 +278,20 @@ pub struct Figures {
 pub struct Covered {
     pub func: FuncId,
     pub name: String,
-    pub source: Option<Source>,
+    pub file: Option<String>,
     pub line: Option<u64>,
 }
 
 impl Figures {
-    fn new(id: String, kind: Kind, label: String, now: u64) -> Figures {
+    fn new(kind: Kind, label: String, now: u64) -> Figures {
         Figures {
-            id,
             kind,
             paused: false,
             label,
-            source: None,
+            file: None,
             line: None,
             hits: 0,
             shown: 0,
-            dropped: 0,
             rate: Rate::new(now, 0),
             sent_rate: 0.0,
             functions: Vec::new(),
@@ -303,17 +302,17 @@ impl Figures {
     }
 
     /// A trace over `functions`; its place is the first one's declaration.
-    pub fn trace(id: String, label: String, functions: Vec<Covered>, now: u64) -> Figures {
-        let mut f = Figures::new(id, Kind::Trace, label, now);
+    pub fn trace(label: String, functions: Vec<Covered>, now: u64) -> Figures {
+        let mut f = Figures::new(Kind::Trace, label, now);
         if let Some(first) = functions.first() {
-            f.source = first.source.clone();
+            f.file = first.file.clone();
             f.line = first.line;
         }
         for c in functions {
             f.by_func.insert(c.func, f.functions.len());
             f.functions.push(FunctionFigures {
                 name: c.name,
-                source: c.source,
+                file: c.file,
                 line: c.line,
                 hits: 0,
                 rate: Rate::new(now, 0),
@@ -325,16 +324,9 @@ impl Figures {
         f
     }
 
-    pub fn logpoint(
-        id: String,
-        breakpoint: i64,
-        label: String,
-        source: Source,
-        line: u64,
-        now: u64,
-    ) -> Figures {
-        let mut f = Figures::new(id, Kind::Logpoint { breakpoint }, label, now);
-        f.source = Some(source);
+    pub fn logpoint(label: String, file: String, line: u64, now: u64) -> Figures {
+        let mut f = Figures::new(Kind::Logpoint, label, now);
+        f.file = Some(file);
         f.line = Some(line);
         f
     }
@@ -390,13 +382,6 @@ impl Figures {
         self.shown += 1;
     }
 
-    pub fn count_dropped(&mut self, n: u64) {
-        if n > 0 {
-            self.dropped += n;
-            self.changed = true;
-        }
-    }
-
     pub fn set_paused(&mut self, paused: bool) {
         if self.paused != paused {
             self.paused = paused;
@@ -407,7 +392,7 @@ impl Figures {
     /// The most recent call (or logpoint hit), for summaries and snapshots.
     pub fn newest(&self) -> Option<&Latest> {
         match self.kind {
-            Kind::Logpoint { .. } => self.latest.as_ref(),
+            Kind::Logpoint => self.latest.as_ref(),
             Kind::Trace => self
                 .functions
                 .iter()
@@ -416,10 +401,11 @@ impl Figures {
         }
     }
 
-    /// The trace's entry of the next event, if anything changed since the
-    /// last one: its rates as of `now`; a logpoint's message is rendered by
-    /// `message`.
-    pub fn to_event(&mut self, now: u64, message: &dyn Fn(&Event) -> String) -> Option<Json> {
+    /// The group's entry of the next report (docs/protocol.md's
+    /// `logprobe/hits`, without the face's `id`), if anything changed since
+    /// the last one: its rates as of `now`; a logpoint's message is
+    /// rendered by `message`.
+    pub fn report(&mut self, now: u64, message: &dyn Fn(&Event) -> String) -> Option<Json> {
         let rate = self.rate.tick(now, self.hits);
         if !self.changed && rate == self.sent_rate {
             return None;
@@ -427,31 +413,29 @@ impl Figures {
         self.changed = false;
         self.sent_rate = rate;
         let mut t = json!({
-            "id": self.id,
-            "kind": match self.kind { Kind::Trace => "trace", Kind::Logpoint { .. } => "logpoint" },
+            "kind": match self.kind { Kind::Trace => "trace", Kind::Logpoint => "logpoint" },
             "state": if self.paused { "paused" } else { "active" },
             "label": self.label,
             "hits": self.hits,
             "rate": rate,
             "shown": self.shown,
-            "dropped": self.dropped,
         });
-        if let Kind::Logpoint { breakpoint } = self.kind {
-            t["breakpointId"] = json!(breakpoint);
-        }
-        if let Some(s) = &self.source {
-            t["source"] = json!(s);
+        if let Some(path) = &self.file {
+            t["source"] = source(path);
         }
         if let Some(l) = self.line {
             t["line"] = json!(l);
         }
         match self.kind {
             Kind::Trace => {
-                let functions: Vec<Json> =
-                    self.functions.iter_mut().map(|f| f.report(now)).collect();
+                let functions: Vec<Json> = self
+                    .functions
+                    .iter_mut()
+                    .map(|f| f.report_function(now))
+                    .collect();
                 t["functions"] = json!(functions);
             }
-            Kind::Logpoint { .. } => {
+            Kind::Logpoint => {
                 if let Some(l) = &self.latest {
                     t["latest"] = l.to_json(Some(message(&l.event)));
                 }
@@ -546,10 +530,10 @@ mod tests {
         let covered = vec![Covered {
             func: 3,
             name: "main.foo".into(),
-            source: Some(Source::from_path("/w/main.go")),
+            file: Some("/w/main.go".into()),
             line: Some(5),
         }];
-        let mut f = Figures::trace("t1".into(), "main.foo".into(), covered, 0);
+        let mut f = Figures::trace("main.foo".into(), covered, 0);
         f.call(3, event(EventKind::Call, 10, 99));
         f.ret(
             3,
@@ -558,7 +542,7 @@ mod tests {
             Some(1_200),
         );
         let none = |_: &Event| String::new();
-        let t = f.to_event(SECOND, &none);
+        let t = f.report(SECOND, &none);
         let t = t.unwrap_or_default();
         assert_eq!(t["hits"], 1);
         assert_eq!(t["state"], "active");
@@ -572,31 +556,23 @@ mod tests {
         assert_eq!(foo["durations"]["max"], 1_200);
         // The rate was 1 a second; nothing changes, so only its fall is
         // reported, then nothing.
-        assert!(f.to_event(3 * SECOND, &none).is_some(), "the rate fell");
-        assert!(f.to_event(4 * SECOND, &none).is_none(), "unchanged");
+        assert!(f.report(3 * SECOND, &none).is_some(), "the rate fell");
+        assert!(f.report(4 * SECOND, &none).is_none(), "unchanged");
         f.set_paused(true);
         assert_eq!(
-            f.to_event(5 * SECOND, &none).unwrap_or_default()["state"],
+            f.report(5 * SECOND, &none).unwrap_or_default()["state"],
             "paused"
         );
     }
 
     #[test]
     fn a_logpoint_event_renders_its_message_lazily() {
-        let mut f = Figures::logpoint(
-            "b2".into(),
-            2,
-            "x={x}".into(),
-            Source::from_path("/w/main.go"),
-            6,
-            0,
-        );
+        let mut f = Figures::logpoint("x={x}".into(), "/w/main.go".into(), 6, 0);
         f.line(event(EventKind::Line, 5, 1));
         f.line(event(EventKind::Line, 6, 2));
         let t = f
-            .to_event(SECOND, &|e: &Event| format!("x={}", e.values.len() + 1))
+            .report(SECOND, &|e: &Event| format!("x={}", e.values.len() + 1))
             .unwrap_or_default();
-        assert_eq!(t["breakpointId"], 2);
         assert_eq!(t["hits"], 2);
         assert_eq!(t["latest"]["values"][0]["text"], "2");
         assert_eq!(t["latest"]["message"], "x=2");

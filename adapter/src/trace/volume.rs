@@ -1,23 +1,26 @@
-//! Console volume: which of a trace's hits become `output` lines. `all`
-//! shows every hit; `sample` the first N of each second and then one line
-//! counting the rest; `summary` none, and one line per trace and second
-//! with its count, durations and latest hit (docs/protocol.md).
+//! Console volume: which of a group's hits become lines. `all` shows every
+//! hit; `sample` the first N of each second and then one line counting the
+//! rest; `summary` none, and one line per group and second with its count,
+//! durations and latest hit (docs/protocol.md, "Console volume").
 //!
 //! This module decides per hit and words the end-of-second lines; the
-//! figures it quotes are handed in, and when a second ends is the caller's
+//! figures it quotes are handed in, and when a second ends is the face's
 //! clock. A hit the volume leaves out is still counted in the figures.
 
 use anyhow::{bail, Result};
 
-use crate::trace::format_duration;
+use super::render::format_duration;
 
 /// Lines per trace and second under `sample` when the client names none.
 pub const DEFAULT_LINES_PER_SECOND: u64 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Volume {
+    #[default]
     All,
-    Sample { per_second: u64 },
+    Sample {
+        per_second: u64,
+    },
     Summary,
 }
 
