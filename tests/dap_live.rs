@@ -2,7 +2,8 @@
 //! (docs/protocol.md): the `logprobe/hits` event's counts, durations and
 //! latest values; the console volume; pausing, resuming and removing a
 //! trace; traces and logpoints that keep their id when sent again; and the
-//! snapshot thread that shows a trace's latest hit. Under every backend.
+//! snapshot thread that shows a trace's latest hit (also what `pause`
+//! shows). Under every backend.
 
 // A test fails by panicking: what Cargo.toml denies in the adapter is how
 // a test says what went wrong.
@@ -87,7 +88,7 @@ fn trace_tick(c: &mut Client) -> String {
 fn hits_event_counts_calls_times_them_and_keeps_the_latest_values() {
     for backend in backends() {
         let (mut c, _adapter) = stdio_adapter();
-        launch(&mut c, backend, "seed", &[], json!({}));
+        launch(&mut c, backend, "seed", &[], json!({ "hitsInterval": 100 }));
         let r = c.ok(
             "traceFunctions",
             json!({ "functions": [{ "regex": "^main\\.foo$" }] }),
@@ -149,7 +150,7 @@ fn console_volume_sample_and_summary_leave_lines_out_and_count_them() {
                 backend,
                 "attach",
                 &["40"],
-                json!({ "consoleVolume": volume, "consoleLinesPerSecond": 3 }),
+                json!({ "consoleVolume": volume, "consoleLinesPerSecond": 3, "hitsInterval": 100 }),
             );
             let id = trace_tick(&mut c);
             c.ok("configurationDone", json!({}));
@@ -376,6 +377,15 @@ fn a_snapshot_shows_the_latest_hit_as_a_read_only_thread() {
             c.request("stackTrace", json!({ "threadId": 1 }))["success"],
             false
         );
+
+        // Pause stops nothing: it shows the trace hit last as a snapshot.
+        c.ok("pause", json!({ "threadId": 1 }));
+        let stopped = c.wait_event(|e| e["event"] == "stopped");
+        assert_eq!(stopped["body"]["threadId"], 2, "{backend}: {stopped}");
+        assert!(stopped["body"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("main.tick (the program keeps running)"));
         c.ok("disconnect", json!({}));
     }
 }

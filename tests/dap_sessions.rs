@@ -85,6 +85,10 @@ fn run(port: u16, backend: &str, case: &Case, ready: &Barrier) -> (Vec<String>, 
         .find(|e| e["event"] == "process")
         .and_then(|e| e["body"]["systemProcessId"].as_i64())
         .unwrap_or(0);
+    assert!(
+        !c.events.iter().any(|e| e["event"] == "logprobe/hits"),
+        "a client that did not ask for logprobe/hits (hitsInterval) is not sent it"
+    );
     c.ok("disconnect", json!({}));
     let lines = console
         .lines()

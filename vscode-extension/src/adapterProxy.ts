@@ -11,7 +11,6 @@
 // handling them at all. No VS Code runtime API is used here.
 
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
-import { adapterArguments } from './config';
 import { encodeMessage, MessageReader } from './framing';
 
 export interface DapMessage {
@@ -70,11 +69,6 @@ export class AdapterProxy {
 
   /** vscode.DebugAdapter: a message from VS Code. */
   handleMessage(message: DapMessage): void {
-    if (message.type === 'request' && (message.command === 'launch' || message.command === 'attach')) {
-      const request = message as DapMessage & { arguments?: unknown };
-      this.write({ ...request, arguments: adapterArguments(request.arguments) } as DapMessage);
-      return;
-    }
     this.write(message);
   }
 

@@ -116,23 +116,21 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   return { kind: 'ok', config };
 }
 
-/** Marks a `noDebug` the extension set for VS Code's sake, not the user's. */
-export const UI_NO_DEBUG = '__logprobeUiNoDebug';
+/** Milliseconds between two `logprobe/hits` events the extension asks for. */
+export const HITS_INTERVAL_MS = 250;
 
 /**
  * Fits a checked configuration to a tracer: the console volume from the
- * settings where the configuration does not choose one, and `noDebug`, which
- * is what a logprobe session is to VS Code (the program is never stopped):
- * VS Code then disables the debug toolbar's Pause button. To the adapter
- * `noDebug` means "run the program without probes" (Run Without Debugging),
- * so one the extension set is marked and taken out of the `launch`/`attach`
- * request again (adapterArguments); the user's own is passed on.
+ * settings where the configuration does not choose one, and the adapter's
+ * `logprobe/hits` events, which it sends only when asked. (Not `noDebug`,
+ * although nothing is ever stopped: VS Code sends no breakpoints, hence no
+ * logpoints, to a noDebug session, and to the adapter it means "run without
+ * probes".)
  */
 export function fitForTracer(config: Configuration, settings: Settings): Configuration {
   const fitted: Configuration = { ...config };
-  if (fitted.noDebug !== true) {
-    fitted.noDebug = true;
-    fitted[UI_NO_DEBUG] = true;
+  if (fitted.hitsInterval === undefined) {
+    fitted.hitsInterval = HITS_INTERVAL_MS;
   }
   const volume = consoleVolumeArguments(settings);
   if (fitted.consoleVolume === undefined) {
@@ -142,17 +140,6 @@ export function fitForTracer(config: Configuration, settings: Settings): Configu
     fitted.consoleLinesPerSecond = volume.linesPerSecond;
   }
   return fitted;
-}
-
-/** The `launch`/`attach` arguments as the adapter must see them: without the extension's own `noDebug`. */
-export function adapterArguments(args: unknown): unknown {
-  if (typeof args !== 'object' || args === null || !(UI_NO_DEBUG in args)) {
-    return args;
-  }
-  const copy: Configuration = { ...(args as Configuration) };
-  delete copy[UI_NO_DEBUG];
-  delete copy.noDebug;
-  return copy;
 }
 
 /**

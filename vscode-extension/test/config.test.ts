@@ -2,12 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  adapterArguments,
   firstLaunchConfiguration,
   fitForTracer,
   resolveAfterSubstitution,
   resolveBeforeSubstitution,
-  UI_NO_DEBUG,
 } from '../src/config';
 
 const launch = { type: 'logprobe', request: 'launch', name: 'l', program: '/w/seed' };
@@ -85,21 +83,12 @@ test('console volume fields are checked', () => {
   assert.equal(resolveAfterSubstitution({ ...launch, consoleVolume: 'summary', hitsInterval: 0 }, '/w').kind, 'ok');
 });
 
-test('a tracer session is noDebug and takes the console volume from the settings unless it chooses', () => {
+test('a tracer session takes the console volume from the settings unless it chooses', () => {
   const settings = (values: Record<string, unknown>) => ({ get: <T>(key: string) => values[key] as T | undefined });
   const fitted = fitForTracer(launch, settings({ consoleVolume: 'summary', consoleLinesPerSecond: 3 }));
-  assert.deepEqual(fitted, {
-    ...launch,
-    noDebug: true,
-    [UI_NO_DEBUG]: true,
-    consoleVolume: 'summary',
-    consoleLinesPerSecond: 3,
-  });
-  assert.deepEqual(adapterArguments(fitted), { ...launch, consoleVolume: 'summary', consoleLinesPerSecond: 3 });
-  // Run Without Debugging: the user's noDebug reaches the adapter.
-  const run = fitForTracer({ ...launch, noDebug: true }, settings({}));
-  assert.equal(run[UI_NO_DEBUG], undefined);
-  assert.equal((adapterArguments(run) as Record<string, unknown>).noDebug, true);
+  assert.equal(fitted.noDebug, undefined, 'VS Code sends no logpoints to a noDebug session');
+  assert.deepEqual(fitted, { ...launch, consoleVolume: 'summary', consoleLinesPerSecond: 3, hitsInterval: 250 });
+  assert.equal(fitForTracer({ ...launch, hitsInterval: 0 }, settings({})).hitsInterval, 0, 'the configuration may turn them off');
   const own = fitForTracer({ ...launch, consoleVolume: 'all' }, settings({}));
   assert.equal(own.consoleVolume, 'all');
   assert.equal(own.consoleLinesPerSecond, 10);

@@ -2,8 +2,9 @@
 //! never stopped: `threads` (the process, and the snapshot thread while
 //! there is one), the custom `snapshot` (a trace's latest hit copied into
 //! that thread, reported `stopped`), and `stackTrace`, `scopes`,
-//! `variables`, `continue`, `next`, `stepIn` and `stepOut` on it
-//! (docs/protocol.md, "The latest hit in the Variables view").
+//! `variables`, `continue`, `next`, `stepIn` and `stepOut` on it; `pause`
+//! takes a snapshot of the trace hit last (docs/protocol.md, "The latest
+//! hit in the Variables view").
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value as Json};
@@ -96,6 +97,17 @@ impl Session {
             Some(json!({ "reason": "exited", "threadId": SNAPSHOT_THREAD })),
         );
         Ok(Some(json!({ "allThreadsContinued": false })))
+    }
+
+    /// `pause`: the program is never stopped; the trace hit last is shown
+    /// as a snapshot instead, the nearest a tracer comes to a paused view.
+    pub(super) fn pause(&mut self, _args: ThreadArguments) -> Result<Option<Json>> {
+        let (group, label) = self
+            .trace()?
+            .last_hit()
+            .ok_or_else(|| anyhow!("{NEVER_STOPS}, and nothing was hit yet to show"))?;
+        self.take_snapshot(&super::live::id_of(group, label), group, None)?;
+        Ok(None)
     }
 
     /// `next`, `stepIn`, `stepOut`: the snapshot moves to the trace's

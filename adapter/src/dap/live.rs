@@ -22,8 +22,9 @@ use crate::trace::{GroupId, Label, Trace, Volume};
 
 /// The event's name.
 pub const HITS_EVENT: &str = "logprobe/hits";
-/// Milliseconds between two events when the client names none.
-pub const DEFAULT_INTERVAL_MS: u64 = 250;
+/// Milliseconds between two events when the client names none: none are
+/// sent, so a client that does not know the event is not sent it.
+pub const DEFAULT_INTERVAL_MS: u64 = 0;
 /// The shortest interval a client may ask for.
 pub const MIN_INTERVAL_MS: u64 = 100;
 /// How often the thread wakes when no event is wanted (console seconds).

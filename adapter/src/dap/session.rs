@@ -263,7 +263,7 @@ impl Session {
             "variables" => self.variables(arguments(req)?),
             "continue" => self.resume_thread(arguments(req)?),
             "next" | "stepIn" | "stepOut" => self.step(arguments(req)?),
-            "pause" => bail!("logprobe traces without stopping the program: pause a trace instead (setTraceState)"),
+            "pause" => self.pause(arguments(req)?),
             "disconnect" => self.disconnect(arguments(req)?),
             "terminate" => self.terminate(),
             "" => bail!("request without a command"),

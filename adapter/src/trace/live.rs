@@ -187,6 +187,16 @@ impl Trace {
         out
     }
 
+    /// The group hit last (by its latest call or logpoint hit), if any was.
+    pub fn last_hit(&self) -> Option<(GroupId, Option<Label>)> {
+        let t = self.lock();
+        t.groups
+            .iter()
+            .filter_map(|(&gid, g)| Some((g.figures.newest()?.event.time_ns, gid, g.label)))
+            .max_by_key(|(time, _, _)| *time)
+            .map(|(_, gid, label)| (gid, label))
+    }
+
     /// A copy of group `gid`'s latest hit (of `function`, for a trace of
     /// several; else the one called last); `None` before its first hit.
     pub fn latest(&self, gid: GroupId, function: Option<&str>) -> Option<LatestHit> {
