@@ -1,3 +1,5 @@
+//! The `logprobe` binary: the command line (`logprobe::cli`), its exit status.
+
 fn main() {
     let code = match logprobe::cli::run() {
         Ok(code) => code,

@@ -4,10 +4,11 @@
 //! the serde types, this file is the transport (stdio, or TCP with every
 //! connection a session on a thread of its own) and the log, [`session`] holds a session's state
 //! and dispatches requests to the handlers of each request family
-//! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] drives the backend
-//! on its own thread and turns hits into `output` events (conditions, hit
-//! conditions and log messages are `crate::expr`'s; what of a condition the
-//! probes check themselves is compiled by `plan::filter` as they are planned).
+//! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] runs the program's
+//! trace on its own thread and sends what it shows as `output` events. A
+//! thin face: launch and attach arguments become the engine's options,
+//! logpoints and trace entries its requests (`crate::trace`), which does
+//! everything else.
 //!
 //! Plain threads, not an async runtime: the backend blocks in `waitpid` on
 //! its own thread (ptrace requires all calls to come from one thread), the
