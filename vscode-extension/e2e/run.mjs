@@ -166,7 +166,12 @@ try {
   await expectPoll(async () => /\(i=\d+\) · [\d,]+ calls/.test(await inlineText(tickLine)), 'an inline value after func tick');
   const stopLens = editor.locator('.codelens-decoration a', { hasText: /^Stop tracing \([\d,]+ calls\)$/ });
   await stopLens.first().waitFor();
+  // Room for the Traces view in the picture: the views a tracer leaves empty, folded.
+  for (const pane of ['Variables', 'Watch', 'Breakpoints']) {
+    await setExpanded(pane, false);
+  }
   await page.screenshot({ path: `${shots}/vscode-traces-view.png` });
+  await setExpanded('Variables', true);
 
   step('selecting the trace shows its latest hit in the Variables view');
   await tracesRow.click();
@@ -259,6 +264,14 @@ async function clickMenuItem(label) {
   await page.waitForTimeout(500);
   await item.click();
   await page.locator('.monaco-menu').waitFor({ state: 'hidden', timeout: 5000 });
+}
+
+/** Folds or unfolds a view of the side bar by its title. */
+async function setExpanded(title, expanded) {
+  const header = page.locator('.pane-header', { hasText: new RegExp(`^${title}`) }).first();
+  if (((await header.getAttribute('aria-expanded')) === 'true') !== expanded) {
+    await header.click();
+  }
 }
 
 /** A button of the debug toolbar, by its icon. */

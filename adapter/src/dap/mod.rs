@@ -4,8 +4,10 @@
 //! the serde types, this file is the transport (stdio, or TCP with every
 //! connection a session on a thread of its own) and the log, [`session`] holds a session's state
 //! and dispatches requests to the handlers of each request family
-//! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] runs the program's
-//! trace on its own thread and sends what it shows as `output` events. A
+//! ([`lifecycle`], [`breakpoints`], [`traces`], [`live`], [`inspect`]),
+//! [`run`] runs the program's trace on its own thread and sends what it
+//! shows as `output` events, [`live`] ticks on another to send the live
+//! figures, and [`snapshot`] presents a copied hit as a thread. A
 //! thin face: launch and attach arguments become the engine's options,
 //! logpoints and trace entries its requests (`crate::trace`), which does
 //! everything else.
