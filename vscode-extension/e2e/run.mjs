@@ -170,6 +170,7 @@ try {
   for (const pane of ['Variables', 'Watch', 'Breakpoints']) {
     await setExpanded(pane, false);
   }
+  await page.waitForTimeout(500); // the folding's animation
   await page.screenshot({ path: `${shots}/vscode-traces-view.png` });
   await setExpanded('Variables', true);
 

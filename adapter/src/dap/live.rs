@@ -27,8 +27,8 @@ pub const HITS_EVENT: &str = "logprobe/hits";
 pub const DEFAULT_INTERVAL_MS: u64 = 0;
 /// The shortest interval a client may ask for.
 pub const MIN_INTERVAL_MS: u64 = 100;
-/// How often the thread wakes when no event is wanted (console seconds).
-const IDLE_TICK_MS: u64 = 250;
+/// How often the ticking thread wakes to see what is due.
+const NAP: Duration = Duration::from_millis(50);
 
 /// The id of a trace's group.
 pub fn trace_id(group: GroupId) -> String {
@@ -55,18 +55,17 @@ impl Live {
     pub fn start(out: Arc<Outgoing>, trace: Trace, interval_ms: u64) -> Result<Live> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let tick = Duration::from_millis(if interval_ms == 0 {
-            IDLE_TICK_MS
-        } else {
-            interval_ms
-        });
+        let interval = Duration::from_millis(interval_ms);
         let thread = std::thread::Builder::new()
             .name("live".into())
             .spawn(move || {
                 let mut second = Instant::now();
+                let mut reported = Instant::now();
                 while !stopping.load(Ordering::SeqCst) {
-                    std::thread::sleep(tick);
-                    if interval_ms > 0 {
+                    // Short naps, so that stopping never waits for a long interval.
+                    std::thread::sleep(NAP);
+                    if interval_ms > 0 && reported.elapsed() >= interval {
+                        reported = Instant::now();
                         send_report(&out, &trace);
                     }
                     if second.elapsed() >= Duration::from_secs(1) {
