@@ -175,10 +175,21 @@ try {
   await setExpanded('Variables', true);
 
   step('selecting the trace shows its latest hit in the Variables view');
-  await tracesRow.click();
   const variables = page.locator('.pane', { has: page.locator('.pane-header', { hasText: /^Variables/ }) });
   const argument = variables.locator('.monaco-list-row', { hasText: /^i\s*[:=]\s*\d+/ }).first();
-  await argument.waitFor();
+  // The view redraws its rows a few times a second with the counts; a click
+  // that lands while a row is replaced selects nothing, so it is repeated.
+  for (let attempt = 1; ; attempt++) {
+    await tracesRow.click();
+    try {
+      await argument.waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      if (attempt === 3) {
+        throw e;
+      }
+    }
+  }
   const callStack = page.locator('.pane', { has: page.locator('.pane-header', { hasText: /^Call Stack/ }) });
   await callStack.locator('.monaco-list-row', { hasText: 'latest hit (snapshot)' }).first().waitFor();
   await page.screenshot({ path: `${shots}/vscode-latest-hit.png` });

@@ -1,7 +1,8 @@
 // The Traces view in the Run and Debug side bar: every trace and logpoint of
 // the running logprobe sessions with its count, rate and call durations, and
-// the hits a session lost (eBPF cannot say whose they were), updated from the adapter's `logprobe/hits` events (at most
-// every REFRESH_MS). Inline actions pause, resume and remove a trace;
+// the hits a session lost (eBPF cannot say whose they were), updated from
+// the adapter's `logprobe/hits` events (at most every REFRESH_MS). Inline
+// actions pause, resume and remove a trace;
 // selecting one opens its source and shows its latest hit in the Variables
 // view (the adapter's read-only snapshot thread). Sessions get a level of
 // their own only when more than one runs.
@@ -22,7 +23,12 @@ import { LogprobeSession, SessionRegistry } from './sessions';
 import { hasHit, removalPlan, setTraceState, snapshotArguments } from './traceControl';
 
 export const TRACES_VIEW = 'logprobe.traces';
-const REFRESH_MS = 250;
+/**
+ * The shortest time between two redraws of the view: once a second, so a
+ * row is not redrawn under the pointer while it is being clicked (the
+ * editor's inline values, the thing to watch, update four times as often).
+ */
+const REFRESH_MS = 1000;
 
 type Node =
   | { kind: 'session'; sessionId: string }
