@@ -15,10 +15,10 @@
  * timer). Hits and lost records are counted in `counters`, so the reader
  * can prove that seen + dropped = hits.
  *
- * Two syscall tracepoints mark the launched program's writes to its
- * stdout/stderr (relayed through pipes by logprobe) in the same ring
- * buffer, so its output and the trace lines are printed in the order they
- * happened.
+ * Two raw tracepoints (system call entry and exit) mark the launched
+ * program's writes to its stdout/stderr (relayed through pipes by
+ * logprobe) in the same ring buffer, so its output and the trace lines
+ * are printed in the order they happened.
  *
  * XMM registers (Go's and C's float arguments and results) are not in a
  * uprobe's pt_regs, and the kernel's copy of the user's vector registers
@@ -37,7 +37,6 @@
  * user space's side.) */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include "probe.h"
 
 #define LP_SIGURG 23
@@ -88,12 +87,12 @@ struct {
 } frames SEC(".maps");
 
 /* Set by user space once `lp_sigtramp` is attached: XMM captures may
- * then go through a signal frame. */
+ * then go through a signal frame (see struct lp_sigxmm). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct lp_sigxmm);
 } sigxmm SEC(".maps");
 
 /* A hit waiting for its thread's signal frame: the whole record, and
@@ -124,30 +123,6 @@ struct {
 	__type(value, __u32);
 } claims SEC(".maps");
 
-/* Minimal views of the kernel structures read to see whether the thread
- * handles SIGURG; CO-RE relocates the field offsets against the running
- * kernel's BTF (the ___lp suffix is ignored when matching). */
-struct sigaction___lp {
-	void *sa_handler;
-} __attribute__((preserve_access_index));
-
-struct k_sigaction___lp {
-	struct sigaction___lp sa;
-} __attribute__((preserve_access_index));
-
-struct sighand_struct___lp {
-	struct k_sigaction___lp action[64];
-} __attribute__((preserve_access_index));
-
-struct sigset___lp {
-	unsigned long sig[1];
-} __attribute__((preserve_access_index));
-
-struct task_struct___lp {
-	struct sighand_struct___lp *sighand;
-	struct sigset___lp blocked;
-} __attribute__((preserve_access_index));
-
 /* The record being built (far too large for the BPF stack), plus each
  * capture's length and start, and the copied registers. `data` has room
  * past LP_DATA_SIZE for one more read and the lengths. */
@@ -166,6 +141,12 @@ struct lp_scratch {
 	__u32 nxmm;
 	__u32 xmm_off[LP_MAX_XMM];
 	__u8 xmm_reg[LP_MAX_XMM];
+	/* The filter being run (see lp_filter_op): captures taken, its value
+	 * stack, and whether a value it needed was not captured. */
+	__u32 f_taken;
+	__u32 f_depth;
+	__u32 f_undecided;
+	__u64 f_stack[LP_FILTER_STACK];
 };
 
 /* One scratch record per CPU, indexed by CPU number (a per-CPU map's
@@ -204,32 +185,59 @@ static __always_inline int condition_holds(__u32 cc, __u64 flags)
 	return (cc & 1) ? !base : base;
 }
 
-/* Reads up to `len` bytes of user memory like process_vm_readv: when the
- * whole range is not readable, the readable pages before the first
- * unreadable one are. Returns the bytes read, or -1. */
-static __always_inline long read_user(__u8 *dst, __u64 len, __u64 addr)
+/* Global (non-static, not inlined) functions. The verifier checks each of
+ * them once, on its own, knowing its arguments only by their types,
+ * instead of once for every path through its callers: that is what keeps
+ * loading the program in milliseconds. (Inlined, the capture step with its
+ * page loop, the filter's byte loop and the parking loop multiplied into
+ * the caller's states and took about a second to verify.) Their pointer
+ * arguments may be null as far as the verifier knows, so each checks.
+ * Recipes are data: the program does not grow with them. */
+
+/* Reads up to `len` bytes of user memory at `addr` into the scratch data
+ * at `at`, like process_vm_readv: when the whole range is not readable,
+ * the readable pages before the first unreadable one are. Returns the
+ * bytes read, or -1. */
+struct read_ctx {
+	__u8 *dst;
+	__u64 len;
+	__u64 addr;
+	__u64 got;
+};
+
+/* One page of a read that failed whole (lp_read_user). */
+static long read_page(__u64 index, void *arg)
 {
+	struct read_ctx *c = arg;
+	__u64 got = c->got;
+	if (got >= c->len)
+		return 1;
+	__u64 chunk = LP_PAGE - ((c->addr + got) & (LP_PAGE - 1));
+	if (chunk > c->len - got)
+		chunk = c->len - got;
+	if (chunk > LP_PAGE)
+		chunk = LP_PAGE;
+	got &= LP_MAX_CAP_LEN - 1;
+	if (bpf_probe_read_user(c->dst + got, chunk, (const void *)(c->addr + got)))
+		return 1;
+	c->got = got + chunk;
+	return 0;
+}
+
+__noinline long lp_read_user(struct lp_scratch *s, __u32 at, __u64 len, __u64 addr)
+{
+	if (!s)
+		return -1;
 	if (len > LP_MAX_CAP_LEN)
 		len = LP_MAX_CAP_LEN;
 	if (len == 0)
 		return 0;
+	__u8 *dst = &s->data[at & (LP_DATA_SIZE - 1)];
 	if (bpf_probe_read_user(dst, len, (const void *)addr) == 0)
 		return len;
-	__u64 got = 0;
-	for (int k = 0; k < LP_MAX_CAP_LEN / LP_PAGE + 1; k++) {
-		if (got >= len)
-			break;
-		__u64 chunk = LP_PAGE - ((addr + got) & (LP_PAGE - 1));
-		if (chunk > len - got)
-			chunk = len - got;
-		if (chunk > LP_PAGE)
-			chunk = LP_PAGE;
-		got &= LP_MAX_CAP_LEN - 1;
-		if (bpf_probe_read_user(dst + got, chunk, (const void *)(addr + got)) != 0)
-			break;
-		got += chunk;
-	}
-	return got > 0 ? (long)got : -1;
+	struct read_ctx c = { .dst = dst, .len = len, .addr = addr, .got = 0 };
+	bpf_loop(LP_MAX_CAP_LEN / LP_PAGE + 1, read_page, &c, 0);
+	return c.got > 0 ? (long)c.got : -1;
 }
 
 /* The little-endian u64 at byte `at` of capture `c` (which must come
@@ -250,18 +258,21 @@ static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u3
 }
 
 /* Whether the current thread has a SIGURG handler of its own and does not
- * block SIGURG. */
-static __always_inline int handles_sigurg(void)
+ * block SIGURG, read at the offsets user space found in the kernel's BTF. */
+static __always_inline int handles_sigurg(struct lp_sigxmm *x)
 {
-	struct task_struct___lp *t = (void *)bpf_get_current_task();
-	struct sighand_struct___lp *sh = BPF_CORE_READ(t, sighand);
-	if (!sh)
+	void *t = (void *)bpf_get_current_task();
+	void *sh = 0;
+	unsigned long h = 0, blocked = 0;
+	if (bpf_probe_read_kernel(&sh, sizeof(sh), t + x->sighand) || !sh)
 		return 0;
-	unsigned long h = (unsigned long)BPF_CORE_READ(sh, action[LP_SIGURG - 1].sa.sa_handler);
+	if (bpf_probe_read_kernel(&h, sizeof(h), sh + x->sigurg_handler))
+		return 0;
 	/* SIG_DFL and SIG_IGN */
 	if (h <= 1)
 		return 0;
-	unsigned long blocked = BPF_CORE_READ(t, blocked.sig[0]);
+	if (bpf_probe_read_kernel(&blocked, sizeof(blocked), t + x->blocked))
+		return 0;
 	return !(blocked & (1ul << (LP_SIGURG - 1)));
 }
 
@@ -274,8 +285,8 @@ static __always_inline int xmm_ready(struct lp_scratch *s)
 		return s->xmm_state == 1;
 	s->xmm_state = 2;
 	__u32 zero = 0;
-	__u32 *on = bpf_map_lookup_elem(&sigxmm, &zero);
-	if (!on || !*on || !handles_sigurg())
+	struct lp_sigxmm *x = bpf_map_lookup_elem(&sigxmm, &zero);
+	if (!x || !x->on || !handles_sigurg(x))
 		return 0;
 	__u32 tid = s->ev.tid;
 	__u32 key = 2 * (tid % LP_PENDING_THREADS);
@@ -293,19 +304,11 @@ static __always_inline int xmm_ready(struct lp_scratch *s)
 	return 1;
 }
 
-struct loop_ctx {
-	struct lp_scratch *s;
-	struct lp_recipe *r;
-	__u32 start; /* the capture at the loop's index 0 */
-};
-
-static long run_capture(__u64 index, void *arg)
+/* Runs capture step `i` of recipe `r` into the scratch record. Returns 0
+ * to go on, 1 to stop (no room left). */
+__noinline int lp_capture(struct lp_scratch *s, struct lp_recipe *r, __u32 i)
 {
-	struct loop_ctx *lc = arg;
-	struct lp_scratch *s = lc->s;
-	struct lp_recipe *r = lc->r;
-	__u32 i = lc->start + index;
-	if (i >= LP_MAX_CAPS)
+	if (!s || !r || i >= LP_MAX_CAPS)
 		return 1;
 	struct lp_capture *cap = &r->caps[i];
 	__u32 used = s->used;
@@ -338,7 +341,7 @@ static long run_capture(__u64 index, void *arg)
 		}
 		break;
 	case LP_CAP_STACK:
-		n = read_user(dst, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);
+		n = lp_read_user(s, used, cap->len, s->regs[LP_REG_RSP] + (__s64)cap->add);
 		break;
 	case LP_CAP_DEREF: {
 		__u64 ptr = u64_of(s, i, cap->base, cap->offset, &ok);
@@ -369,7 +372,9 @@ static long run_capture(__u64 index, void *arg)
 			if (want > max)
 				want = max;
 		}
-		n = read_user(dst, want, ptr + (__s64)cap->add);
+		if (want > LP_MAX_CAP_LEN)
+			want = LP_MAX_CAP_LEN;
+		n = lp_read_user(s, used, want, ptr + (__s64)cap->add);
 		break;
 	}
 	default:
@@ -388,27 +393,28 @@ static long run_capture(__u64 index, void *arg)
 	return 0;
 }
 
-/* A filter being run (exec::admits): its value stack, and whether a value
- * it needed was not captured, which admits the hit. */
-struct filter_ctx {
+struct loop_ctx {
 	struct lp_scratch *s;
-	struct lp_filter *f;
-	__u32 taken; /* captures taken */
-	__u32 depth;
-	__u32 undecided;
-	__u64 stack[LP_FILTER_STACK];
+	struct lp_recipe *r;
+	__u32 start; /* the capture at the loop's index 0 */
 };
+
+static long run_capture(__u64 index, void *arg)
+{
+	struct loop_ctx *lc = arg;
+	return lp_capture(lc->s, lc->r, lc->start + index) ? 1 : 0;
+}
 
 /* Where `size` bytes at byte `at` of capture `c` start in the scratch
  * data, or -1 when they were not captured. */
-static __always_inline long captured_at(struct filter_ctx *fc, __u32 c, __u32 at, __u32 size)
+static __always_inline long captured_at(struct lp_scratch *s, __u32 c, __u32 at, __u32 size)
 {
-	if (c >= fc->taken || c >= LP_MAX_CAPS)
+	if (c >= s->f_taken || c >= LP_MAX_CAPS)
 		return -1;
-	__u32 n = fc->s->len[c];
+	__u32 n = s->len[c];
 	if (n == LP_UNREADABLE || at + size > n)
 		return -1;
-	return (fc->s->off[c] + at) & (LP_DATA_SIZE - 1);
+	return (s->off[c] + at) & (LP_DATA_SIZE - 1);
 }
 
 static __always_inline int cmp_holds(__u32 op, __u64 a, __u64 b, int sgn)
@@ -425,13 +431,49 @@ static __always_inline int cmp_holds(__u32 op, __u64 a, __u64 b, int sgn)
 	}
 }
 
-static long run_op(__u64 index, void *arg)
+/* Whether capture `c` begins with the `n` filter bytes at `at`. */
+struct prefix_ctx {
+	struct lp_scratch *s;
+	struct lp_filter *f;
+	__u32 from; /* in the scratch data */
+	__u32 at;   /* in the filter's bytes */
+	__u32 equal;
+};
+
+static long prefix_byte(__u64 k, void *arg)
 {
-	struct filter_ctx *fc = arg;
-	if (index >= LP_MAX_OPS)
+	struct prefix_ctx *c = arg;
+	if (c->s->data[(c->from + k) & (LP_DATA_SIZE - 1)] !=
+	    c->f->bytes[(c->at + k) & (LP_MAX_FILTER_BYTES - 1)]) {
+		c->equal = 0;
 		return 1;
-	struct lp_op *op = &fc->f->ops[index];
-	__u32 depth = fc->depth;
+	}
+	return 0;
+}
+
+static __always_inline __u64 has_prefix(struct lp_scratch *s, struct lp_filter *f, __u32 c,
+					__u32 at, __u32 n)
+{
+	if (n > s->len[c & (LP_MAX_CAPS - 1)] || n > LP_MAX_FILTER_BYTES)
+		return 0;
+	struct prefix_ctx pc = {
+		.s = s, .f = f, .from = s->off[c & (LP_MAX_CAPS - 1)], .at = at, .equal = 1
+	};
+	bpf_loop(n, prefix_byte, &pc, 0);
+	return pc.equal;
+}
+
+/* Runs op `index` of filter `f` (exec::admits) over the value stack kept
+ * in the scratch record. Returns 0 to go on, 1 to stop: a value it needed
+ * was not captured, which admits the hit. */
+__noinline int lp_filter_op(struct lp_scratch *s, struct lp_filter *f, __u32 index)
+{
+	if (!s || !f)
+		return 1;
+	if (index >= LP_MAX_OPS)
+		goto undecided;
+	struct lp_op *op = &f->ops[index];
+	__u32 depth = s->f_depth;
 	__u32 pops = 0;
 	__u64 v = 0;
 	long pos;
@@ -440,13 +482,13 @@ static long run_op(__u64 index, void *arg)
 		__u32 size = op->size;
 		if (size < 1 || size > 8)
 			goto undecided;
-		pos = captured_at(fc, op->capture, op->at, size);
+		pos = captured_at(s, op->capture, op->at, size);
 		if (pos < 0)
 			goto undecided;
-		__builtin_memcpy(&v, &fc->s->data[pos], 8);
+		__builtin_memcpy(&v, &s->data[pos], 8);
 		if (size < 8) {
 			__u32 shift = 64 - 8 * size;
-			v = (op->flags & LP_OP_SIGNED) ? (__u64)(((__s64)(v << shift)) >> shift)
+			v = op->is_signed ? (__u64)(((__s64)(v << shift)) >> shift)
 						       : (v << shift) >> shift;
 		}
 		break;
@@ -456,25 +498,9 @@ static long run_op(__u64 index, void *arg)
 		break;
 	case LP_OP_PREFIX: {
 		__u32 c = op->capture;
-		if (c >= fc->taken || c >= LP_MAX_CAPS || fc->s->len[c] == LP_UNREADABLE)
+		if (c >= s->f_taken || c >= LP_MAX_CAPS || s->len[c] == LP_UNREADABLE)
 			goto undecided;
-		__u32 n = op->size;
-		if (n > fc->s->len[c]) {
-			v = 0;
-			break;
-		}
-		__u32 from = fc->s->off[c];
-		__u32 at = op->at;
-		v = 1;
-		for (int k = 0; k < LP_MAX_FILTER_BYTES; k++) {
-			if (k >= n)
-				break;
-			if (fc->s->data[(from + k) & (LP_DATA_SIZE - 1)] !=
-			    fc->f->bytes[(at + k) & (LP_MAX_FILTER_BYTES - 1)]) {
-				v = 0;
-				break;
-			}
-		}
+		v = has_prefix(s, f, c, op->at, op->size);
 		break;
 	}
 	case LP_OP_CMP:
@@ -482,10 +508,10 @@ static long run_op(__u64 index, void *arg)
 	case LP_OP_OR: {
 		if (depth < 2)
 			goto undecided;
-		__u64 a = fc->stack[(depth - 2) & (LP_FILTER_STACK - 1)];
-		__u64 b = fc->stack[(depth - 1) & (LP_FILTER_STACK - 1)];
+		__u64 a = s->f_stack[(depth - 2) & (LP_FILTER_STACK - 1)];
+		__u64 b = s->f_stack[(depth - 1) & (LP_FILTER_STACK - 1)];
 		if (op->kind == LP_OP_CMP)
-			v = cmp_holds(op->size, a, b, op->flags & LP_OP_SIGNED);
+			v = cmp_holds(op->cmp, a, b, op->is_signed);
 		else if (op->kind == LP_OP_AND)
 			v = a && b;
 		else
@@ -496,7 +522,7 @@ static long run_op(__u64 index, void *arg)
 	case LP_OP_NOT:
 		if (depth < 1)
 			goto undecided;
-		v = !fc->stack[(depth - 1) & (LP_FILTER_STACK - 1)];
+		v = !s->f_stack[(depth - 1) & (LP_FILTER_STACK - 1)];
 		pops = 1;
 		break;
 	default:
@@ -505,23 +531,33 @@ static long run_op(__u64 index, void *arg)
 	depth -= pops;
 	if (depth >= LP_FILTER_STACK)
 		goto undecided;
-	fc->stack[depth & (LP_FILTER_STACK - 1)] = v;
-	fc->depth = depth + 1;
+	s->f_stack[depth & (LP_FILTER_STACK - 1)] = v;
+	s->f_depth = depth + 1;
 	return 0;
 undecided:
-	fc->undecided = 1;
+	s->f_undecided = 1;
 	return 1;
+}
+
+static long run_op(__u64 index, void *arg)
+{
+	struct loop_ctx *lc = arg;
+	return lp_filter_op(lc->s, &lc->r->filter, index) ? 1 : 0;
 }
 
 /* Whether the recipe's filter admits the hit, with `taken` captures taken. */
 static __always_inline int admits(struct lp_scratch *s, struct lp_recipe *r, __u32 taken)
 {
-	struct filter_ctx fc = { .s = s, .f = &r->filter, .taken = taken };
+	struct loop_ctx lc = { .s = s, .r = r, .start = 0 };
 	__u32 nops = r->filter.nops;
 	if (nops > LP_MAX_OPS)
 		nops = LP_MAX_OPS;
-	bpf_loop(nops, run_op, &fc, 0);
-	return fc.undecided || fc.depth != 1 || fc.stack[0] != 0;
+	s->f_taken = taken;
+	s->f_depth = 0;
+	s->f_undecided = 0;
+	s->f_stack[0] = 0;
+	bpf_loop(nops, run_op, &lc, 0);
+	return s->f_undecided || s->f_depth != 1 || s->f_stack[0] != 0;
 }
 
 /* The frame the hit is in (see struct lp_pair); 0 when its goroutine's
@@ -560,17 +596,19 @@ static __always_inline int reject(struct lp_scratch *s)
 	return 0;
 }
 
-/* Parks a finished record in the thread's claimed `pending` slot until
- * `lp_sigtramp` fills in its XMM captures. */
-static __always_inline void park(struct lp_scratch *s, __u64 size)
+/* Parks a finished record of `size` bytes in the thread's claimed
+ * `pending` slot until `lp_sigtramp` fills in its XMM captures. */
+__noinline int lp_park(struct lp_scratch *s, __u64 size)
 {
+	if (!s)
+		return 0;
 	__u32 tid = s->ev.tid;
 	__u32 key = s->xmm_key;
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (!p || size > LP_PENDING_BYTES) {
 		bpf_map_delete_elem(&claims, &key);
 		count(LP_COUNT_DROPS);
-		return;
+		return 0;
 	}
 	bpf_probe_read_kernel(p->rec, size, &s->ev);
 	__u32 nxmm = s->nxmm;
@@ -583,6 +621,7 @@ static __always_inline void park(struct lp_scratch *s, __u64 size)
 	p->nxmm = nxmm;
 	p->tid = tid;
 	p->size = size;
+	return 0;
 }
 
 SEC("uprobe.multi")
@@ -655,7 +694,7 @@ int lp_probe(struct pt_regs *ctx)
 	bpf_probe_read_kernel(&s->data[used], lens, s->len);
 	__u64 size = sizeof(s->ev) + used + lens;
 	if (s->xmm_state == 1) {
-		park(s, size);
+		lp_park(s, size);
 		s->busy = 0;
 		return 0;
 	}
@@ -724,7 +763,7 @@ static __always_inline void complete(__u64 *regs, __u64 uc, __u64 entry, __u32 t
  * runtime.sigtrampgo (an instruction the kernel emulates, so far cheaper
  * than the handler's first one, which it single-steps), the other bits
  * the probe's distance from the handler's entry. */
-SEC("uprobe")
+SEC("uprobe.multi")
 int lp_sigtramp(struct pt_regs *ctx)
 {
 	/* A copy: the context may only be read at constant offsets. */
@@ -745,52 +784,81 @@ int lp_sigtramp(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The layouts of the syscalls tracepoints' records
- * (events/syscalls/sys_{enter,exit}_write/format). */
-struct lp_sys_enter {
-	__u64 common;
-	__s64 nr;
-	__u64 args[6];
-};
+/* x86-64 system call numbers of the writes that are marked. */
+#define LP_NR_WRITE 1
+#define LP_NR_WRITEV 20
 
-struct lp_sys_exit {
-	__u64 common;
-	__s64 nr;
-	__s64 ret;
-};
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int lp_enter_write(struct lp_sys_enter *ctx)
+/* The relay marks writes through the raw `sys_enter`/`sys_exit`
+ * tracepoints, which are attached by name (BPF_RAW_TRACEPOINT_OPEN) and
+ * need no tracefs, unlike the per-syscall `syscalls/sys_enter_write`
+ * events. They fire for every system call of every process while they are
+ * attached (only in launch mode with a relayed descriptor), so each
+ * leaves at once unless the call is a write (entry) by the launched
+ * program (entry and exit). */
+static __always_inline int relayed_process(__u64 pid_tgid, struct lp_relay **out)
 {
 	__u32 zero = 0;
 	struct lp_relay *r = bpf_map_lookup_elem(&relay, &zero);
-	if (!r || r->tgid == 0)
+	if (!r || r->tgid == 0 || (pid_tgid >> 32) != r->tgid)
+		return 0;
+	*out = r;
+	return 1;
+}
+
+/* args: the system call's struct pt_regs *, its number. */
+SEC("raw_tracepoint/sys_enter")
+int lp_enter_write(struct bpf_raw_tracepoint_args *ctx)
+{
+	/* The number first: it costs no helper call. */
+	long nr = ctx->args[1];
+	if (nr != LP_NR_WRITE && nr != LP_NR_WRITEV)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if ((pid_tgid >> 32) != r->tgid)
+	struct lp_relay *r;
+	if (!relayed_process(pid_tgid, &r))
 		return 0;
-	__u32 fd = ctx->args[0];
+	/* The first argument, DI of the system call's struct pt_regs (whose
+	 * layout is x86-64's user ABI, as in lp_probe). */
+	unsigned long *regs = (void *)ctx->args[0];
+	__u64 fd = 0;
+	if (bpf_probe_read_kernel(&fd, sizeof(fd), regs + LP_REG_RDI))
+		return 0;
 	if (fd > 2 || !(r->fds & (1u << fd)))
 		return 0;
 	__u32 tid = (__u32)pid_tgid;
-	bpf_map_update_elem(&writing, &tid, &fd, BPF_ANY);
+	__u32 fd32 = fd;
+	bpf_map_update_elem(&writing, &tid, &fd32, BPF_ANY);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_write")
-int lp_exit_write(struct lp_sys_exit *ctx)
+/* args: the system call's struct pt_regs *, its return value. */
+SEC("raw_tracepoint/sys_exit")
+int lp_exit_write(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct lp_relay *r;
+	if (!relayed_process(pid_tgid, &r))
+		return 0;
+	__u32 tid = (__u32)pid_tgid;
 	__u32 *fd = bpf_map_lookup_elem(&writing, &tid);
 	if (!fd)
 		return 0;
 	struct lp_write w = { .mark = LP_WRITE_MARK, .fd = *fd, .bytes = 0 };
 	bpf_map_delete_elem(&writing, &tid);
-	if (ctx->ret <= 0)
+	long ret = ctx->args[1];
+	if (ret <= 0)
 		return 0;
-	w.bytes = ctx->ret;
+	w.bytes = ret;
 	/* A lost mark only costs ordering: logprobe relays unclaimed bytes
 	 * after a moment. */
 	bpf_ringbuf_output(&events, &w, sizeof(w), BPF_RB_NO_WAKEUP);
 	return 0;
+}
+
+/* Never called: its signature brings struct lp_abi, and with it every
+ * type user space needs that no map mentions, into the object's BTF, from
+ * which libbpf-cargo generates the Rust side's types (probe.h). */
+__noinline int lp_abi(struct lp_abi *abi)
+{
+	return abi ? 0 : 1;
 }

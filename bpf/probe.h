@@ -1,68 +1,102 @@
-/* The layout shared by the BPF program (probe.bpf.c) and the Rust side
- * (adapter/src/backend/ebpf.rs mirrors it byte for byte): one serialized
- * capture recipe per probe, and the event record each hit emits.
+/* The layout shared by the BPF program (probe.bpf.c) and the Rust side:
+ * one serialized capture recipe per probe, the event record each hit
+ * emits, and the marks of relayed writes.
+ *
+ * This header is the one definition. The Rust side does not copy it: the
+ * skeleton that libbpf-cargo generates from the object's BTF holds a Rust
+ * type for every structure and enum here (`skel::types`), and
+ * adapter/src/backend/ebpf/abi.rs reads and writes through those. So
+ * constants are enums, not #defines (a #define never reaches the BTF);
+ * kinds stored in a byte are packed enums used as the field's type; and
+ * `struct lp_abi` at the end names what no map mentions.
  *
  * Semantics are those of adapter/src/backend/exec.rs, the reference
  * executor: captures run in order, each yields bytes or "unreadable". */
 #ifndef LOGPROBE_PROBE_H
 #define LOGPROBE_PROBE_H
 
-/* Most capture steps in one recipe (plan::MAX_CAPTURES). */
-#define LP_MAX_CAPS 512
-/* Most bytes one capture step may read (plan::MAX_READ). */
-#define LP_MAX_CAP_LEN 32768
-/* A power of two above the most bytes all captures of one hit read
- * together (plan::MAX_RECIPE_BYTES, 64 KiB). */
-#define LP_DATA_SIZE 131072
-#define LP_PAGE 4096
-/* `len` of a capture that could not be read. */
-#define LP_UNREADABLE 0xffff
-/* `guard_cc` of a probe without a guard. */
-#define LP_NO_GUARD 0xff
-/* Slots of struct pt_regs (x86-64) the program copies. */
-#define LP_NREGS 21
-#define LP_REG_EFLAGS 18
-#define LP_REG_RSP 19
+enum lp_limit {
+	/* Most capture steps in one recipe (plan::MAX_CAPTURES). */
+	LP_MAX_CAPS = 512,
+	/* Most bytes one capture step may read (plan::MAX_READ). */
+	LP_MAX_CAP_LEN = 32768,
+	/* Most bytes all captures of one hit read together
+	 * (plan::MAX_RECIPE_BYTES). */
+	LP_MAX_HIT_BYTES = 65536,
+	/* A power of two above LP_MAX_HIT_BYTES: the scratch record's size. */
+	LP_DATA_SIZE = 131072,
+	LP_PAGE = 4096,
+	/* Slots of struct pt_regs (x86-64) the program copies. */
+	LP_NREGS = 21,
+	LP_REG_EFLAGS = 18,
+	LP_REG_RSP = 19,
+	/* Most XMM captures in one recipe that are read through a signal
+	 * frame; further ones are unreadable. */
+	LP_MAX_XMM = 16,
+	/* Hits waiting for their thread's signal frame: two slots per thread
+	 * (two probes on one instruction, a frameless function's entry and
+	 * return at its RET, both wait for the same frame), at
+	 * 2 * (tid % LP_PENDING_THREADS) and the one after. */
+	LP_PENDING_THREADS = 64,
+	LP_PENDING = 2 * LP_PENDING_THREADS,
+	/* Most bytes of one record that can wait there. */
+	LP_PENDING_BYTES = 24 + LP_DATA_SIZE + 2 * LP_MAX_CAPS,
+	/* A filter (plan::Filter): most ops, most bytes of prefixes, and the
+	 * depth of its value stack (plan::MAX_FILTER_OPS, MAX_FILTER_BYTES). */
+	LP_MAX_OPS = 32,
+	LP_MAX_FILTER_BYTES = 64,
+	LP_FILTER_STACK = 8,
+	/* Open frames kept (exec::MAX_FRAMES). */
+	LP_MAX_FRAMES = 65536,
+};
 
-/* Capture kinds. */
-#define LP_CAP_REG 1
-#define LP_CAP_XMM 2
-#define LP_CAP_STACK 3
-#define LP_CAP_DEREF 4
-
-/* How a Deref's length is found. */
-#define LP_LEN_FIXED 0
-#define LP_LEN_COUNTED 1
-#define LP_LEN_SHIFTED 2 /* (1 << the byte at count_offset) * len, at most max */
-
-/* Most XMM captures in one recipe that are read through a signal frame;
- * further ones are unreadable. */
-#define LP_MAX_XMM 16
-/* Hits waiting for their thread's signal frame: two slots per thread
- * (two probes on one instruction, a frameless function's entry and
- * return at its RET, both wait for the same frame), at
- * 2 * (tid % LP_PENDING_THREADS) and the one after. */
-#define LP_PENDING_THREADS 64
-#define LP_PENDING (2 * LP_PENDING_THREADS)
-/* Most bytes of one record that can wait there. */
-#define LP_PENDING_BYTES (24 + LP_DATA_SIZE + 2 * LP_MAX_CAPS)
+/* Values with a meaning of their own in fields that otherwise hold
+ * numbers. */
+enum lp_mark {
+	/* A capture's length in a record when it could not be read. */
+	LP_UNREADABLE = 0xffff,
+	/* `guard_cc` of a probe without a guard. */
+	LP_NO_GUARD = 0xff,
+	/* `g_reg` of a pairing without goroutines. */
+	LP_NO_G = 0xff,
+	/* `probe` of a record that is a struct lp_write, not a hit. */
+	LP_WRITE_MARK = 0xffffffffu,
+};
 
 /* Counter slots (a per-CPU array). */
-#define LP_COUNT_HITS 0
-#define LP_COUNT_DROPS 1
-/* Hits a filter rejected, or returns of calls it rejected. */
-#define LP_COUNT_FILTERED 2
-#define LP_NCOUNTERS 3
+enum lp_counter {
+	LP_COUNT_HITS,
+	LP_COUNT_DROPS,
+	/* Hits a filter rejected, or returns of calls it rejected. */
+	LP_COUNT_FILTERED,
+	LP_NCOUNTERS,
+};
+
+enum lp_cap_kind {
+	LP_CAP_NONE = 0, /* a step past `ncaps` */
+	LP_CAP_REG = 1,
+	LP_CAP_XMM = 2,
+	LP_CAP_STACK = 3,
+	LP_CAP_DEREF = 4,
+} __attribute__((packed));
+
+/* How a Deref's length is found. */
+enum lp_len_kind {
+	LP_LEN_FIXED = 0,
+	LP_LEN_COUNTED = 1,
+	/* (1 << the byte at count_offset) * len, at most max */
+	LP_LEN_SHIFTED = 2,
+} __attribute__((packed));
 
 struct lp_capture {
-	__u8 kind;     /* LP_CAP_* */
-	__u8 reg;      /* REG: pt_regs slot; XMM: register number */
-	__u8 len_kind; /* DEREF: LP_LEN_* */
+	enum lp_cap_kind kind;
+	__u8 reg; /* REG: pt_regs slot; XMM: register number */
+	enum lp_len_kind len_kind; /* DEREF */
 	__u8 pad;
-	__u16 base;    /* DEREF: capture holding the address ... */
-	__u16 offset;  /* ... at this byte */
-	__s32 add;     /* DEREF: added to the address; STACK: offset from SP */
-	__u32 len;     /* STACK, DEREF fixed: bytes; DEREF counted, shifted: scale */
+	__u16 base;   /* DEREF: capture holding the address ... */
+	__u16 offset; /* ... at this byte */
+	__s32 add;    /* DEREF: added to the address; STACK: offset from SP */
+	__u32 len;    /* STACK, DEREF fixed: bytes; DEREF counted, shifted: scale */
 	__u16 count_capture; /* DEREF counted, shifted: capture holding the count ... */
 	__u16 count_offset;  /* ... at this byte */
 	__u32 max;           /* DEREF counted, shifted: most bytes */
@@ -70,29 +104,32 @@ struct lp_capture {
 
 /* A filter's ops (plan::FilterOp): a postfix program over a stack of
  * LP_FILTER_STACK u64s, run once the first `after` captures are taken. */
-#define LP_MAX_OPS 32
-#define LP_MAX_FILTER_BYTES 64
-#define LP_FILTER_STACK 8
-#define LP_OP_LOAD 1   /* push `size` bytes at `at` of capture `capture` */
-#define LP_OP_PUSH 2   /* push `value` */
-#define LP_OP_CMP 3    /* pop b, a; push a CMP b (`size`: LP_CMP_*) */
-#define LP_OP_PREFIX 4 /* push: capture `capture` begins with bytes[at..at+size] */
-#define LP_OP_AND 5
-#define LP_OP_OR 6
-#define LP_OP_NOT 7
-#define LP_OP_SIGNED 1 /* `flags` of LOAD (sign-extend) and CMP */
-#define LP_CMP_EQ 0
-#define LP_CMP_NE 1
-#define LP_CMP_LT 2
-#define LP_CMP_LE 3
-#define LP_CMP_GT 4
-#define LP_CMP_GE 5
+enum lp_op_kind {
+	LP_OP_NONE = 0,   /* an op past `nops` */
+	LP_OP_LOAD = 1,   /* push `size` bytes at `at` of capture `capture` */
+	LP_OP_PUSH = 2,   /* push `value` */
+	LP_OP_CMP = 3,    /* pop b, a; push a `cmp` b */
+	LP_OP_PREFIX = 4, /* push: capture `capture` begins with bytes[at..at+size] */
+	LP_OP_AND = 5,
+	LP_OP_OR = 6,
+	LP_OP_NOT = 7,
+} __attribute__((packed));
 
+enum lp_cmp {
+	LP_CMP_EQ,
+	LP_CMP_NE,
+	LP_CMP_LT,
+	LP_CMP_LE,
+	LP_CMP_GT,
+	LP_CMP_GE,
+} __attribute__((packed));
+
+/* `signed` of LOAD (sign-extend) and CMP. */
 struct lp_op {
-	__u8 kind;  /* LP_OP_* */
+	enum lp_op_kind kind;
 	__u8 size;
-	__u8 flags;
-	__u8 pad;
+	__u8 is_signed;
+	enum lp_cmp cmp;
 	__u16 capture;
 	__u16 at;
 	__u64 value;
@@ -106,16 +143,15 @@ struct lp_filter {
 };
 
 /* Pairing of calls with returns (plan::Pairing). */
-#define LP_PAIR_NONE 0
-#define LP_PAIR_OPEN 1
-#define LP_PAIR_CLOSE 2
-#define LP_NO_G 0xff
-/* Open frames kept (exec::MAX_FRAMES). */
-#define LP_MAX_FRAMES 65536
+enum lp_pair_role {
+	LP_PAIR_NONE,
+	LP_PAIR_OPEN,
+	LP_PAIR_CLOSE,
+} __attribute__((packed));
 
 struct lp_pair {
-	__u8 role;  /* LP_PAIR_* */
-	__u8 g_reg; /* pt_regs slot of the goroutine's g, or LP_NO_G */
+	enum lp_pair_role role;
+	__u8 g_reg;  /* pt_regs slot of the goroutine's g, or LP_NO_G */
 	__u16 hi_at; /* byte of g.stack.hi in the g */
 	__u32 key;
 };
@@ -148,10 +184,6 @@ struct lp_event {
 	__u64 time_ns;
 };
 
-/* `probe` of a record that marks a write by the launched program to a
- * relayed stdout/stderr (struct lp_write), not a probe hit. */
-#define LP_WRITE_MARK 0xffffffffu
-
 /* Which process's writes to which of fds 1 and 2 are marked. */
 struct lp_relay {
 	__u32 tgid;
@@ -165,6 +197,27 @@ struct lp_write {
 	__u32 mark; /* LP_WRITE_MARK */
 	__u32 fd;
 	__u64 bytes;
+};
+
+/* Whether XMM captures may go through a signal frame, and where to read
+ * in the running kernel's structures whether a thread handles SIGURG
+ * (byte offsets, found by user space in the kernel's BTF: the work CO-RE
+ * would do at every load, done only when a probe captures XMM
+ * registers, so that loading the program needs no BTF). */
+struct lp_sigxmm {
+	__u32 on;
+	__u32 sighand;        /* task_struct.sighand */
+	__u32 sigurg_handler; /* sighand_struct.action[SIGURG - 1].sa.sa_handler */
+	__u32 blocked;        /* task_struct.blocked.sig[0] */
+};
+
+/* What user space reads or writes that no map's type mentions, gathered
+ * so that it reaches the BTF (see lp_abi() in probe.bpf.c). */
+struct lp_abi {
+	struct lp_write write;
+	enum lp_limit limit;
+	enum lp_mark mark;
+	enum lp_counter counter;
 };
 
 #endif

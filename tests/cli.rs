@@ -562,6 +562,7 @@ fn calls_printed_or_counted(out: &std::process::Output, n: u64) -> u64 {
 /// `None` where that is impossible (not root, no setpriv), after saying so.
 fn as_nobody(args: &[&str]) -> Option<std::process::Output> {
     let mut c = Command::new(setpriv()?);
+    as_new_machine(&mut c);
     c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_logprobe"))
         .args(args);
@@ -584,7 +585,7 @@ fn without_bpf_permission_ebpf_says_so_and_auto_falls_back_to_ptrace() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)\n"
+        "logprobe: using ptrace: eBPF is unavailable: no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON); `logprobe doctor` shows what eBPF needs here\n"
     );
     assert_eq!(
         trace_lines(&out),

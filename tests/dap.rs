@@ -58,7 +58,7 @@ fn seed_logpoint_prints_the_values_at_its_line_over_stdio() {
 #[test]
 fn without_bpf_permission_auto_falls_back_to_ptrace_with_a_notice() {
     const NO_PERMISSION: &str =
-        "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON)";
+        "no permission to load BPF programs (run as root, or grant CAP_BPF and CAP_PERFMON); `logprobe doctor` shows what eBPF needs here";
     // No `backend`: the default, auto.
     let Some((mut c, _adapter)) = stdio_adapter_as_nobody() else {
         return;

@@ -68,10 +68,18 @@ fn trace_functions_by_regex_and_by_position() {
 #[test]
 fn traces_and_logpoints_are_added_and_removed_while_running() {
     for backend in backends() {
-        let (mut c, _adapter) = stdio_adapter();
+        let (mut c, mut adapter) = stdio_adapter();
         launch(&mut c, backend, "attach", &["60"], json!({}));
         c.ok("configurationDone", json!({}));
         c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");
+        // eBPF loads its programs once per session: probes added later are
+        // data for them, never a program to verify again.
+        let programs = bpf_programs(adapter.child().id());
+        assert_eq!(
+            backend == "ebpf",
+            !programs.is_empty(),
+            "{backend}: {programs:?}"
+        );
 
         // Add a trace while running, see it fire, remove it, see it stop.
         c.ok(
@@ -121,6 +129,11 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
             c.outputs("console").len(),
             before,
             "{backend}: logpoint still firing after removal"
+        );
+        assert_eq!(
+            bpf_programs(adapter.child().id()),
+            programs,
+            "{backend}: adding probes loaded a BPF program"
         );
 
         // The program is unharmed by all of this.

@@ -44,6 +44,9 @@ pub enum Command {
     },
     /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
     Dap(crate::dap::DapArgs),
+    /// Check what the eBPF and ptrace backends need on this machine, and
+    /// say how to fix what is missing (exit status 1 when eBPF cannot work).
+    Doctor,
     /// The probe sites `trace` would arm: kind, file offset, address,
     /// function (for the benchmark's bare-uprobe floor).
     #[command(hide = true)]
@@ -115,6 +118,7 @@ impl TraceArgs {
             },
             no_debug: false,
             volume: None,
+            live_changes: false,
         }
     }
 
@@ -134,6 +138,7 @@ pub fn run() -> Result<i32> {
         Command::Trace(args) => run_trace(args),
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
         Command::Dap(args) => crate::dap::serve(args),
+        Command::Doctor => crate::doctor::run(),
         Command::Probes { program, regex } => list_probes(&program, &regex),
     }
 }
@@ -315,8 +320,10 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         }
     };
     let config = TraceConfig::resolve(&args.options(), &Env::from_process())?;
+    // Under eBPF the kernel verifies the program while the image is read.
+    let preload = trace::Preload::start(&config);
     let image = Arc::new(Image::open(&exe)?);
-    let trace = Trace::new(image.clone(), config);
+    let trace = Trace::new(image.clone(), config).preloaded(preload);
     let prepared = trace.prepare(&args.request())?;
     if !image.has_dwarf {
         eprintln!(

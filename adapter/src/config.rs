@@ -12,9 +12,10 @@
 //!
 //! The environment switches are for measuring (docs/benchmarks.md):
 //! `LOGPROBE_PREFILTER=0` turns the probes' own condition checks off,
-//! `LOGPROBE_ENTRY_AT_LOW=1` puts entry probes on the first instruction.
-//! (`LOGPROBE_EBPF_RINGBUF_BYTES` and `LOGPROBE_BENCH_ENTRY_ONLY` are read
-//! by the eBPF backend itself.)
+//! `LOGPROBE_ENTRY_AT_LOW=1` puts entry probes on the first instruction,
+//! `LOGPROBE_BENCH_ENTRY_ONLY=1` arms entry probes only under eBPF, and
+//! `LOGPROBE_EBPF_RINGBUF_BYTES` shrinks the eBPF ring buffer (for tests of
+//! the loss accounting).
 
 use std::fmt;
 use std::str::FromStr;
@@ -91,6 +92,9 @@ pub struct Options {
     pub no_debug: bool,
     /// Which shown hits become lines (default: all).
     pub volume: Option<Volume>,
+    /// Probes come and go while the program runs (the DAP server), so the
+    /// backend keeps room for them.
+    pub live_changes: bool,
 }
 
 /// The environment's switches, as read (once) from the process.
@@ -98,6 +102,8 @@ pub struct Options {
 pub struct Env {
     pub prefilter: Option<String>,
     pub entry_at_low: Option<String>,
+    pub ringbuf_bytes: Option<String>,
+    pub bench_entry_only: Option<String>,
 }
 
 impl Env {
@@ -107,6 +113,8 @@ impl Env {
         Env {
             prefilter: var("LOGPROBE_PREFILTER"),
             entry_at_low: var("LOGPROBE_ENTRY_AT_LOW"),
+            ringbuf_bytes: var("LOGPROBE_EBPF_RINGBUF_BYTES"),
+            bench_entry_only: var("LOGPROBE_BENCH_ENTRY_ONLY"),
         }
     }
 }
@@ -134,6 +142,21 @@ pub struct TraceConfig {
     /// Which shown hits become lines, to begin with (a face may change it
     /// while the program runs).
     pub volume: Volume,
+    /// The eBPF backend's settings.
+    pub ebpf: EbpfConfig,
+}
+
+/// What the eBPF backend is told (`backend::ebpf::Options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EbpfConfig {
+    /// Bytes of the ring buffer (`LOGPROBE_EBPF_RINGBUF_BYTES`, for tests of
+    /// the loss accounting); `None`: the backend's default.
+    pub ringbuf_bytes: Option<u32>,
+    /// Arm entry probes only (`LOGPROBE_BENCH_ENTRY_ONLY=1`, for the
+    /// benchmark).
+    pub entry_only: bool,
+    /// Keep room for probes added while the program runs.
+    pub live_changes: bool,
 }
 
 impl TraceConfig {
@@ -152,12 +175,30 @@ impl TraceConfig {
             prefilter: switch("LOGPROBE_PREFILTER", env.prefilter.as_deref(), true)?,
             entry_at_low: switch("LOGPROBE_ENTRY_AT_LOW", env.entry_at_low.as_deref(), false)?,
         };
+        let ringbuf_bytes = match env.ringbuf_bytes.as_deref() {
+            None => None,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n.is_power_of_two() && n >= 4096 => Some(n),
+                _ => bail!(
+                    "LOGPROBE_EBPF_RINGBUF_BYTES must be a power of two of at least 4096, not '{v}'"
+                ),
+            },
+        };
         Ok(TraceConfig {
             backend: options.backend.unwrap_or_default(),
             plan,
             style: options.style,
             no_debug: options.no_debug,
             volume: options.volume.unwrap_or_default(),
+            ebpf: EbpfConfig {
+                ringbuf_bytes,
+                entry_only: switch(
+                    "LOGPROBE_BENCH_ENTRY_ONLY",
+                    env.bench_entry_only.as_deref(),
+                    false,
+                )?,
+                live_changes: options.live_changes,
+            },
         })
     }
 
@@ -197,9 +238,22 @@ mod tests {
         let env = Env {
             prefilter: Some("0".into()),
             entry_at_low: Some("1".into()),
+            ringbuf_bytes: Some("16384".into()),
+            bench_entry_only: Some("1".into()),
         };
         let c = TraceConfig::resolve(&Options::default(), &env).expect("resolves");
         assert!(!c.plan.prefilter && c.plan.entry_at_low);
+        assert_eq!(c.ebpf.ringbuf_bytes, Some(16384));
+        assert!(c.ebpf.entry_only);
+        let env = Env {
+            ringbuf_bytes: Some("1000".into()),
+            ..Env::default()
+        };
+        let e = TraceConfig::resolve(&Options::default(), &env).expect_err("refused");
+        assert_eq!(
+            format!("{e:#}"),
+            "LOGPROBE_EBPF_RINGBUF_BYTES must be a power of two of at least 4096, not '1000'"
+        );
         let env = Env {
             prefilter: Some("off".into()),
             ..Env::default()

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod dap;
+pub mod doctor;
 pub mod expr;
 pub mod image;
 pub mod plan;

@@ -199,7 +199,7 @@ pub fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reape
 pub fn stdio_adapter_as_nobody() -> Option<(Client, Reaper)> {
     // setpriv execs logprobe, so the pid reaped is logprobe's.
     let mut child = Reaper(Some(
-        Command::new(setpriv()?)
+        as_new_machine(&mut Command::new(setpriv()?))
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_logprobe"))
             .arg("dap")

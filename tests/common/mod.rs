@@ -32,8 +32,62 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// The real binary, run as on a new machine (see [`as_new_machine`]).
 pub fn logprobe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_logprobe"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logprobe"));
+    as_new_machine(&mut cmd);
+    cmd
+}
+
+/// Makes `cmd` run as on a new machine: in a private mount namespace of
+/// its own, with tracefs and debugfs unmounted (a fresh Debian machine
+/// mounts neither, and logprobe must not need them; whatever this machine
+/// has mounted stays as it is outside). Needs root, as tracing does;
+/// without it the command runs as is.
+pub fn as_new_machine(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return cmd;
+    }
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes system calls (unshare, mount, umount2), which are
+    // async-signal-safe; it allocates nothing (the paths are C string
+    // literals) and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Unmounts below must not reach the machine's own namespace.
+            let root = c"/";
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Not mounted (EINVAL) or absent (ENOENT) is what is wanted;
+            // a mount stacked on another takes one call each.
+            for dir in [
+                c"/sys/kernel/debug/tracing",
+                c"/sys/kernel/tracing",
+                c"/sys/kernel/debug",
+            ] {
+                for _ in 0..8 {
+                    if libc::umount2(dir.as_ptr(), libc::MNT_DETACH) != 0 {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    };
+    cmd
 }
 
 /// Whether a test can run here: `cond`, else `why` is printed and the
@@ -199,6 +253,24 @@ pub fn start_ticker(ticks: u32) -> (Reaper, u32, std::io::BufReader<std::process
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "ready\n");
     (target, pid, out)
+}
+
+/// The ids of the BPF programs process `pid` holds open (from its
+/// descriptors' fdinfo).
+pub fn bpf_programs(pid: u32) -> std::collections::BTreeSet<u32> {
+    let mut ids = std::collections::BTreeSet::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for fd in fds.flatten() {
+        let info = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        ids.extend(
+            info.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .filter_map(|v| v.trim().parse::<u32>().ok()),
+        );
+    }
+    ids
 }
 
 /// Kills and reaps a child when dropped, so no test leaves a process behind.

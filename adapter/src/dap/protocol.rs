@@ -156,6 +156,7 @@ impl CommonArguments {
             style: Default::default(),
             no_debug: self.no_debug,
             volume,
+            live_changes: true,
         })
     }
 }

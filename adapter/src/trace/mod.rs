@@ -37,7 +37,7 @@ pub use live::{LatestHit, Report, SecondEnd};
 pub use prepare::Prepared;
 pub use render::format_duration;
 pub use request::{Request, Select};
-pub use run::{Shown, Sink};
+pub use run::{Preload, Shown, Sink};
 pub use select::{compile_pattern, list};
 pub use table::Trace;
 pub use volume::Volume;

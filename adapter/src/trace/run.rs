@@ -13,8 +13,31 @@ use super::table::Trace;
 use crate::backend::ebpf::{self, EbpfBackend};
 use crate::backend::ptrace::PtraceBackend;
 use crate::backend::{Backend, HitSink, Outcome, RawHit, StopHandle, Target};
-use crate::config::BackendChoice;
+use crate::config::{BackendChoice, TraceConfig};
 use crate::plan::Probe;
+
+/// The eBPF program, loading on another thread while the face reads the
+/// executable and plans the probes (the kernel's verifier and the DWARF
+/// reader then overlap); empty when the trace will not use eBPF.
+#[derive(Default)]
+pub struct Preload(Option<EbpfBackend>);
+
+impl Preload {
+    /// Starts loading the eBPF program now if `config` may use it.
+    pub fn start(config: &TraceConfig) -> Preload {
+        let may_use = config.backend != BackendChoice::Ptrace && !config.no_debug;
+        Preload(may_use.then(|| EbpfBackend::preloading(ebpf_options(config))))
+    }
+}
+
+/// The eBPF backend's options, from the resolved configuration.
+fn ebpf_options(config: &TraceConfig) -> ebpf::Options {
+    ebpf::Options {
+        ringbuf_bytes: config.ebpf.ringbuf_bytes,
+        entry_only: config.ebpf.entry_only,
+        live_changes: config.ebpf.live_changes,
+    }
+}
 
 /// A hit to show.
 #[derive(Debug, Clone, Copy)]
@@ -97,18 +120,19 @@ impl Hits<'_, '_> {
     /// has run.
     fn backend(&mut self, target: &Target, probes: &[Probe], stop: &StopHandle) -> Result<Outcome> {
         let choice = self.trace.config.backend;
-        if choice != BackendChoice::Auto {
-            self.batched = choice == BackendChoice::Ebpf;
-            return match choice {
-                BackendChoice::Ebpf => EbpfBackend.run(target, probes, self, stop),
-                _ => PtraceBackend.run(target, probes, self, stop),
-            };
+        if choice == BackendChoice::Ptrace {
+            return PtraceBackend.run(target, probes, self, stop);
+        }
+        let mut ebpf = self.ebpf_backend();
+        if choice == BackendChoice::Ebpf {
+            self.batched = true;
+            return ebpf.run(target, probes, self, stop);
         }
         if let Some(why) = ebpf::unavailable_reason(probes) {
             return self.ptrace_because(&why, target, probes, stop);
         }
         self.batched = true;
-        match EbpfBackend.run(target, probes, self, stop) {
+        match ebpf.run(target, probes, self, stop) {
             Err(e) => match e.downcast_ref::<ebpf::NotArmed>() {
                 // Nothing was armed and the program has not run: ptrace can.
                 Some(why) => {
@@ -119,6 +143,15 @@ impl Hits<'_, '_> {
             },
             ok => ok,
         }
+    }
+
+    /// The preloaded eBPF backend, or a new one.
+    fn ebpf_backend(&self) -> EbpfBackend {
+        let preloaded = match self.trace.preload.lock() {
+            Ok(mut p) => p.0.take(),
+            Err(_) => None,
+        };
+        preloaded.unwrap_or_else(|| EbpfBackend::new(ebpf_options(&self.trace.config)))
     }
 
     fn ptrace_because(

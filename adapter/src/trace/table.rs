@@ -12,6 +12,7 @@ use anyhow::Result;
 use super::group::{Group, GroupId, Label};
 use super::prepare::{self, Prepared};
 use super::request::Request;
+use super::run::Preload;
 use super::volume::Volume;
 use crate::backend::{ProbeChanges, StopHandle};
 use crate::config::TraceConfig;
@@ -25,6 +26,9 @@ pub struct Trace {
     pub(super) image: Arc<Image>,
     pub(super) config: TraceConfig,
     table: Arc<Mutex<Table>>,
+    /// The eBPF program being loaded since before the image was read, for
+    /// the first run to take.
+    pub(super) preload: Arc<Mutex<Preload>>,
 }
 
 pub(super) struct Table {
@@ -62,7 +66,16 @@ impl Trace {
                 removed: Vec::new(),
                 dropped: 0,
             })),
+            preload: Arc::default(),
         }
+    }
+
+    /// The trace, with `preload` for its run to take.
+    pub fn preloaded(self, preload: Preload) -> Trace {
+        if let Ok(mut p) = self.preload.lock() {
+            *p = preload;
+        }
+        self
     }
 
     pub fn image(&self) -> &Arc<Image> {

@@ -1,0 +1,279 @@
+//! The probes armed in one process: which recipe slot each uses, and the
+//! uprobe-multi links that arm them, one per batch of probes added
+//! together (the initial probes, then each `ProbeChanges` that adds).
+//!
+//! Probe ids grow for the whole session, so the `recipes` map is indexed
+//! by slot instead: a fixed number of them, each reused once its probe is
+//! removed, with the slot as the attach cookie. Removing a probe rebuilds
+//! only the links of batches that lose a probe: the old link goes first
+//! (a new one next to it would report every hit twice), so a call to one
+//! of that batch's surviving probes in the short gap before the new link
+//! is armed is missed, and a return whose entry fell in the gap is shown
+//! without it. Batches that lose nothing keep their link.
+//!
+//! Arming never loads or verifies anything: a recipe is data written into
+//! the map, and a link names the program loaded at the start.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, UprobeMultiOpts};
+
+use super::load::not_armed_here;
+use super::signal::SignalXmm;
+use super::skel::ProbeSkel;
+use super::{abi, sse};
+use crate::backend::RawHit;
+use crate::plan::{Capture, Probe, ProbeKind};
+
+pub struct Armed {
+    pub pid: i32,
+    path: PathBuf,
+    /// Arm entry probes only (the benchmark's switch).
+    entry_only: bool,
+    /// Slot -> probe id; `None` for a free slot.
+    slots: Vec<Option<u32>>,
+    /// Slot -> the XMM captures its probed instruction changed before the
+    /// signal frame saved them (see `sse`).
+    xmm_fixes: Vec<Vec<(usize, sse::Effect)>>,
+    free: Vec<u32>,
+    batches: Vec<Batch>,
+    signal: SignalXmm,
+}
+
+struct Batch {
+    /// (slot, probe), in plan order.
+    probes: Vec<(u32, Probe)>,
+    link: Option<Link>,
+}
+
+/// Probes whose links were dropped by [`Armed::unlink`]: their slots are
+/// freed and the survivors relinked by [`Armed::relink`], after a drain.
+pub struct Unlinked {
+    freed: Vec<u32>,
+    batches: Vec<usize>,
+}
+
+impl Armed {
+    pub fn new(capacity: u32, pid: i32, path: PathBuf, entry_only: bool) -> Armed {
+        Armed {
+            pid,
+            path,
+            entry_only,
+            slots: vec![None; capacity as usize],
+            xmm_fixes: vec![Vec::new(); capacity as usize],
+            free: (0..capacity).rev().collect(),
+            batches: Vec::new(),
+            signal: SignalXmm::default(),
+        }
+    }
+
+    /// The probe id a hit's cookie (slot) stands for.
+    pub fn probe_of(&self, slot: u32) -> Option<u32> {
+        self.slots.get(slot as usize).copied().flatten()
+    }
+
+    /// Undoes, in a hit on `slot`, what the probed instruction did to its
+    /// XMM captures before they were saved: a widened float32 is narrowed
+    /// back, a lost one is unreadable.
+    pub fn fix_xmm(&self, slot: u32, hit: &mut RawHit) {
+        let Some(fixes) = self.xmm_fixes.get(slot as usize) else {
+            return;
+        };
+        for &(i, effect) in fixes {
+            if let Some(c) = hit.captures.get_mut(i) {
+                *c = match effect {
+                    sse::Effect::Widened => c.as_deref().and_then(sse::narrow),
+                    sse::Effect::Lost => None,
+                };
+            }
+        }
+    }
+
+    /// Stores the recipes of `probes` and arms them with one link; returns
+    /// their ids. On failure nothing of the batch stays.
+    pub fn add(&mut self, skel: &ProbeSkel<'_>, probes: Vec<Probe>) -> Result<Vec<u32>> {
+        if probes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if probes.len() > self.free.len() {
+            bail!(
+                "cannot arm {} more probes: the eBPF backend has room for {} probes at a time",
+                probes.len(),
+                self.slots.len()
+            );
+        }
+        let xmm = |p: &Probe| {
+            p.recipe
+                .captures
+                .iter()
+                .any(|c| matches!(c, Capture::Xmm(_)))
+        };
+        if probes.iter().any(xmm) {
+            self.signal.enable(skel, self.pid, &self.path);
+        }
+        let mut batch = Batch {
+            probes: Vec::with_capacity(probes.len()),
+            link: None,
+        };
+        for p in probes {
+            let Some(slot) = self.free.pop() else {
+                break; // counted above
+            };
+            self.slots[slot as usize] = Some(p.id);
+            self.xmm_fixes[slot as usize] = p
+                .recipe
+                .captures
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| match c {
+                    Capture::Xmm(n) => sse::effect(&p.instruction, *n).map(|e| (i, e)),
+                    _ => None,
+                })
+                .collect();
+            batch.probes.push((slot, p));
+        }
+        let stored = batch.probes.iter().try_for_each(|(slot, p)| {
+            let recipe = abi::recipe(p)?;
+            skel.maps
+                .recipes
+                .update(&slot.to_ne_bytes(), abi::bytes_of(&*recipe), MapFlags::ANY)
+                .context("storing a capture recipe in the kernel")
+        });
+        let linked = stored.and_then(|()| self.link(skel, &batch.probes));
+        match linked {
+            Ok(l) => batch.link = l,
+            Err(e) => {
+                for (slot, _) in &batch.probes {
+                    self.slots[*slot as usize] = None;
+                    self.free.push(*slot);
+                }
+                return Err(e);
+            }
+        }
+        let ids = batch.probes.iter().map(|(_, p)| p.id).collect();
+        self.batches.push(batch);
+        Ok(ids)
+    }
+
+    /// Drops the links of the batches holding any of `ids`, and those
+    /// probes from their batches. Their slots still name them until
+    /// [`Armed::relink`], so hits already in the ring are read right.
+    pub fn unlink(&mut self, ids: &[u32]) -> Unlinked {
+        let mut out = Unlinked {
+            freed: Vec::new(),
+            batches: Vec::new(),
+        };
+        for (i, b) in self.batches.iter_mut().enumerate() {
+            let before = b.probes.len();
+            b.probes.retain(|(slot, p)| {
+                let keep = !ids.contains(&p.id);
+                if !keep {
+                    out.freed.push(*slot);
+                }
+                keep
+            });
+            if b.probes.len() != before {
+                // Dropping a link waits for its running handlers.
+                b.link = None;
+                out.batches.push(i);
+            }
+        }
+        out
+    }
+
+    /// Frees the slots [`Armed::unlink`] took and arms the batches' other
+    /// probes again (a batch left empty goes away).
+    pub fn relink(&mut self, skel: &ProbeSkel<'_>, u: Unlinked) -> Result<()> {
+        for slot in u.freed {
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
+        }
+        let mut result = Ok(());
+        for &i in &u.batches {
+            let probes = std::mem::take(&mut self.batches[i].probes);
+            match self.link(skel, &probes) {
+                Ok(l) => {
+                    self.batches[i].link = l;
+                    self.batches[i].probes = probes;
+                }
+                Err(e) => {
+                    // Those probes stay unarmed; say so once.
+                    for (slot, _) in probes {
+                        self.slots[slot as usize] = None;
+                        self.free.push(slot);
+                    }
+                    result = Err(e.context("cannot arm the remaining probes again"));
+                }
+            }
+        }
+        self.batches.retain(|b| !b.probes.is_empty());
+        result
+    }
+
+    /// Disarms every probe (the slots stay, for the last drain). Each link
+    /// removed makes the kernel wait for a grace period, so they are
+    /// dropped side by side, and the waits overlap.
+    pub fn unlink_all(&mut self) {
+        let mut links: Vec<Link> = self
+            .batches
+            .iter_mut()
+            .filter_map(|b| b.link.take())
+            .collect();
+        links.extend(self.signal.take_link());
+        if links.len() < 2 {
+            return;
+        }
+        std::thread::scope(|s| {
+            for link in links {
+                s.spawn(move || drop(link));
+            }
+        });
+    }
+
+    /// Arms one batch of probes in the process's mapping of its executable:
+    /// one uprobe-multi link (no perf event per probe), each offset with
+    /// its slot as cookie.
+    fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Option<Link>> {
+        // Probes sharing an instruction (a frameless function whose first
+        // instruction is its RET: entry and return) must run in plan
+        // order. The kernel runs the consumers of one uprobe newest first,
+        // so they are registered in reverse. Entry, return and line probes
+        // all take the same path: the kind matters only to the decoder.
+        let armed: Vec<&(u32, Probe)> = probes
+            .iter()
+            .rev()
+            .filter(|(_, p)| !self.entry_only || p.kind == ProbeKind::Entry)
+            .collect();
+        let Some((_, first)) = armed.first() else {
+            return Ok(None);
+        };
+        let opts = UprobeMultiOpts {
+            offsets: armed.iter().map(|(_, p)| p.file_offset as usize).collect(),
+            cookies: armed.iter().map(|(slot, _)| u64::from(*slot)).collect(),
+            ..Default::default()
+        };
+        let link = skel
+            .progs
+            .lp_probe
+            .attach_uprobe_multi_with_opts(self.pid, &self.path, "", opts)
+            .map_err(|e| attach_error(&e, &self.path, first))?;
+        Ok(Some(link))
+    }
+}
+
+fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
+    not_armed_here(match e.kind() {
+        ErrorKind::PermissionDenied => {
+            anyhow!("no permission to attach uprobes (run as root, or grant CAP_PERFMON)")
+        }
+        ErrorKind::Unsupported => {
+            anyhow!("this kernel cannot attach uprobe-multi links (Linux 6.6 or later with CONFIG_UPROBES is needed)")
+        }
+        _ => anyhow!(
+            "cannot attach uprobes to {} (first at offset {:#x}): {e}",
+            path.display(),
+            p.file_offset
+        ),
+    })
+}
