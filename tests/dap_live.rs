@@ -389,3 +389,56 @@ fn a_snapshot_shows_the_latest_hit_as_a_read_only_thread() {
         c.ok("disconnect", json!({}));
     }
 }
+
+#[test]
+fn hits_lost_under_ebpf_are_reported_while_the_program_runs() {
+    if !require_backend("ebpf") {
+        return;
+    }
+    // A 16 KiB ring buffer overflows under a hot function; the loss is
+    // counted by the kernel and reported in the events' `dropped`, not only
+    // at the end.
+    let (mut c, _adapter) = stdio_adapter_with(&[], &[("LOGPROBE_EBPF_RINGBUF_BYTES", "16384")]);
+    launch(
+        &mut c,
+        "ebpf",
+        "bench",
+        &["300000", "target"],
+        json!({ "hitsInterval": 100, "consoleVolume": "summary" }),
+    );
+    let id = c.ok(
+        "traceFunctions",
+        json!({ "functions": [{ "regex": "^main\\.target$" }] }),
+    )["body"]["functions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.ok("configurationDone", json!({}));
+    let lost = c.wait_event(|e| {
+        e["event"] == "logprobe/hits" && e["body"]["dropped"].as_u64() > Some(0)
+            || e["event"] == "terminated"
+    });
+    assert_eq!(
+        lost["event"], "logprobe/hits",
+        "no loss reported while running"
+    );
+    c.run_to_end();
+    c.drain_for(Duration::from_millis(400));
+    let dropped = c
+        .events
+        .iter()
+        .filter(|e| e["event"] == "logprobe/hits")
+        .filter_map(|e| e["body"]["dropped"].as_u64())
+        .max()
+        .unwrap();
+    // What arrived was counted; with what was lost it makes every call.
+    let counted = last(&c, &id)["hits"].as_u64().unwrap();
+    assert!(dropped > 0);
+    assert!(
+        counted < 300_000,
+        "{counted} calls counted although hits were lost"
+    );
+    let log = c.output("important");
+    assert!(log.contains(&format!("{dropped} events dropped")), "{log}");
+    c.ok("disconnect", json!({}));
+}

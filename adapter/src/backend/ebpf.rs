@@ -446,6 +446,7 @@ impl<'a> Run<'a> {
         };
         let malformed = self.malformed.get();
         if drops > 0 {
+            sink.dropped(drops);
             sink.notice(&format!("{drops} events dropped"));
         }
         if malformed > 0 {
