@@ -118,6 +118,7 @@ impl TraceArgs {
                 durations: self.duration,
             },
             no_debug: false,
+            volume: None,
             live_changes: false,
         }
     }

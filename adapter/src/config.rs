@@ -23,6 +23,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 
 use crate::plan::{Limits, PlanOptions};
+use crate::trace::Volume;
 
 /// Which probe mechanism runs a trace; `auto` is decided when it starts
 /// (eBPF where it loads and attaches, else ptrace with a notice).
@@ -89,6 +90,8 @@ pub struct Options {
     pub style: Style,
     /// Run the program without probes (DAP `noDebug`).
     pub no_debug: bool,
+    /// Which shown hits become lines (default: all).
+    pub volume: Option<Volume>,
     /// Probes come and go while the program runs (the DAP server), so the
     /// backend keeps room for them.
     pub live_changes: bool,
@@ -136,6 +139,9 @@ pub struct TraceConfig {
     /// Launch the program with no probes, its output forwarded: what "Run
     /// Without Debugging" means for a tracer.
     pub no_debug: bool,
+    /// Which shown hits become lines, to begin with (a face may change it
+    /// while the program runs).
+    pub volume: Volume,
     /// The eBPF backend's settings.
     pub ebpf: EbpfConfig,
 }
@@ -183,6 +189,7 @@ impl TraceConfig {
             plan,
             style: options.style,
             no_debug: options.no_debug,
+            volume: options.volume.unwrap_or_default(),
             ebpf: EbpfConfig {
                 ringbuf_bytes,
                 entry_only: switch(

@@ -10,7 +10,18 @@
 //   3. start the "ticker" configuration (calls tick() every 50 ms), right-click
 //      inside tick -> "Trace function" and see `main.tick(` calls arrive;
 //      right-click -> "Stop tracing function" and see none for two seconds;
-//      "Trace functions matching…", pick main.tick, and see them again.
+//      "Trace functions matching…", pick main.tick, and see them again;
+//   4. while it runs: the Traces view
+//      lists main.tick with its count rising; the editor shows its latest
+//      argument and count at the end of `func tick`, and a "Stop tracing (N
+//      calls)" CodeLens above it; the console volume's "not shown" line
+//      appears (20 calls a second, 10 shown);
+//   5. selecting the trace in the Traces view shows its latest hit in the
+//      Variables view (the snapshot thread); Step Over moves it to the
+//      newest hit, Continue closes it; the toolbar's Pause shows it too;
+//   6. the trace's Remove action takes it out of the view, the calls stop
+//      and the CodeLens says "Trace" again; clicking that lens traces it
+//      again.
 // A screenshot of each result is saved. Started by scripts/test-vscode-e2e.sh,
 // which provides the environment variables read below; fails with a
 // screenshot named *-failure.png and a non-zero exit on the first step that
@@ -131,8 +142,96 @@ try {
   await page.keyboard.press('Enter');
   await tickRows.first().waitFor();
   await page.screenshot({ path: `${shots}/vscode-live-trace.png` });
+
+  step('the console volume says how many calls it left out');
+  await repl.locator('.monaco-list-row', { hasText: /more calls in the last second not shown/ }).first().waitFor();
+
+  step('the Traces view lists main.tick with its count rising');
+  await runCommand('View: Show Run and Debug', 'workbench.view.debug');
+  const traces = page.locator('.pane', { has: page.locator('.pane-header', { hasText: /^Traces/ }) });
+  await traces.waitFor();
+  if ((await traces.locator('.pane-header').getAttribute('aria-expanded')) === 'false') {
+    await traces.locator('.pane-header').click();
+  }
+  const tracesRow = traces.locator('.monaco-list-row', { hasText: 'main.tick' }).first();
+  await tracesRow.waitFor();
+  const first = await callCount(tracesRow);
+  await page.waitForTimeout(1500); // 30 calls at 20 a second
+  const second = await callCount(tracesRow);
+  if (!(second > first)) {
+    throw new Error(`the Traces view's count did not rise: ${first} then ${second}`);
+  }
+
+  step('the editor shows the latest argument and the count of tick, and a "Stop tracing" CodeLens');
+  await expectPoll(async () => /\(i=\d+\) · [\d,]+ calls/.test(await inlineText(tickLine)), 'an inline value after func tick');
+  const stopLens = editor.locator('.codelens-decoration a', { hasText: /^Stop tracing \([\d,]+ calls\)$/ });
+  await stopLens.first().waitFor();
+  // Room for the Traces view in the picture: the views a tracer leaves empty, folded.
+  for (const pane of ['Variables', 'Watch', 'Breakpoints']) {
+    await setExpanded(pane, false);
+  }
+  await page.waitForTimeout(500); // the folding's animation
+  await page.screenshot({ path: `${shots}/vscode-traces-view.png` });
+  await setExpanded('Variables', true);
+
+  step('selecting the trace shows its latest hit in the Variables view');
+  const variables = page.locator('.pane', { has: page.locator('.pane-header', { hasText: /^Variables/ }) });
+  const argument = variables.locator('.monaco-list-row', { hasText: /^i\s*[:=]\s*\d+/ }).first();
+  // The view redraws its rows a few times a second with the counts; a click
+  // that lands while a row is replaced selects nothing, so it is repeated.
+  for (let attempt = 1; ; attempt++) {
+    await tracesRow.click();
+    try {
+      await argument.waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      if (attempt === 3) {
+        throw e;
+      }
+    }
+  }
+  const callStack = page.locator('.pane', { has: page.locator('.pane-header', { hasText: /^Call Stack/ }) });
+  await callStack.locator('.monaco-list-row', { hasText: 'latest hit (snapshot)' }).first().waitFor();
+  await page.screenshot({ path: `${shots}/vscode-latest-hit.png` });
+
+  step('Step Over moves the snapshot to the newest hit; Continue closes it');
+  const before = await argumentValue(argument);
+  await page.waitForTimeout(300); // a few more calls
+  await toolbarAction('debug-step-over').click();
+  await expectPoll(async () => (await argumentValue(argument)) > before, 'a newer hit after Step Over');
+  await toolbarAction('debug-continue').click();
+  await argument.waitFor({ state: 'hidden' });
+
+  step('Pause stops nothing: it shows the latest hit too');
+  await toolbarAction('debug-pause').click();
+  await argument.waitFor();
+  await toolbarAction('debug-continue').click();
+  await argument.waitFor({ state: 'hidden' });
+
+  step('Remove in the Traces view stops the trace; the CodeLens says "Trace" again');
+  await tracesRow.hover();
+  await tracesRow.locator('.action-label[aria-label^="Remove"]').click();
+  await tracesRow.waitFor({ state: 'hidden' });
+  await page.waitForTimeout(500); // lines already in flight
+  await runCommand('Clear Console', 'workbench.debug.panel.action.clearReplAction');
+  await page.waitForTimeout(1500);
+  if ((await tickRows.count()) > 0) {
+    throw new Error('main.tick is still traced after Remove in the Traces view');
+  }
+  const traceLens = editor.locator('.codelens-decoration a', { hasText: /^Trace$/ });
+  await expectPoll(async () => (await traceLens.count()) > 0, 'a "Trace" CodeLens after removal');
+
+  step('the "Trace" CodeLens above tick traces it again');
+  await tickLine.scrollIntoViewIfNeeded();
+  const lensAboveTick = await lensAbove(editor, tickLine, 'Trace');
+  await lensAboveTick.click();
+  await tickRows.first().waitFor();
+  await tracesRow.waitFor();
+
   await page.keyboard.press('Shift+F5');
   await waitForSessionEnd();
+  step('inline values and the Traces view are cleared when the session ends');
+  await expectPoll(async () => !/calls/.test(await inlineText(tickLine)), 'no inline value after the session');
   step('passed');
 } catch (error) {
   failed = true;
@@ -177,6 +276,80 @@ async function clickMenuItem(label) {
   await page.waitForTimeout(500);
   await item.click();
   await page.locator('.monaco-menu').waitFor({ state: 'hidden', timeout: 5000 });
+}
+
+/** Folds or unfolds a view of the side bar by its title. */
+async function setExpanded(title, expanded) {
+  const header = page.locator('.pane-header', { hasText: new RegExp(`^${title}`) }).first();
+  if (((await header.getAttribute('aria-expanded')) === 'true') !== expanded) {
+    await header.click();
+  }
+}
+
+/** A button of the debug toolbar, by its icon. */
+function toolbarAction(icon) {
+  return page.locator(`.debug-toolbar .action-item .action-label.codicon-${icon}`).first();
+}
+
+/** The number a Variables view row shows for its value. */
+async function argumentValue(row) {
+  const m = /(\d+)\s*$/.exec((await row.textContent()) ?? '');
+  return m ? Number(m[1]) : -1;
+}
+
+/** The count at the start of a Traces view row's description ("1,234 calls · …"). */
+async function callCount(row) {
+  const text = (await row.locator('.label-description').textContent()) ?? '';
+  const m = /^([\d,]+) calls?/.exec(text);
+  if (!m) {
+    throw new Error(`no count in the Traces view row: "${text}"`);
+  }
+  return Number(m[1].replaceAll(',', ''));
+}
+
+/**
+ * The text a line shows, with what decorations add after it: VS Code draws
+ * an extension's `after` text as CSS generated content, which the DOM's
+ * text does not hold.
+ */
+async function inlineText(line) {
+  return line.evaluate((el) => {
+    let text = el.textContent ?? '';
+    for (const span of el.querySelectorAll('span')) {
+      for (const pseudo of ['::before', '::after']) {
+        const content = getComputedStyle(span, pseudo).content;
+        if (content && content !== 'none' && content !== 'normal') {
+          text += ' ' + content.replace(/^"|"$/g, '');
+        }
+      }
+    }
+    return text;
+  });
+}
+
+/** The CodeLens link titled `title` on the lens line right above `line`. */
+async function lensAbove(editor, line, title) {
+  const box = await line.boundingBox();
+  const lenses = editor.locator('.codelens-decoration a', { hasText: new RegExp(`^${title}$`) });
+  for (const lens of await lenses.all()) {
+    const b = await lens.boundingBox();
+    if (box && b && b.y < box.y && box.y - b.y < 2 * box.height) {
+      return lens;
+    }
+  }
+  throw new Error(`no "${title}" CodeLens right above the line`);
+}
+
+/** Waits until `check` holds, for up to TIMEOUT. */
+async function expectPoll(check, what) {
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    if (await check()) {
+      return;
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The debug toolbar disappears when the session is over. */

@@ -2,13 +2,15 @@
 //
 // Resolves the binary (adapterPath.ts), warns when it lacks the privileges the
 // configuration's backend needs (privileges.ts), starts it through the relaying
-// proxy, and registers the session with the traces parked for it.
+// proxy, and registers the session with the traces parked for it and the model
+// its `logprobe/hits` events feed.
 
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { AdapterProxy } from './adapterProxy';
+import { HITS_EVENT, HitsModel, parseHitsBody } from './hits';
 import { resolveAdapterPath } from './adapterPath';
 import { reportError, reportOutcome } from './messages';
 import { grantHint, missingPrivileges, parseGetcap } from './privileges';
@@ -95,6 +97,16 @@ export class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
           traces.sync().then(reportOutcome, (e: unknown) => reportError('tracing failed', e));
         }
       },
+      event: (message) => {
+        if (message.event !== HITS_EVENT) {
+          return false;
+        }
+        const body = parseHitsBody(message.body);
+        if (body && hits.apply(body)) {
+          this.registry.changed();
+        }
+        return true;
+      },
       exited: (code, signal, tail) => {
         this.log.appendLine(`adapter exited (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
         if (!started && code !== 0) {
@@ -108,8 +120,9 @@ export class AdapterFactory implements vscode.DebugAdapterDescriptorFactory {
       },
     });
     const traces = new TraceSession((cmd, args) => proxy.request(cmd, args));
+    const hits = new HitsModel();
     pending.forEach((entry) => traces.traceSet.add(entry));
-    this.registry.add({ session, proxy, traces });
+    this.registry.add({ session, proxy, traces, hits });
     return new vscode.DebugAdapterInlineImplementation(proxy);
   }
 }

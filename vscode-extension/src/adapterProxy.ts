@@ -6,8 +6,9 @@
 // event and before VS Code's `configurationDone`, so a function picked before the
 // session started is traced from the program's first instruction; (2) make its
 // own requests without going through VS Code; (3) see the adapter's stderr and
-// its early exit, to explain failures such as missing privileges. No VS Code
-// runtime API is used here.
+// its early exit, to explain failures such as missing privileges; (4) take the
+// adapter's `logprobe/hits` events for the extension's views without VS Code
+// handling them at all. No VS Code runtime API is used here.
 
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import { encodeMessage, MessageReader } from './framing';
@@ -28,6 +29,8 @@ export interface ProxyHooks {
   beforeInitialized?: () => void;
   /** A line the adapter wrote to stderr. */
   log?: (line: string) => void;
+  /** An event from the adapter; returning true keeps it from VS Code (the extension's own events). */
+  event?: (message: DapMessage) => boolean;
   /** The adapter exited; `stderrTail` holds its last stderr lines. */
   exited?: (code: number | null, signal: string | null, stderrTail: string[]) => void;
 }
@@ -123,6 +126,9 @@ export class AdapterProxy {
       }
       if (message.type === 'event' && message.event === 'terminated') {
         this.terminatedSeen = true;
+      }
+      if (message.type === 'event' && this.hooks.event?.(message)) {
+        continue;
       }
       this.emit(message);
     }

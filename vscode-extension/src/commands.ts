@@ -9,6 +9,8 @@ import { DEBUG_TYPE, firstLaunchConfiguration } from './config';
 import { reportError, reportOutcome } from './messages';
 import { listProcesses } from './processes';
 import { LogprobeSession, SessionRegistry } from './sessions';
+import { functionAt } from './hits';
+import { setTraceState } from './traceControl';
 import { describeEntry, exactNameRegex, TraceEntry, TracedFunction } from './traceSet';
 
 export class Commands {
@@ -24,11 +26,15 @@ export class Commands {
       void vscode.window.showInformationMessage('logprobe: place the cursor inside a function first.');
       return;
     }
-    const cursor = editor.selection.active;
+    await this.traceAt(editor.document.uri, editor.selection.active);
+  }
+
+  /** Traces the function around a position (the CodeLens "Trace"), starting a session if none runs. */
+  async traceAt(uri: vscode.Uri, position: { line: number; character: number }): Promise<void> {
     const entry: TraceEntry = {
       position: {
-        textDocument: { uri: editor.document.uri.toString() },
-        position: { line: cursor.line, character: cursor.character },
+        textDocument: { uri: uri.toString() },
+        position: { line: position.line, character: position.character },
       },
     };
     const current = this.current();
@@ -36,7 +42,34 @@ export class Commands {
       await current.traces.add(entry).then(reportOutcome, (e: unknown) => reportError('tracing failed', e));
       return;
     }
-    await this.startSession(editor.document.uri, [entry]);
+    await this.startSession(uri, [entry]);
+  }
+
+  /**
+   * Stops tracing the function declared at a 0-based line (the CodeLens
+   * "Stop tracing"), in every session: entries this window sent are removed
+   * from their set, a regex of the launch configuration through the adapter.
+   */
+  async stopTracingAt(uri: vscode.Uri, line: number): Promise<void> {
+    const path = uri.fsPath;
+    for (const current of this.registry.all()) {
+      const entries = current.traces.traceSet.entriesDeclaredAt(path, line);
+      try {
+        for (const entry of entries) {
+          await current.traces.remove(entry).then(reportOutcome);
+        }
+        if (entries.length > 0) {
+          continue;
+        }
+        for (const trace of current.hits.traces()) {
+          if (trace.kind === 'trace' && functionAt(trace, path, line + 1)) {
+            await setTraceState((c, a) => current.proxy.request(c, a), trace.id, 'removed');
+          }
+        }
+      } catch (e) {
+        reportError('untracing failed', e);
+      }
+    }
   }
 
   /** Starts the workspace's first logprobe launch configuration with `entries` traced from the start. */

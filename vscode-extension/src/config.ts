@@ -6,6 +6,8 @@
 // a number and defaults are filled in). Field names mirror the `launch` and
 // `attach` arguments of `logprobe dap` (docs/protocol.md). Pure, unit-tested.
 
+import { consoleVolumeArguments, CONSOLE_VOLUMES, isConsoleVolume, Settings } from './consoleVolume';
+
 export const DEBUG_TYPE = 'logprobe';
 export const BACKENDS = ['ebpf', 'ptrace', 'auto'] as const;
 
@@ -96,13 +98,48 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   if (config.trace !== undefined && !isStringArray(config.trace)) {
     return error('"trace" must be a list of function-name regular expressions.');
   }
-  for (const field of ['maxStringLen', 'maxArrayValues', 'maxDepth']) {
+  for (const field of ['maxStringLen', 'maxArrayValues', 'maxDepth', 'hitsInterval']) {
     const message = optionalNonNegativeInt(config, field);
     if (message) {
       return error(message);
     }
   }
+  if (config.consoleVolume !== undefined && !isConsoleVolume(config.consoleVolume)) {
+    return error(
+      `"consoleVolume" must be one of ${CONSOLE_VOLUMES.join(', ')}, got ${JSON.stringify(config.consoleVolume)}.`,
+    );
+  }
+  const lines = config.consoleLinesPerSecond;
+  if (lines !== undefined && (typeof lines !== 'number' || !Number.isInteger(lines) || lines <= 0)) {
+    return error(`"consoleLinesPerSecond" must be a positive integer, got ${JSON.stringify(lines)}.`);
+  }
   return { kind: 'ok', config };
+}
+
+/** Milliseconds between two `logprobe/hits` events the extension asks for. */
+export const HITS_INTERVAL_MS = 250;
+
+/**
+ * Fits a checked configuration to a tracer: the console volume from the
+ * settings where the configuration does not choose one, and the adapter's
+ * `logprobe/hits` events, which it sends only when asked. (Not `noDebug`,
+ * although nothing is ever stopped: VS Code sends no breakpoints, hence no
+ * logpoints, to a noDebug session, and to the adapter it means "run without
+ * probes".)
+ */
+export function fitForTracer(config: Configuration, settings: Settings): Configuration {
+  const fitted: Configuration = { ...config };
+  if (fitted.hitsInterval === undefined) {
+    fitted.hitsInterval = HITS_INTERVAL_MS;
+  }
+  const volume = consoleVolumeArguments(settings);
+  if (fitted.consoleVolume === undefined) {
+    fitted.consoleVolume = volume.volume;
+  }
+  if (fitted.consoleLinesPerSecond === undefined) {
+    fitted.consoleLinesPerSecond = volume.linesPerSecond;
+  }
+  return fitted;
 }
 
 /**

@@ -2,7 +2,7 @@
 // holds the rules; this file only adapts them to the VS Code API).
 
 import * as vscode from 'vscode';
-import { resolveAfterSubstitution, resolveBeforeSubstitution } from './config';
+import { fitForTracer, resolveAfterSubstitution, resolveBeforeSubstitution } from './config';
 
 export class ConfigurationProvider implements vscode.DebugConfigurationProvider {
   resolveDebugConfiguration(
@@ -23,7 +23,7 @@ export class ConfigurationProvider implements vscode.DebugConfigurationProvider 
   ): vscode.ProviderResult<vscode.DebugConfiguration> {
     const result = resolveAfterSubstitution(config, folder?.uri.fsPath);
     if (result.kind === 'ok') {
-      return result.config as vscode.DebugConfiguration;
+      return fitForTracer(result.config, vscode.workspace.getConfiguration('logprobe')) as vscode.DebugConfiguration;
     }
     void vscode.window.showErrorMessage(`logprobe: ${result.message}`);
     return undefined; // undefined: the session is not started

@@ -33,6 +33,8 @@ export interface EntryResult {
   verified: boolean;
   message?: string;
   functions?: TracedFunction[];
+  /** The trace's id in `logprobe/hits` and `setTraceState` (docs/protocol.md). */
+  id?: string;
 }
 
 export interface TraceFunctionsResponse {
@@ -55,6 +57,8 @@ interface Slot {
   entry: TraceEntry;
   /** Functions the adapter matched, once it answered. */
   functions?: TracedFunction[];
+  /** The adapter's id for it, once it answered. */
+  id?: string;
 }
 
 /** Identity of an entry: the same regex or the same cursor position is not added twice. */
@@ -101,6 +105,11 @@ export class TraceSet {
     return this.slots.map((s) => ({ entry: s.entry, functions: s.functions }));
   }
 
+  /** The entry the adapter knows by `id`. */
+  entryById(id: string): TraceEntry | undefined {
+    return this.slots.find((s) => s.id === id)?.entry;
+  }
+
   /** Adds an entry; false if the same entry is already there. */
   add(entry: TraceEntry): boolean {
     const key = entryKey(entry);
@@ -138,6 +147,13 @@ export class TraceSet {
     return best?.entry;
   }
 
+  /** The entries tracing a function declared exactly at a 0-based `line` of `file`. */
+  entriesDeclaredAt(file: string, line: number): TraceEntry[] {
+    return this.slots
+      .filter((slot) => (slot.functions ?? []).some((f) => f.source.path === file && f.line - 1 === line))
+      .map((slot) => slot.entry);
+  }
+
   /**
    * Folds in the adapter's answer to a request made with `sent` (the value of
    * entries() at the time). Entries changed since then are left alone.
@@ -166,6 +182,9 @@ export class TraceSet {
         return;
       }
       slot.functions = functions;
+      if (result.id !== undefined) {
+        slot.id = result.id;
+      }
       functions.forEach((f) => covered.add(functionKey(f)));
       if (wasNew) {
         outcome.added.push({ entry, functions });

@@ -1,7 +1,12 @@
 // Debug configuration checks and defaults.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { firstLaunchConfiguration, resolveAfterSubstitution, resolveBeforeSubstitution } from '../src/config';
+import {
+  firstLaunchConfiguration,
+  fitForTracer,
+  resolveAfterSubstitution,
+  resolveBeforeSubstitution,
+} from '../src/config';
 
 const launch = { type: 'logprobe', request: 'launch', name: 'l', program: '/w/seed' };
 
@@ -62,4 +67,32 @@ test('backend "auto" leaves the choice to the adapter; ebpf and ptrace are passe
   assert.equal(auto.kind === 'ok' && 'backend' in auto.config, false);
   const ebpf = resolveAfterSubstitution({ ...launch, backend: 'ebpf' }, undefined);
   assert.equal(ebpf.kind === 'ok' && ebpf.config.backend, 'ebpf');
+});
+
+test('console volume fields are checked', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...launch, consoleVolume: 'loud' }, /"consoleVolume".*all, sample, summary/],
+    [{ ...launch, consoleLinesPerSecond: 0 }, /"consoleLinesPerSecond"/],
+    [{ ...launch, hitsInterval: 1.5 }, /"hitsInterval"/],
+  ];
+  for (const [config, message] of cases) {
+    const r = resolveAfterSubstitution(config, '/w');
+    assert.equal(r.kind, 'error');
+    assert.match(r.kind === 'error' ? r.message : '', message);
+  }
+  assert.equal(resolveAfterSubstitution({ ...launch, consoleVolume: 'summary', hitsInterval: 0 }, '/w').kind, 'ok');
+});
+
+test('a tracer session takes the console volume from the settings unless it chooses', () => {
+  const settings = (values: Record<string, unknown>) => ({ get: <T>(key: string) => values[key] as T | undefined });
+  const fitted = fitForTracer(launch, settings({ consoleVolume: 'summary', consoleLinesPerSecond: 3 }));
+  assert.equal(fitted.noDebug, undefined, 'VS Code sends no logpoints to a noDebug session');
+  assert.deepEqual(fitted, { ...launch, consoleVolume: 'summary', consoleLinesPerSecond: 3, hitsInterval: 250 });
+  assert.equal(fitForTracer({ ...launch, hitsInterval: 0 }, settings({})).hitsInterval, 0, 'the configuration may turn them off');
+  const own = fitForTracer({ ...launch, consoleVolume: 'all' }, settings({}));
+  assert.equal(own.consoleVolume, 'all');
+  assert.equal(own.consoleLinesPerSecond, 10);
+  const bad = fitForTracer(launch, settings({ consoleVolume: 'loud', consoleLinesPerSecond: -2 }));
+  assert.equal(bad.consoleVolume, 'sample', 'an unusable setting falls back to the default');
+  assert.equal(bad.consoleLinesPerSecond, 10);
 });

@@ -84,6 +84,8 @@ const SPARE_SLOTS: u32 = 1024;
 
 /// How often the ring buffer is drained.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// Drains between two reads of the lost-records counter (about 100 ms).
+const DROPS_EVERY: u32 = 50;
 
 /// Settings of the eBPF backend, resolved by the caller before the run.
 #[derive(Debug, Clone, Default)]
@@ -205,6 +207,11 @@ struct Run<'a> {
     relay: Relay,
     /// Hits handed on.
     seen: u64,
+    /// Drains since the lost-records counter was last read, and what it
+    /// said then: the sink is told when it grows, about every 100 ms, so a
+    /// face can show it while the program runs.
+    drains: u32,
+    dropped: u64,
 }
 
 impl<'a> Run<'a> {
@@ -234,6 +241,8 @@ impl<'a> Run<'a> {
             malformed,
             relay: Relay::default(),
             seen: 0,
+            drains: 0,
+            dropped: 0,
         })
     }
 
@@ -331,6 +340,15 @@ impl<'a> Run<'a> {
     /// since cannot happen: slots are freed only after a drain, see
     /// `Armed::relink`).
     fn drain(&mut self, sink: &mut dyn HitSink, armed: &Armed) -> Result<()> {
+        self.drains += 1;
+        if self.drains >= DROPS_EVERY {
+            self.drains = 0;
+            let total = self.counter(abi::COUNT_DROPS).unwrap_or(self.dropped);
+            if total > self.dropped {
+                self.dropped = total;
+                sink.dropped(total);
+            }
+        }
         self.ring.consume().context("reading the ring buffer")?;
         loop {
             let next = self.items.borrow_mut().pop_front();
@@ -439,6 +457,7 @@ impl<'a> Run<'a> {
         };
         let malformed = self.malformed.get();
         if drops > 0 {
+            sink.dropped(drops);
             sink.notice(&format!("{drops} events dropped"));
         }
         if malformed > 0 {

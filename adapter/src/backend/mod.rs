@@ -49,6 +49,10 @@ pub trait HitSink {
     /// guards), and how many of them the backend itself did not report
     /// (rejected by a recipe's filter, or the return of such a call).
     fn counted(&mut self, _hits: u64, _filtered: u64) {}
+    /// While running: how many hits were lost so far before they could be
+    /// read (a full ring buffer), all probes together. Backends that never
+    /// lose a hit (ptrace holds the thread until it is read) need not call it.
+    fn dropped(&mut self, _total: u64) {}
 }
 
 /// Probes to arm and to remove while a backend runs (see

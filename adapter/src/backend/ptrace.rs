@@ -115,12 +115,15 @@ fn cont(tid: i32, sig: i32) {
     let _ = pt(libc::PTRACE_CONT, tid, 0, sig as usize);
 }
 
-/// Blocks for the next wait status of `pid` (-1: any traced thread).
-/// `None` when interrupted by a signal.
+/// Blocks for the next wait status of `pid` (-1: any thread this thread
+/// traces). `None` when interrupted by a signal. `__WNOTHREAD` keeps the
+/// wait to this thread's own children and tracees: the DAP server runs a
+/// backend per session on threads of one process, and a wait for "any"
+/// must not take another session's program's stops or exit.
 fn wait(pid: i32) -> Result<Option<(i32, i32)>> {
     let mut status = 0;
     // SAFETY: waitpid writes only into `status`, a local integer.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::__WNOTHREAD) };
     if r < 0 {
         let e = Errno::last();
         if e == Errno::EINTR {

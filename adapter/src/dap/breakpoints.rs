@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 use serde_json::{json, Value as Json};
 
 use super::protocol::{Breakpoint, SetBreakpointsArguments, SourceBreakpoint};
-use super::session::{Logpoint, Session};
+use super::session::{Logpoint, Session, SetLogpoint};
 use crate::trace::{Label, Request};
 
 impl Session {
@@ -39,10 +39,36 @@ impl Session {
                 .collect(),
             (None, None) => Vec::new(),
         };
+        let mut old: Vec<Option<SetLogpoint>> = self
+            .logpoint_groups
+            .remove(&path)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut answers = Vec::new();
         let mut groups = Vec::new();
-        let mut labels = Vec::new();
+        // Per logpoint kept or planned: the old one, or (index among the
+        // groups added, the breakpoint, its label).
+        let mut set: Vec<Result<SetLogpoint, (usize, SourceBreakpoint, Label)>> = Vec::new();
         for bp in wanted {
+            let same = old
+                .iter_mut()
+                .find(|o| o.as_ref().is_some_and(|o| o.breakpoint == bp))
+                .and_then(Option::take);
+            if let (Some(same), Some(p)) = (same, &self.program) {
+                // The same logpoint again: its probes, id and count stay.
+                let armed = p.trace.is_armed(same.group);
+                answers.push(Breakpoint {
+                    id: Some(same.label as i64),
+                    verified: armed,
+                    message: (!armed).then(|| String::from(self.pending_message())),
+                    source: Some(args.source.clone()),
+                    line: Some(bp.line),
+                });
+                set.push(Ok(same));
+                continue;
+            }
             let id = self.next_breakpoint;
             self.next_breakpoint += 1;
             let mut answer = Breakpoint {
@@ -75,13 +101,8 @@ impl Session {
             };
             match planned {
                 Ok(g) => {
-                    answer.message = Some(String::from(if self.running.is_some() {
-                        "arming"
-                    } else {
-                        "pending: armed when the program starts"
-                    }));
+                    answer.message = Some(String::from(self.pending_message()));
                     groups.push(g);
-                    labels.push(label);
                     if let Ok(mut l) = self.logpoints.lock() {
                         l.insert(
                             label,
@@ -91,21 +112,45 @@ impl Session {
                             },
                         );
                     }
+                    set.push(Err((groups.len() - 1, bp, label)));
                 }
                 Err(e) => answer.message = Some(format!("{e:#}")),
             }
             answers.push(answer);
         }
         if self.program.is_some() {
-            let (old, old_labels) = self.logpoint_groups.remove(&path).unwrap_or_default();
-            let ids = self.replace(&old, groups)?;
+            let gone: Vec<SetLogpoint> = old.into_iter().flatten().collect();
             if let Ok(mut l) = self.logpoints.lock() {
-                for label in old_labels {
-                    l.remove(&label);
+                for g in &gone {
+                    l.remove(&g.label);
                 }
             }
-            self.logpoint_groups.insert(path, (ids, labels));
+            let gone: Vec<_> = gone.into_iter().map(|g| g.group).collect();
+            let ids = self.replace(&gone, groups)?;
+            let list = set
+                .into_iter()
+                .filter_map(|s| match s {
+                    Ok(same) => Some(same),
+                    Err((k, breakpoint, label)) => ids.get(k).map(|&group| SetLogpoint {
+                        breakpoint,
+                        group,
+                        label,
+                    }),
+                })
+                .collect();
+            self.logpoint_groups.insert(path, list);
         }
         Ok(Some(json!({ "breakpoints": answers })))
+    }
+}
+
+impl Session {
+    /// What an unverified logpoint waits for.
+    fn pending_message(&self) -> &'static str {
+        if self.running.is_some() {
+            "arming"
+        } else {
+            "pending: armed when the program starts"
+        }
     }
 }

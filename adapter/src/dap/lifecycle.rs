@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::log;
 use super::protocol::{
@@ -97,7 +97,12 @@ impl Session {
         target: Target,
         common: &CommonArguments,
     ) -> Result<Option<Json>> {
-        let config = TraceConfig::resolve(&common.options(), &Env::from_process())?;
+        let config = TraceConfig::resolve(&common.options()?, &Env::from_process())?;
+        self.hits_interval = match common.hits_interval {
+            None => super::live::DEFAULT_INTERVAL_MS,
+            Some(0) => 0,
+            Some(ms) => ms.max(super::live::MIN_INTERVAL_MS),
+        };
         let trace = Trace::new(Arc::new(Image::open(&exe)?), config);
         let mut groups = Vec::new();
         if config.no_debug && !common.trace.is_empty() {
@@ -128,18 +133,8 @@ impl Session {
         let running = super::run::start(self.out.clone(), program, self.logpoints.clone())?;
         self.running = Some(running);
         self.configured = true;
+        self.start_live()?;
         Ok(None)
-    }
-
-    pub(super) fn threads(&mut self) -> Result<Option<Json>> {
-        // logprobe never stops the program, so it does not track threads
-        // for the client; one entry stands for the process.
-        let name = self
-            .program
-            .as_ref()
-            .map(|p| p.name.rsplit('/').next().unwrap_or("").to_string())
-            .unwrap_or_else(|| String::from("program"));
-        Ok(Some(json!({ "threads": [ { "id": 1, "name": name } ] })))
     }
 
     pub(super) fn disconnect(&mut self, args: DisconnectArguments) -> Result<Option<Json>> {

@@ -1,11 +1,13 @@
 //! `logprobe dap`: the Debug Adapter Protocol server editors talk to.
 //!
 //! Layers, one folder each: [`codec`] frames messages, [`protocol`] holds
-//! the serde types, this file is the transport (stdio, or TCP with one
-//! session after another) and the log, [`session`] holds a session's state
+//! the serde types, this file is the transport (stdio, or TCP with every
+//! connection a session on a thread of its own) and the log, [`session`] holds a session's state
 //! and dispatches requests to the handlers of each request family
-//! ([`lifecycle`], [`breakpoints`], [`traces`]), [`run`] runs the program's
-//! trace on its own thread and sends what it shows as `output` events. A
+//! ([`lifecycle`], [`breakpoints`], [`traces`], [`live`], [`inspect`]),
+//! [`run`] runs the program's trace on its own thread and sends what it
+//! shows as `output` events, [`live`] ticks on another to send the live
+//! figures, and [`snapshot`] presents a copied hit as a thread. A
 //! thin face: launch and attach arguments become the engine's options,
 //! logpoints and trace entries its requests (`crate::trace`), which does
 //! everything else.
@@ -13,15 +15,19 @@
 //! Plain threads, not an async runtime: the backend blocks in `waitpid` on
 //! its own thread (ptrace requires all calls to come from one thread), the
 //! request loop blocks reading the client, and the program's output is read
-//! by one thread per pipe; nothing here multiplexes many connections, so
-//! tokio would add a runtime without removing any of these threads.
+//! by one thread per pipe. Over TCP each connection gets its own request
+//! loop thread and with it all of the above: sessions are independent and
+//! few, so tokio would add a runtime without removing any of these threads.
 
 pub mod breakpoints;
 pub mod codec;
+pub mod inspect;
 pub mod lifecycle;
+pub mod live;
 pub mod protocol;
 pub mod run;
 pub mod session;
+pub mod snapshot;
 pub mod traces;
 
 use std::io::{BufReader, Write};
@@ -38,7 +44,8 @@ use session::{Outgoing, Session};
 #[derive(clap::Args, Debug)]
 pub struct DapArgs {
     /// Serve over TCP at this address (`127.0.0.1:4711`, or a port alone for
-    /// loopback) instead of stdin/stdout; sessions are served one after another.
+    /// loopback) instead of stdin/stdout; each connection is a session of its
+    /// own, served at the same time as the others.
     #[arg(long)]
     pub listen: Option<String>,
     /// Write the log here instead of stderr.
@@ -86,31 +93,49 @@ pub fn serve(args: DapArgs) -> Result<i32> {
                 "DAP server listening on {}",
                 listener.local_addr().unwrap_or(addr)
             ));
-            for conn in listener.incoming() {
-                let stream = match conn {
-                    Ok(s) => s,
-                    Err(e) => {
-                        log(&format!("accept failed: {e}"));
-                        continue;
-                    }
-                };
-                let peer = stream
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                log(&format!("session from {peer}"));
-                let writer = match stream.try_clone() {
-                    Ok(w) => w,
-                    Err(e) => {
-                        log(&format!("cannot use the connection: {e}"));
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                session(BufReader::new(stream), Box::new(writer));
-                log(&format!("session from {peer} ended"));
+            if !addr.ip().is_loopback() {
+                log(&format!(
+                    "{addr} is not a loopback address: anyone who can reach it can run programs as this user"
+                ));
             }
+            accept(listener);
             Ok(0)
+        }
+    }
+}
+
+/// Serves every connection on a thread of its own, for as long as the
+/// listener accepts them: each is a session with its own program, probes
+/// and backend, and shares nothing with the others but the log.
+fn accept(listener: TcpListener) {
+    for conn in listener.incoming() {
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                log(&format!("accept failed: {e}"));
+                continue;
+            }
+        };
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let writer = match stream.try_clone() {
+            Ok(w) => w,
+            Err(e) => {
+                log(&format!("cannot use the connection from {peer}: {e}"));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let name = format!("session {peer}");
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            log(&format!("session from {peer}"));
+            session(BufReader::new(stream), Box::new(writer));
+            log(&format!("session from {peer} ended"));
+        });
+        if let Err(e) = spawned {
+            log(&format!("cannot start a session thread: {e}"));
         }
     }
 }

@@ -10,7 +10,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use anyhow::Result;
+
 use crate::config::{BackendChoice, Options};
+use crate::trace::Volume;
 
 /// Any incoming message; only requests are acted on.
 #[derive(Debug, Deserialize)]
@@ -130,20 +133,31 @@ pub struct CommonArguments {
     /// "Run Without Debugging": the program runs with no probes.
     #[serde(default)]
     pub no_debug: bool,
+    /// `all` (default), `sample` or `summary`: which hits become console lines.
+    pub console_volume: Option<String>,
+    /// `sample`: lines per trace and second.
+    pub console_lines_per_second: Option<u64>,
+    /// Milliseconds between two `logprobe/hits` events; 0: none.
+    pub hits_interval: Option<u64>,
 }
 
 impl CommonArguments {
     /// The options given, for `config::TraceConfig::resolve`.
-    pub fn options(&self) -> Options {
-        Options {
+    pub fn options(&self) -> Result<Options> {
+        let volume = match &self.console_volume {
+            Some(v) => Some(Volume::parse(v, self.console_lines_per_second)?),
+            None => None,
+        };
+        Ok(Options {
             backend: self.backend,
             max_string_len: self.max_string_len,
             max_array_values: self.max_array_values,
             max_depth: self.max_depth,
             style: Default::default(),
             no_debug: self.no_debug,
+            volume,
             live_changes: true,
-        }
+        })
     }
 }
 
@@ -162,7 +176,7 @@ pub struct SetBreakpointsArguments {
     pub lines: Option<Vec<u64>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceBreakpoint {
     pub line: u64,
@@ -193,7 +207,7 @@ pub struct TraceFunctionsArguments {
     pub functions: Vec<TraceEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceEntry {
     /// Functions whose names match this regular expression…
@@ -212,6 +226,9 @@ pub struct TraceResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub functions: Vec<FunctionInfo>,
+    /// The trace's id in `logprobe/hits` and `setTraceState`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,4 +264,58 @@ pub struct OutputBody {
     pub line: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Json>,
+}
+
+/// `setTraceState` arguments (custom).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetTraceStateArguments {
+    pub traces: Vec<TraceState>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceState {
+    pub id: String,
+    /// `active`, `paused` or `removed`.
+    pub state: String,
+}
+
+/// `setConsoleVolume` arguments (custom).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetConsoleVolumeArguments {
+    /// `all`, `sample` or `summary`.
+    pub volume: String,
+    pub lines_per_second: Option<u64>,
+}
+
+/// `snapshot` arguments (custom).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotArguments {
+    pub id: String,
+    /// For a trace of several functions: which one.
+    pub function: Option<String>,
+}
+
+/// The arguments of the requests about one thread: `stackTrace`,
+/// `continue`, `next`, `stepIn`, `stepOut`, `pause`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadArguments {
+    #[serde(default)]
+    pub thread_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopesArguments {
+    pub frame_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariablesArguments {
+    pub variables_reference: i64,
 }

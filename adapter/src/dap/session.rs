@@ -17,7 +17,9 @@ use anyhow::{anyhow, bail, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::protocol::{Event, Incoming, OutputBody, Response, Source};
+use super::protocol::{
+    Event, FunctionInfo, Incoming, OutputBody, Response, Source, SourceBreakpoint, TraceEntry,
+};
 use super::{codec, log};
 use crate::trace::{GroupId, Label, Prepared, StopHandle, Target, Trace};
 
@@ -135,6 +137,22 @@ pub struct Logpoint {
 /// reports them verified and sends their hits with their source.
 pub type Logpoints = Arc<Mutex<HashMap<Label, Logpoint>>>;
 
+/// A `traceFunctions` entry being traced: its group, and the functions it
+/// matched, kept so that the same entry sent again keeps its group.
+pub struct TracedEntry {
+    pub entry: TraceEntry,
+    pub group: GroupId,
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// A logpoint being traced: kept so that the same logpoint sent again
+/// (same line, condition, hit condition, message) keeps its group and id.
+pub struct SetLogpoint {
+    pub breakpoint: SourceBreakpoint,
+    pub group: GroupId,
+    pub label: Label,
+}
+
 /// The program a launch or attach chose, and its trace.
 pub struct Program {
     pub target: Target,
@@ -155,13 +173,19 @@ pub struct Session {
     pub out: Arc<Outgoing>,
     pub initialized: bool,
     pub program: Option<Program>,
-    /// Logpoint groups and their breakpoint ids, per source path.
-    pub logpoint_groups: HashMap<String, (Vec<GroupId>, Vec<Label>)>,
+    /// Logpoints per source path.
+    pub logpoint_groups: HashMap<String, Vec<SetLogpoint>>,
     pub logpoints: Logpoints,
-    /// `traceFunctions` groups, and those of the launch's `trace` list.
-    pub traces: Vec<GroupId>,
+    /// `traceFunctions` entries, and the groups of the launch's `trace` list.
+    pub traces: Vec<TracedEntry>,
     pub launch_traces: Vec<GroupId>,
     pub running: Option<Running>,
+    /// The thread sending `logprobe/hits` and ending console seconds.
+    pub live: Option<super::live::Live>,
+    /// Milliseconds between two `logprobe/hits` events (0: none).
+    pub hits_interval: u64,
+    /// The latest hit the client asked to see, as a thread.
+    pub snapshot: Option<super::snapshot::Snapshot>,
     pub configured: bool,
     pub next_breakpoint: i64,
     ended: bool,
@@ -180,6 +204,9 @@ impl Session {
             traces: Vec::new(),
             launch_traces: Vec::new(),
             running: None,
+            live: None,
+            hits_interval: super::live::DEFAULT_INTERVAL_MS,
+            snapshot: None,
             configured: false,
             next_breakpoint: 1,
             ended: false,
@@ -228,6 +255,15 @@ impl Session {
             "traceFunctions" => self.trace_functions(arguments(req)?),
             "functions" => self.functions(arguments(req)?),
             "threads" => self.threads(),
+            "setTraceState" => self.set_trace_state(arguments(req)?),
+            "setConsoleVolume" => self.set_console_volume(arguments(req)?),
+            "snapshot" => self.snapshot(arguments(req)?),
+            "stackTrace" => self.stack_trace(arguments(req)?),
+            "scopes" => self.scopes(arguments(req)?),
+            "variables" => self.variables(arguments(req)?),
+            "continue" => self.resume_thread(arguments(req)?),
+            "next" | "stepIn" | "stepOut" => self.step(arguments(req)?),
+            "pause" => self.pause(arguments(req)?),
             "disconnect" => self.disconnect(arguments(req)?),
             "terminate" => self.terminate(),
             "" => bail!("request without a command"),
@@ -276,6 +312,9 @@ impl Session {
     /// The client went away: leave nothing behind.
     pub fn shutdown(&mut self) {
         self.stop_backend();
+        if let Some(live) = self.live.take() {
+            live.stop();
+        }
     }
 }
 

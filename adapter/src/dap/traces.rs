@@ -5,12 +5,13 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value as Json};
 
+use super::live::trace_id;
 use super::protocol::{
     FunctionInfo, FunctionsArguments, Source, TraceEntry, TraceFunctionsArguments, TraceResult,
 };
-use super::session::Session;
+use super::session::{Session, TracedEntry};
 use crate::image::{FuncId, Image};
-use crate::trace::{self, Prepared, Request, Trace};
+use crate::trace::{self, GroupId, Prepared, Request, Trace};
 
 fn info(image: &Image, id: FuncId) -> FunctionInfo {
     let f = &image.functions[id];
@@ -56,33 +57,91 @@ fn plan(trace: &Trace, entry: &TraceEntry) -> Result<(Prepared, Vec<FunctionInfo
     Ok((prepared, functions))
 }
 
+/// What became of one entry of a `traceFunctions` request.
+enum Outcome {
+    /// Equal to an entry already traced: its group stays.
+    Kept(TracedEntry),
+    /// Planned anew: the index of its group among those added.
+    Planned(usize, TraceEntry, Vec<FunctionInfo>),
+    Failed,
+}
+
 impl Session {
+    /// Replaces the traced entries by `args.functions`. An entry equal to
+    /// one already traced keeps its group (its probes, id, figures and
+    /// state); the others are planned, and the groups of entries no longer
+    /// sent are removed.
     pub(super) fn trace_functions(
         &mut self,
         args: TraceFunctionsArguments,
     ) -> Result<Option<Json>> {
-        let trace = self.trace()?;
+        let trace = self.trace()?.clone();
+        let mut old: Vec<Option<TracedEntry>> = std::mem::take(&mut self.traces)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut results = Vec::new();
+        let mut outcomes = Vec::new();
         let mut groups = Vec::new();
         for entry in &args.functions {
-            match plan(trace, entry) {
-                Ok((group, functions)) => {
-                    groups.push(group);
-                    results.push(TraceResult {
+            let same = old
+                .iter_mut()
+                .find(|o| o.as_ref().is_some_and(|o| o.entry == *entry))
+                .and_then(Option::take);
+            let (result, outcome) = match same {
+                Some(same) => (
+                    TraceResult {
                         verified: true,
                         message: None,
+                        functions: same.functions.clone(),
+                        id: Some(trace_id(same.group)),
+                    },
+                    Outcome::Kept(same),
+                ),
+                None => match plan(&trace, entry) {
+                    Ok((group, functions)) => {
+                        groups.push(group);
+                        (
+                            TraceResult {
+                                verified: true,
+                                message: None,
+                                functions: functions.clone(),
+                                id: None,
+                            },
+                            Outcome::Planned(groups.len() - 1, entry.clone(), functions),
+                        )
+                    }
+                    Err(e) => (
+                        TraceResult {
+                            verified: false,
+                            message: Some(format!("{e:#}")),
+                            functions: Vec::new(),
+                            id: None,
+                        },
+                        Outcome::Failed,
+                    ),
+                },
+            };
+            results.push(result);
+            outcomes.push(outcome);
+        }
+        let gone: Vec<GroupId> = old.into_iter().flatten().map(|o| o.group).collect();
+        let ids = self.replace(&gone, groups)?;
+        for (result, outcome) in results.iter_mut().zip(outcomes) {
+            match outcome {
+                Outcome::Kept(traced) => self.traces.push(traced),
+                Outcome::Planned(k, entry, functions) => {
+                    let Some(&group) = ids.get(k) else { continue };
+                    result.id = Some(trace_id(group));
+                    self.traces.push(TracedEntry {
+                        entry,
+                        group,
                         functions,
                     });
                 }
-                Err(e) => results.push(TraceResult {
-                    verified: false,
-                    message: Some(format!("{e:#}")),
-                    functions: Vec::new(),
-                }),
+                Outcome::Failed => {}
             }
         }
-        let old = std::mem::take(&mut self.traces);
-        self.traces = self.replace(&old, groups)?;
         Ok(Some(json!({ "functions": results })))
     }
 

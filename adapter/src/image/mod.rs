@@ -374,6 +374,18 @@ impl Image {
             .map(|(i, _)| i))
     }
 
+    /// The source line of each code address in `pcs` the line table
+    /// covers (none without DWARF).
+    pub fn lines_at(&self, pcs: &[u64]) -> Result<HashMap<u64, u64>> {
+        let mut sorted = pcs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        match &self.dwarf {
+            Some(d) => d.lines_at(&sorted),
+            None => Ok(HashMap::new()),
+        }
+    }
+
     /// Parameters and locals in scope at `pc`, outermost first.
     pub fn variables_at(&self, pc: u64) -> Result<Vec<Variable>> {
         match &self.dwarf {

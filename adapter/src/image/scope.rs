@@ -23,6 +23,8 @@
 //! there in the prologue) is not valid yet, and the calling convention
 //! says where the argument is instead ([`AtEntry::Convention`]).
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use gimli::{AttributeValue, Operation, Reader as _, UnwindSection};
 
@@ -92,6 +94,45 @@ pub fn same_file(dwarf_path: &str, wanted: &str) -> bool {
 }
 
 impl Dwarf {
+    /// The source line of each of `pcs` (sorted, without duplicates) that
+    /// the line table covers: the line of the last row at or before it in
+    /// its sequence. One pass over the rows of the units holding them.
+    pub(super) fn lines_at(&self, pcs: &[u64]) -> Result<HashMap<u64, u64>> {
+        let mut out = HashMap::new();
+        for (_, unit) in &self.units {
+            let mut ranges = self.dwarf.unit_ranges(unit)?;
+            let mut holds = false;
+            while let Some(r) = ranges.next()? {
+                let first = pcs.partition_point(|&pc| pc < r.begin);
+                if pcs.get(first).is_some_and(|&pc| pc < r.end) {
+                    holds = true;
+                    break;
+                }
+            }
+            let (true, Some(program)) = (holds, unit.line_program.clone()) else {
+                continue;
+            };
+            let mut rows = program.rows();
+            // The previous row of the current sequence: (address, line).
+            let mut prev: Option<(u64, u64)> = None;
+            while let Some((_, row)) = rows.next_row()? {
+                if let Some((start, line)) = prev {
+                    let end = row.address();
+                    let mut i = pcs.partition_point(|&pc| pc < start);
+                    while let Some(&pc) = pcs.get(i).filter(|&&pc| pc < end) {
+                        out.insert(pc, line);
+                        i += 1;
+                    }
+                }
+                prev = match (row.end_sequence(), row.line()) {
+                    (false, Some(line)) => Some((row.address(), line.get())),
+                    _ => None,
+                };
+            }
+        }
+        Ok(out)
+    }
+
     /// Addresses of the line table's statement rows for `file:line`.
     pub(super) fn statement_addresses(&self, file: &str, line: u64) -> Result<Vec<u64>> {
         let mut out = Vec::new();

@@ -18,7 +18,9 @@
 //!   With `noDebug` the program runs without probes (`plain`).
 
 mod event;
+mod figures;
 mod group;
+mod live;
 mod plain;
 mod prepare;
 mod render;
@@ -26,15 +28,22 @@ mod request;
 mod run;
 mod select;
 mod table;
+mod volume;
 
 pub use event::{Event, EventKind, NamedValue};
+pub use figures::{cut, show};
 pub use group::{GroupId, Label};
+pub use live::{LatestHit, Report, SecondEnd};
 pub use prepare::Prepared;
 pub use render::format_duration;
 pub use request::{Request, Select};
 pub use run::{Preload, Shown, Sink};
 pub use select::{compile_pattern, list};
 pub use table::Trace;
+pub use volume::Volume;
+
+/// The decoded value tree events carry, for a face that presents it.
+pub use crate::value::Value;
 
 /// What the faces need of the backends' vocabulary: the program to run,
 /// how it ended, and the handle that stops it.

@@ -7,13 +7,14 @@
 use anyhow::{anyhow, bail, Result};
 
 use super::event::Decoding;
+use super::figures::{Covered, Figures};
 use super::group::{Group, Label};
 use super::request::{Request, Select};
 use super::select;
 use crate::config::TraceConfig;
 use crate::expr::{self, HitCondition, Template};
 use crate::image::{FuncId, Image};
-use crate::plan::{Planner, Probe};
+use crate::plan::{Planner, Probe, ProbeKind};
 
 /// The probes of one request, planned and ready to be added to a
 /// [`Trace`](super::Trace).
@@ -37,6 +38,18 @@ impl Prepared {
     /// The probes, numbered from 0 in plan order.
     pub fn probes(&self) -> &[Probe] {
         &self.probes
+    }
+}
+
+/// What lists and summaries call a group of functions: the function, when
+/// one is probed, else the regex it was chosen by.
+fn label(image: &Image, select: &Select, functions: &[FuncId]) -> String {
+    match (functions, select) {
+        ([one], _) => image.functions[*one].name.clone(),
+        (_, Select::Functions(re)) => format!("/{re}/"),
+        (_, Select::Around { file, line } | Select::Line { file, line }) => {
+            format!("{file}:{line}")
+        }
     }
 }
 
@@ -97,7 +110,47 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
         }
     };
     let decoding = Decoding::of(&planner);
-    let group = Group::new(decoding, condition, hit_condition, message, at);
+    let now = crate::backend::monotonic_ns();
+    let figures = match (&at, &req.message) {
+        (Some((file, line)), message) => Figures::logpoint(
+            message.clone().unwrap_or_else(|| format!("{file}:{line}")),
+            file.clone(),
+            *line,
+            now,
+        ),
+        (None, _) => {
+            let covered = functions
+                .iter()
+                .map(|&f| {
+                    let func = &image.functions[f];
+                    Covered {
+                        func: f,
+                        name: func.name.clone(),
+                        file: func.file.clone(),
+                        line: func.line,
+                    }
+                })
+                .collect();
+            Figures::trace(label(image, &req.select, &functions), covered, now)
+        }
+    };
+    let returns: Vec<u64> = probes
+        .iter()
+        .filter(|p| p.kind == ProbeKind::Return)
+        .map(|p| p.address)
+        .collect();
+    // Without a line for its returns a trace still runs; they are only
+    // placed at no line in the figures.
+    let return_lines = image.lines_at(&returns).unwrap_or_default();
+    let group = Group::new(
+        decoding,
+        condition,
+        hit_condition,
+        message,
+        at,
+        figures,
+        return_lines,
+    );
     Ok(Prepared {
         functions,
         skipped,

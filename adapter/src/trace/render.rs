@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::event::{Event, EventKind};
 use crate::config::Style;
+use crate::expr::template::Context;
+use crate::expr::Template;
 use crate::value::Notation;
 
 /// Pairs each return with its call on the same goroutine (or thread, for
@@ -112,6 +114,20 @@ pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> St
 
 /// A log message shown for `e`, prefixed with the time of the hit as
 /// [`line`] is.
+/// A log message's text for `e`: its `{expr}`s, `$FUNCTION`, `$GOROUTINE`
+/// and `$THREAD` filled in, values in the notation of `e`'s language.
+pub fn template(m: &Template, e: &Event) -> String {
+    m.render(
+        &Context {
+            function: &e.function,
+            goroutine: e.goroutine,
+            thread: e.thread,
+            notation: Notation::of(e.lang),
+        },
+        &e.values,
+    )
+}
+
 pub fn message(e: &Event, style: Style, text: String) -> String {
     match style.timestamps {
         true => format!("{} {text}", wall_clock(e.time_ns)),

@@ -170,9 +170,10 @@ impl Hits<'_, '_> {
 
 impl HitSink for Hits<'_, '_> {
     fn hit(&mut self, hit: RawHit) {
-        let ((gid, label), event, verdict) = {
+        let ((gid, label), (kind, func, address), event, mut verdict) = {
             let mut guard = self.trace.lock();
             let t = &mut *guard;
+            let volume = t.volume;
             let Some((gid, probe)) = t.probes.get(&hit.probe) else {
                 return; // a probe removed a moment ago
             };
@@ -181,32 +182,46 @@ impl HitSink for Hits<'_, '_> {
             };
             let mut event = decode(&self.trace.image, &mut group.decoding, probe, &hit);
             let who = event.goroutine.unwrap_or(hit.tid as u64 | 1 << 63);
-            let verdict = group.judge(probe.kind, &mut event, who);
-            ((*gid, group.label), event, verdict)
+            let verdict = group.judge(probe.kind, &mut event, who, volume);
+            (
+                (*gid, group.label),
+                (probe.kind, probe.func, probe.address),
+                event,
+                verdict,
+            )
         };
-        if let Some(w) = &verdict.warning {
-            self.sink.notice(w);
+        if let Some(w) = verdict.warning.take() {
+            self.sink.notice(&w);
         }
-        if !verdict.show {
-            return;
-        }
-        let style = self.trace.config.style;
-        let text = match verdict.message {
-            Some(m) => render::message(&event, style, m),
-            None => {
-                let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
-                render::line(&event, style, self.unknown, duration)
+        if verdict.show {
+            let style = self.trace.config.style;
+            let text = match verdict.message.take() {
+                Some(m) => render::message(&event, style, m),
+                None => {
+                    let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
+                    render::line(&event, style, self.unknown, duration)
+                }
+            };
+            self.sink.event(&Shown {
+                group: gid,
+                label,
+                event: &event,
+                text: &text,
+            });
+            if !self.batched {
+                self.sink.flush();
             }
-        };
-        self.sink.event(&Shown {
-            group: gid,
-            label,
-            event: &event,
-            text: &text,
-        });
-        if !self.batched {
-            self.sink.flush();
         }
+        // The figures keep the event: moved, after it was shown.
+        if verdict.passed {
+            if let Some(group) = self.trace.lock().groups.get_mut(&gid) {
+                group.record(kind, func, address, event, &verdict);
+            }
+        }
+    }
+
+    fn dropped(&mut self, total: u64) {
+        self.trace.set_dropped(total);
     }
 
     fn notice(&mut self, message: &str) {

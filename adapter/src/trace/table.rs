@@ -13,6 +13,7 @@ use super::group::{Group, GroupId, Label};
 use super::prepare::{self, Prepared};
 use super::request::Request;
 use super::run::Preload;
+use super::volume::Volume;
 use crate::backend::{ProbeChanges, StopHandle};
 use crate::config::TraceConfig;
 use crate::image::Image;
@@ -40,6 +41,13 @@ pub(super) struct Table {
     next_group: GroupId,
     /// The running backend, which takes probe changes.
     pub(super) running: Option<StopHandle>,
+    /// Which shown hits become lines.
+    pub(super) volume: Volume,
+    /// Groups removed since the last report, with their labels.
+    pub(super) removed: Vec<(GroupId, Option<Label>)>,
+    /// Hits the backend lost before they could be read, all groups
+    /// together, as it last reported.
+    pub(super) dropped: u64,
 }
 
 impl Trace {
@@ -54,6 +62,9 @@ impl Trace {
                 next_probe: 0,
                 next_group: 1,
                 running: None,
+                volume: config.volume,
+                removed: Vec::new(),
+                dropped: 0,
             })),
             preload: Arc::default(),
         }
@@ -123,6 +134,19 @@ impl Table {
         } = prepared;
         let gid = self.next_group;
         self.next_group += 1;
+        let out = self.insert(gid, &mut group, probes);
+        self.groups.insert(gid, group);
+        (gid, out)
+    }
+
+    /// Gives `probes` trace-unique ids (and their frame pairings the
+    /// renumbered entry's) and files them under `gid`; returns them.
+    pub(super) fn insert(
+        &mut self,
+        gid: GroupId,
+        group: &mut Group,
+        probes: Vec<Probe>,
+    ) -> Vec<Probe> {
         let renumbered: HashMap<u32, u32> = probes
             .iter()
             .enumerate()
@@ -139,8 +163,19 @@ impl Table {
             self.probes.insert(p.id, (gid, p.clone()));
             out.push(p);
         }
-        self.groups.insert(gid, group);
-        (gid, out)
+        out
+    }
+
+    /// Takes a group's probes out of the table; returns them, ids kept.
+    pub(super) fn take_probes(&mut self, group: &mut Group) -> Vec<Probe> {
+        let mut taken = Vec::new();
+        for id in std::mem::take(&mut group.probe_ids) {
+            self.armed.remove(&id);
+            if let Some((_, p)) = self.probes.remove(&id) {
+                taken.push(p);
+            }
+        }
+        taken
     }
 
     /// Removes groups; returns the ids of their probes.
@@ -148,6 +183,7 @@ impl Table {
         let mut ids = Vec::new();
         for g in groups {
             if let Some(group) = self.groups.remove(g) {
+                self.removed.push((*g, group.label));
                 for id in group.probe_ids {
                     self.probes.remove(&id);
                     self.armed.remove(&id);
