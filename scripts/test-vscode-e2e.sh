@@ -21,7 +21,7 @@ if ! "$adapter" dap --help >/dev/null 2>&1; then
   echo "test-vscode-e2e: $adapter has no \`dap\` subcommand yet (issue 5): nothing to test against" >&2
   exit 1
 fi
-for tool in chromium rg node npm go; do
+for tool in chromium rg node npm go rustc; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "test-vscode-e2e: $tool not found: run LOGPROBE_WITH_VSCODE_E2E=1 scripts/setup.sh as root" >&2
     exit 1
@@ -76,6 +76,10 @@ mkdir -p "$ws/ticker"
 cp fixtures/go/attach/main.go fixtures/go/attach/go.mod "$ws/ticker/"
 (cd "$ws" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o seed .)
 (cd "$ws/ticker" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o ticker .)
+# A Rust program for "Trace function" in a .rs file: tick() every 50 ms.
+mkdir -p "$ws/rust"
+cp fixtures/rust/ticker.rs "$ws/rust/"
+rustc -g -C opt-level=0 -o "$ws/rust/ticker" "$ws/rust/ticker.rs"
 # seed comes first: it is what "Trace function" starts when no session runs.
 # ticker calls tick() every 50 ms for 100 s, for changes made while it runs.
 cat >"$ws/.vscode/launch.json" <<'JSON'
@@ -83,7 +87,8 @@ cat >"$ws/.vscode/launch.json" <<'JSON'
   "version": "0.2.0",
   "configurations": [
     { "type": "logprobe", "request": "launch", "name": "seed", "program": "${workspaceFolder}/seed" },
-    { "type": "logprobe", "request": "launch", "name": "ticker", "program": "${workspaceFolder}/ticker/ticker", "args": ["2000"] }
+    { "type": "logprobe", "request": "launch", "name": "ticker", "program": "${workspaceFolder}/ticker/ticker", "args": ["2000"] },
+    { "type": "logprobe", "request": "launch", "name": "rust ticker", "program": "${workspaceFolder}/rust/ticker", "args": ["2000"] }
   ]
 }
 JSON

@@ -22,6 +22,10 @@
 //   6. the trace's Remove action takes it out of the view, the calls stop
 //      and the CodeLens says "Trace" again; clicking that lens traces it
 //      again.
+//   7. start the "rust ticker" configuration (a Rust program calling tick()
+//      every 50 ms), right-click inside its `fn tick` -> "Trace function"
+//      and see `ticker::tick(N, Point { x: …, y: … }, "tick")` arrive, the
+//      values in Rust's notation, and the trace in the Traces view.
 // A screenshot of each result is saved. Started by scripts/test-vscode-e2e.sh,
 // which provides the environment variables read below; fails with a
 // screenshot named *-failure.png and a non-zero exit on the first step that
@@ -232,6 +236,29 @@ try {
   await waitForSessionEnd();
   step('inline values and the Traces view are cleared when the session ends');
   await expectPoll(async () => !/calls/.test(await inlineText(tickLine)), 'no inline value after the session');
+
+  step('starting the rust ticker configuration');
+  await runCommand('Go to File', 'workbench.action.quickOpen', 'ticker.rs');
+  const rustBody = editor.locator('.view-line', { hasText: 'p.x + p.y + i as i64' });
+  await rustBody.waitFor();
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').fill('debug rust ticker');
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: 'rust ticker' }).first().waitFor();
+  await page.keyboard.press('Enter');
+  await repl.locator('.monaco-list-row', { hasText: 'ready' }).first().waitFor();
+
+  step('right-click inside the Rust tick, "Trace function", while it runs');
+  await rustBody.click();
+  await rustBody.click({ button: 'right' });
+  await clickMenuItem('Trace function');
+  const rustRows = repl.locator('.monaco-list-row', {
+    hasText: /> thread\(\d+\): ticker::tick\(\d+, Point \{ x: \d+, y: \d+ \}, "tick"\)/,
+  });
+  await rustRows.first().waitFor();
+  await traces.locator('.monaco-list-row', { hasText: 'ticker::tick' }).first().waitFor();
+  await page.screenshot({ path: `${shots}/vscode-trace-rust.png` });
+  await page.keyboard.press('Shift+F5');
+  await waitForSessionEnd();
   step('passed');
 } catch (error) {
   failed = true;

@@ -56,9 +56,12 @@ export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
 }
 
-/** "x=99, y=9801": a hit's values as the program's notation shows them. */
+/**
+ * "x=99, y=9801": a hit's values as the program's notation shows them. A value
+ * without a name (a C or Rust function's result) is shown alone: "216".
+ */
 export function formatValues(hit: HitRecord): string {
-  return hit.values.map((v) => `${v.name}=${v.text}`).join(', ');
+  return hit.values.map((v) => (v.name ? `${v.name}=${v.text}` : v.text)).join(', ');
 }
 
 /** "p50 1.21µs  p99 8.65µs  max 20.5µs". */

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeDropped, describeFigures, formatCount, formatDuration, formatRate, truncate } from '../src/format';
+import {
+  describeDropped,
+  describeFigures,
+  formatCount,
+  formatDuration,
+  formatRate,
+  formatValues,
+  truncate,
+} from '../src/format';
 import { parseTrace } from '../src/hits';
 
 test('counts, rates and durations read short', () => {
@@ -36,4 +44,10 @@ test('a trace row shows count, rate, durations and pause; drops are counted per 
   const one = parseTrace({ id: 'b1', kind: 'logpoint', hits: 1, rate: 0 });
   assert.ok(one);
   assert.equal(describeFigures(one), '1 hit · 0/s');
+});
+
+test('values show their names, and a result without one alone', () => {
+  const hit = (values: { name: string; text: string }[]) => ({ values: values.map((v) => ({ ...v, value: null })) });
+  assert.equal(formatValues(hit([{ name: 'x', text: '99' }, { name: 'y', text: '9801' }])), 'x=99, y=9801');
+  assert.equal(formatValues(hit([{ name: '', text: '216' }])), '216');
 });
