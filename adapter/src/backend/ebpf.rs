@@ -56,6 +56,9 @@ mod addresses;
 mod armed;
 mod breakpoint;
 mod load;
+mod sigurg;
+
+use sigurg::SigurgLib;
 mod relay;
 mod signal;
 mod sse;
@@ -164,26 +167,48 @@ impl Backend for EbpfBackend {
         let outcome = match target {
             Target::Launch(l) => {
                 let program = launch::resolve_program(&l.program)?;
+                // A C, C++ or Rust program gets a SIGURG handler, so that
+                // its floats can be read as a Go program's are.
+                let preload = if sigurg::wanted(&program) {
+                    Some(SigurgLib::create()?)
+                } else {
+                    None
+                };
+                // A position-independent program's run-time addresses,
+                // which hardware breakpoints need, are known only once
+                // it is mapped: such a program is armed when the library
+                // stops it there, before its own code runs.
+                let at_start = preload.is_some()
+                    && sizes.xmm
+                    && !breakpoint::position_dependent(&program).unwrap_or(true);
+                let extras = match &preload {
+                    Some(p) => launch::Extras {
+                        env: p.env(launch::launch_env(l, "LD_PRELOAD"), at_start),
+                        keep_fd: Some(p.fd()),
+                    },
+                    None => launch::Extras::default(),
+                };
                 // With stdio given (the DAP server's pipes) the caller reads
                 // the program's output itself; otherwise it is relayed.
                 let child = if l.stdio.is_some() {
-                    launch::spawn_stopped(l)?
+                    launch::spawn_stopped(l, &extras)?
                 } else {
                     let (diverted, saved) = Relay::divert()?;
-                    let child = launch::spawn_stopped(l);
+                    let child = launch::spawn_stopped(l, &extras);
                     Relay::restore(saved);
                     let child = child?;
                     run.relay = diverted;
                     child
                 };
-                let armed = Armed::new(
+                let mut armed = Armed::new(
                     capacity,
                     child.as_raw(),
                     program,
                     self.options.entry_only,
                     false,
                 );
-                run.launched(child, armed, probes, sink)?
+                armed.preloaded(preload);
+                run.launched(child, armed, probes, sink, at_start)?
             }
             Target::Attach(pid) => {
                 let exe = check_attachable(*pid)?;
@@ -246,18 +271,29 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Arms `probes` in the stopped `child`, lets it run to its end (or
-    /// until a stop request, which is forwarded as SIGTERM).
+    /// Arms `probes` in the stopped `child` (`at_start`: once the child,
+    /// let run, stops itself again with its executable mapped), lets it
+    /// run to its end (or until a stop request, which is forwarded as
+    /// SIGTERM).
     fn launched(
         &mut self,
         child: Pid,
         mut armed: Armed,
         probes: &[Probe],
         sink: &mut dyn HitSink,
+        at_start: bool,
     ) -> Result<Outcome> {
-        let ready = armed
-            .add(self.skel, probes.to_vec())
-            .and_then(|_| self.relay_writes(child.as_raw()));
+        let ready = match at_start {
+            false => armed
+                .add(self.skel, probes.to_vec())
+                .and_then(|_| self.relay_writes(child.as_raw())),
+            true => self.relay_writes(child.as_raw()).and_then(|links| {
+                started(child)?;
+                armed.started();
+                armed.add(self.skel, probes.to_vec())?;
+                Ok(links)
+            }),
+        };
         let write_links = match ready {
             Ok(links) => links,
             Err(e) => {
@@ -497,6 +533,29 @@ fn reap(child: Pid) -> Result<Option<Outcome>> {
         Ok(_) => Ok(None),
         Err(nix::errno::Errno::EINTR) => Ok(None),
         Err(e) => Err(anyhow!("waiting for the program: {e}")),
+    }
+}
+
+/// Lets the `child`, held before its `execve`, run until it stops itself
+/// (SIGSTOP) with its executable mapped.
+fn started(child: Pid) -> Result<()> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    kill(child, Signal::SIGCONT).context("continuing the program")?;
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => return Ok(()),
+            Ok(WaitStatus::Stopped(..)) => {
+                kill(child, Signal::SIGCONT).context("continuing the program")?
+            }
+            Ok(WaitStatus::Exited(_, code)) => {
+                bail!("the program exited with status {code} before it started")
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                bail!("the program was killed by {sig} before it started")
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("waiting for the program to start: {e}"),
+        }
     }
 }
 

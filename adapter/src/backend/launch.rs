@@ -2,7 +2,8 @@
 //! stops itself (SIGSTOP) after `fork` and before `execve`, so a backend can
 //! attach (ptrace) or arm uprobes (eBPF) before any of the program runs.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -41,30 +42,46 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| anyhow!("argument contains a NUL byte"))
 }
 
+/// What a backend adds to the programs it launches.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Environment variables, over the launch's and logprobe's own.
+    pub env: Vec<(String, String)>,
+    /// A descriptor (opened close-on-exec) the program keeps across
+    /// `execve`.
+    pub keep_fd: Option<RawFd>,
+}
+
+/// The value of `name` in the environment `launch` gives its program.
+pub fn launch_env(launch: &Launch, name: &str) -> Option<OsString> {
+    match launch.env.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => Some(v.into()),
+        None => std::env::var_os(name),
+    }
+}
+
 /// Forks a child that stops itself before executing `launch.program`, and
 /// waits until it is stopped. The caller continues it with SIGCONT.
-pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
+pub fn spawn_stopped(launch: &Launch, extras: &Extras) -> Result<Pid> {
     let program = resolve_program(&launch.program)?;
     let path = cstring(program.as_os_str().as_bytes())?;
     let mut argv = vec![cstring(launch.program.as_os_str().as_bytes())?];
     for a in &launch.args {
         argv.push(cstring(a.as_bytes())?);
     }
+    let given: Vec<&(String, String)> = extras.env.iter().chain(&launch.env).collect();
     let mut env: Vec<(Vec<u8>, Vec<u8>)> = std::env::vars_os()
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .filter(|(k, _)| {
-            !launch
-                .env
-                .iter()
-                .any(|(ek, _)| ek.as_bytes() == k.as_slice())
-        })
+        .filter(|(k, _)| !given.iter().any(|(ek, _)| ek.as_bytes() == k.as_slice()))
         .collect();
-    env.extend(
-        launch
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
-    );
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, v) in given {
+        // The backend's own first: they already include the launch's.
+        if !seen.contains(&k.as_str()) {
+            seen.push(k);
+            env.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+        }
+    }
     let envp = env
         .iter()
         .map(|(k, v)| cstring(&[k.as_slice(), b"=", v.as_slice()].concat()))
@@ -88,7 +105,7 @@ pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
     }
 
     // SAFETY: between fork and execve the child calls only async-signal-safe
-    // functions (dup2, chdir, raise, execve, _exit) on data prepared before the
+    // functions (dup2, fcntl, chdir, raise, execve, _exit) on data prepared before the
     // fork; it allocates nothing and takes no locks.
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
@@ -100,6 +117,14 @@ pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
                         // SAFETY: _exit is async-signal-safe.
                         unsafe { libc::_exit(126) };
                     }
+                }
+            }
+            if let Some(fd) = extras.keep_fd {
+                // SAFETY: fcntl is async-signal-safe; `fd` is open in this
+                // process, and clearing FD_CLOEXEC touches nothing else.
+                if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+                    // SAFETY: _exit is async-signal-safe.
+                    unsafe { libc::_exit(126) };
                 }
             }
             if let Some(d) = &cwd {

@@ -274,7 +274,7 @@ impl Machine for Stopped<'_> {
 /// Starts the program under trace and returns at its first instruction
 /// after `execve`, every option set.
 fn start(l: &super::Launch) -> Result<i32> {
-    let pid = launch::spawn_stopped(l)?;
+    let pid = launch::spawn_stopped(l, &launch::Extras::default())?;
     let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
     if let Err(e) = pt(libc::PTRACE_SEIZE, pid.as_raw(), 0, options as usize) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);

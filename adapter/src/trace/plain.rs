@@ -19,7 +19,7 @@ pub(super) fn run(target: &Target, sink: &mut dyn Sink, stop: &StopHandle) -> Re
     let Target::Launch(l) = target else {
         bail!("a process attached without probes would show nothing: attach with probes, or launch with 'noDebug'");
     };
-    let pid = launch::spawn_stopped(l)?;
+    let pid = launch::spawn_stopped(l, &launch::Extras::default())?;
     sink.armed(pid.as_raw(), &[]);
     kill(pid, Signal::SIGCONT).map_err(|e| anyhow!("starting the program: {e}"))?;
     let mut asked = false;

@@ -26,6 +26,7 @@ use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, UprobeMultiOpts};
 use super::breakpoint::Breakpoints;
 use super::load::not_armed_here;
 use super::signal::SignalXmm;
+use super::sigurg::SigurgLib;
 use super::skel::ProbeSkel;
 use super::{abi, sse};
 use crate::backend::RawHit;
@@ -44,6 +45,8 @@ pub struct Armed {
     free: Vec<u32>,
     batches: Vec<Batch>,
     signal: SignalXmm,
+    /// The SIGURG handler library the launched program was given.
+    preload: Option<SigurgLib>,
     breakpoints: Breakpoints,
     /// The process runs its executable (not held before its `execve`).
     running: bool,
@@ -75,9 +78,15 @@ impl Armed {
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
             signal: SignalXmm::default(),
+            preload: None,
             breakpoints: Breakpoints::default(),
             running,
         }
+    }
+
+    /// The launched program was given the SIGURG handler library.
+    pub fn preloaded(&mut self, preload: Option<SigurgLib>) {
+        self.preload = preload;
     }
 
     /// The launched process was let run its executable.
@@ -127,7 +136,8 @@ impl Armed {
                 .any(|c| matches!(c, Capture::Xmm(_)))
         };
         if probes.iter().any(xmm) {
-            self.signal.enable(skel, self.pid, &self.path);
+            self.signal
+                .enable(skel, self.pid, &self.path, self.preload.as_ref());
         }
         let mut batch = Batch {
             probes: Vec::with_capacity(probes.len()),

@@ -267,7 +267,7 @@ fn every_thread(skel: &ProbeSkel<'_>, pid: i32, address: u64) -> Result<Vec<Link
 
 /// Whether the executable at `path` is loaded at its link-time addresses
 /// (`ET_EXEC`), so that a probe's address is its run-time one.
-fn position_dependent(path: &Path) -> Result<bool> {
+pub fn position_dependent(path: &Path) -> Result<bool> {
     let mut header = [0u8; 18];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
@@ -276,11 +276,12 @@ fn position_dependent(path: &Path) -> Result<bool> {
 }
 
 /// The run-time address of the byte at `file_offset` of `path` in process
-/// `pid`, from its mappings.
+/// `pid`, from its mappings (which name files by their absolute path).
 fn run_time_address(pid: i32, path: &Path, file_offset: u64) -> Result<u64> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .with_context(|| format!("reading the mappings of {pid}"))?;
-    let name = path.to_string_lossy();
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = absolute.to_string_lossy();
     let found = addresses::mappings(&maps)
         .find(|m| {
             m.path == name && file_offset >= m.offset && file_offset < m.offset + (m.end - m.start)

@@ -19,6 +19,7 @@ use libbpf_rs::btf::{Btf, BtfType, HasSize};
 use libbpf_rs::{Link, MapCore, MapFlags, UprobeMultiOpts};
 
 use super::abi;
+use super::sigurg::SigurgLib;
 use super::skel::types::lp_sigxmm;
 use super::skel::ProbeSkel;
 
@@ -36,13 +37,24 @@ pub enum SignalXmm {
 
 impl SignalXmm {
     /// Attaches `lp_sigtramp` to the signal handlers of the program at
-    /// `path` (mapped by `pid`) unless that was tried already, then tells
-    /// the probes that XMM captures may go through a signal frame.
-    pub fn enable(&mut self, skel: &ProbeSkel<'_>, pid: i32, path: &Path) {
+    /// `path` (mapped by `pid`), or to the handler of the library it was
+    /// given (`preload`), unless that was tried already, then tells the
+    /// probes that XMM captures may go through a signal frame.
+    pub fn enable(
+        &mut self,
+        skel: &ProbeSkel<'_>,
+        pid: i32,
+        path: &Path,
+        preload: Option<&SigurgLib>,
+    ) {
         if !matches!(self, SignalXmm::Untried) {
             return;
         }
-        *self = match attach(skel, pid, path) {
+        let attached = match preload {
+            Some(p) => attach(skel, pid, &p.path(), vec![(p.handler(), 0)]),
+            None => attach(skel, pid, path, sigtramp_sites(path)),
+        };
+        *self = match attached {
             Some(link) => SignalXmm::On(link),
             None => SignalXmm::Off,
         };
@@ -57,8 +69,9 @@ impl SignalXmm {
     }
 }
 
-fn attach(skel: &ProbeSkel<'_>, pid: i32, path: &Path) -> Option<Link> {
-    let sites = sigtramp_sites(path);
+/// Attaches `lp_sigtramp` at `sites` (file offset, cookie) of the file at
+/// `path`.
+fn attach(skel: &ProbeSkel<'_>, pid: i32, path: &Path, sites: Vec<(u64, u64)>) -> Option<Link> {
     if sites.is_empty() {
         return None;
     }
