@@ -53,6 +53,8 @@
 #include "probe.h"
 
 #define LP_SIGURG 23
+/* The pt_regs slot of RIP. */
+#define LP_REG_RIP 16
 
 /* GPL-compatible, as bpf_probe_read_user requires; MIT like the rest. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -742,6 +744,25 @@ int lp_probe(struct pt_regs *ctx)
 	return hit(ctx, bpf_get_attach_cookie(ctx));
 }
 
+/* A function returned (a uretprobe on its entry, for a C function whose
+ * every exit is a RET: the kernel emulates the return through its
+ * trampoline instead of single-stepping a probed RET). The registers are
+ * those after the RET: SP and RIP are put back as a probe on the RET saw
+ * them, so recipes, frames and the load bias read the same. */
+SEC("uretprobe.multi")
+int lp_return(struct pt_regs *ctx)
+{
+	__u64 regs[LP_NREGS];
+	__builtin_memcpy(regs, ctx, sizeof(regs));
+	__u32 slot = bpf_get_attach_cookie(ctx);
+	struct lp_recipe *r = bpf_map_lookup_elem(&recipes, &slot);
+	if (!r)
+		return 0;
+	regs[LP_REG_RSP] -= 8;
+	regs[LP_REG_RIP] = bpf_get_func_ip(ctx) + r->ret_delta;
+	return hit(regs, slot);
+}
+
 /* A hardware execute breakpoint fired: the instruction at the IP has not
  * run. The probe is found by that address; a goroutine that Go preempted
  * here (see lp_preempt) runs the instruction again, and that is not a
@@ -796,7 +817,6 @@ int lp_preempt(struct pt_regs *ctx)
 #define LP_REG_RDX 12
 #define LP_REG_RAX 10
 #define LP_REG_RCX 11
-#define LP_REG_RIP 16
 
 /* The program's signal handler starts (a uprobe on its entry, Go's
  * runtime.sigtramp): when the signal is SIGURG and this thread has a hit

@@ -177,6 +177,10 @@ struct lp_frame {
 struct lp_recipe {
 	__u32 ncaps;
 	__u32 guard_cc; /* x86 condition code, or LP_NO_GUARD */
+	/* For a return probe armed as a uretprobe on its function's entry
+	 * (`lp_return`): the distance from that entry to the RET the probe
+	 * stands for, so that the hit's RIP is the RET's, as at a RET probe. */
+	__u32 ret_delta;
 	struct lp_pair pair;
 	struct lp_filter filter;
 	struct lp_capture caps[LP_MAX_CAPS];

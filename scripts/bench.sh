@@ -37,43 +37,10 @@ fn='^main\.target$'
 tracefs=/sys/kernel/tracing
 [ -e "$tracefs/uprobe_events" ] || mount -t tracefs nodev "$tracefs"
 group=logprobe_bench_$$
-cleanup() {
-  if [ -d "$tracefs/events/$group" ]; then
-    echo 0 > "$tracefs/events/$group/enable" 2>/dev/null || true
-    grep "^[pr]:$group/" "$tracefs/uprobe_events" 2>/dev/null | while read -r def _; do
-      echo "-:${def#*:}" >> "$tracefs/uprobe_events" || true
-    done
-  fi
-}
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 trap cleanup EXIT
 
-# median of the loop time (ns) over $repeats runs of "$@"
-median() {
-  local times=() t
-  for _ in $(seq "$repeats"); do
-    t=$("$@" 2>/dev/null | sed -n 's/^calls=[0-9]* elapsed_ns=\([0-9]*\)$/\1/p' | tail -1)
-    [ -n "$t" ] || { echo "bench: no timing from: $*" >&2; return 1; }
-    times+=("$t")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (repeats + 1) / 2 ))p"
-}
-
-# The loop time with bare uprobes at the offsets logprobe would use:
-# floor KINDS ENV... (KINDS: "entry" or "entry|return")
-floor() {
-  local kinds=$1; shift
-  [ -e "$tracefs/uprobe_events" ] || { echo ""; return; }
-  local i=0 kind off
-  while read -r kind off _; do
-    echo "p:$group/p$i $bin:$off" >> "$tracefs/uprobe_events"
-    i=$((i + 1))
-  done < <(env "$@" "$lp" probes "$bin" "$fn" | grep -E "^($kinds) ")
-  echo 1 > "$tracefs/events/$group/enable"
-  median "$bin" "$n" target
-  echo 0 > "$tracefs/events/$group/enable"
-  cleanup
-  echo > "$tracefs/trace"
-}
 
 base=$(median "$bin" "$n" target)
 base_slow=$(median "$bin" "$slow_n" target)
@@ -82,10 +49,10 @@ ebpf_entry_jbe=$(LOGPROBE_BENCH_ENTRY_ONLY=1 median "$lp" trace --backend ebpf "
 ebpf_entry_low=$(LOGPROBE_BENCH_ENTRY_ONLY=1 LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
 ebpf_jbe=$(median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
 ebpf_low=$(LOGPROBE_ENTRY_AT_LOW=1 median "$lp" trace --backend ebpf "$fn" -- "$bin" "$n" target)
-floor_jbe=$(floor 'entry|return')
-floor_low=$(floor 'entry|return' LOGPROBE_ENTRY_AT_LOW=1)
-floor_entry_jbe=$(floor entry)
-floor_entry_low=$(floor entry LOGPROBE_ENTRY_AT_LOW=1)
+floor_jbe=$(floor "$bin" "$fn" 'entry|return' -- "$bin" "$n" target)
+floor_low=$(floor "$bin" "$fn" 'entry|return' LOGPROBE_ENTRY_AT_LOW=1 -- "$bin" "$n" target)
+floor_entry_jbe=$(floor "$bin" "$fn" entry -- "$bin" "$n" target)
+floor_entry_low=$(floor "$bin" "$fn" entry LOGPROBE_ENTRY_AT_LOW=1 -- "$bin" "$n" target)
 ptrace=$(median "$lp" trace --backend ptrace "$fn" -- "$bin" "$slow_n" target)
 # Floats: main.ftarget takes and returns a float64 in X0, which eBPF reads
 # through a SIGURG signal frame (docs/architecture.md).

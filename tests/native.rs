@@ -680,3 +680,47 @@ fn a_launched_program_sees_only_a_sigurg_handler_of_logprobe() {
         }
     }
 }
+
+/// Under eBPF a C function that leaves only through its RETs has its
+/// returns seen by one uretprobe on its entry (cheaper than a probe on
+/// each RET, which the kernel single-steps); ptrace keeps its RET
+/// breakpoints. Both must see the same returns: recursion, several RETs,
+/// a call left by longjmp (no return), the call that longjmp went back
+/// to, a tail call at -O2 (no RET of its own, no return shown).
+#[test]
+fn c_returns_are_seen_alike_through_uretprobes_and_ret_probes() {
+    let funcs = r"^(depth|sign|bail|guarded|helper|tail)$";
+    let expected = "> thread(T): depth(3)
+> thread(T): depth(2)
+> thread(T): depth(1)
+> thread(T): depth(0)
+>> thread(T): depth => (0)
+>> thread(T): depth => (1)
+>> thread(T): depth => (2)
+>> thread(T): depth => (3)
+> thread(T): sign(7)
+>> thread(T): sign => (1)
+> thread(T): sign(0)
+>> thread(T): sign => (0)
+> thread(T): sign(-5)
+>> thread(T): sign => (-1)
+> thread(T): guarded(4)
+> thread(T): bail(4)
+>> thread(T): guarded => (-4)
+> thread(T): tail(1)
+> thread(T): helper(2)
+>> thread(T): helper => (4)
+";
+    let printed = ["depth 3\n", "sign -1 0 1\n", "guarded -4\n", "tail 4\n"];
+    for backend in backends() {
+        check(backend, funcs, "c-returns", &[], expected, &printed);
+        let o0 = with_changes(
+            expected,
+            &[(
+                ">> thread(T): helper => (4)\n",
+                ">> thread(T): helper => (4)\n>> thread(T): tail => (4)\n",
+            )],
+        );
+        check(backend, funcs, "c-returns-debug", &[], &o0, &printed);
+    }
+}

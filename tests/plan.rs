@@ -70,3 +70,43 @@ fn a_condition_becomes_the_entrys_filter_and_pairs_the_returns() {
         assert!(p.recipe.filter.is_none() && p.recipe.pairing.is_none());
     }
 }
+
+/// The return probes of a C function that leaves only through its RETs
+/// name its entry, where one uretprobe can stand for all of them; not
+/// those of a function that ends in a tail call (at -O2 `tail` jumps to
+/// `helper`), nor those of Rust (an unwinding panic would find the
+/// uretprobe's return address).
+#[test]
+fn c_returns_name_the_entry_a_uretprobe_can_stand_on() {
+    for (build, func, uret) in [
+        ("c-returns", "depth", true),
+        ("c-returns", "sign", true),
+        ("c-returns", "guarded", true),
+        ("c-returns", "tail", false),
+        ("c-returns-debug", "tail", true),
+        ("rust-values", "values::work", false),
+    ] {
+        let image = Image::open(&fixture(build)).expect(build);
+        let f = image
+            .functions
+            .iter()
+            .position(|f| f.name == func)
+            .expect(func);
+        let low = image.functions[f].low;
+        let mut planner = Planner::new(&image, PlanOptions::default()).expect("planner");
+        let probes = planner.plan_function(f, None, true).expect("plans");
+        let returns: Vec<_> = probes
+            .iter()
+            .filter(|p| p.kind == ProbeKind::Return)
+            .collect();
+        assert!(!returns.is_empty() || !uret, "{build} {func}: no RET");
+        for r in returns {
+            assert_eq!(
+                r.returns_at.map(|at| at.address),
+                uret.then_some(low),
+                "{build} {func}"
+            );
+        }
+        assert!(probes[0].returns_at.is_none());
+    }
+}

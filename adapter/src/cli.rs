@@ -49,7 +49,8 @@ pub enum Command {
     /// say how to fix what is missing (exit status 1 when eBPF cannot work).
     Doctor,
     /// The probe sites `trace` would arm: kind, file offset, address,
-    /// function (for the benchmark's bare-uprobe floor).
+    /// function (for the benchmarks' bare-uprobe floor); `uretprobe` for
+    /// the function entry where eBPF sees the returns listed as `return`.
     #[command(hide = true)]
     Probes { program: PathBuf, regex: String },
 }
@@ -152,6 +153,7 @@ fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
     for s in &prepared.skipped {
         eprintln!("logprobe: cannot trace {s}");
     }
+    let mut uret_seen = Vec::new();
     for p in prepared.probes() {
         let name = &trace.image().functions[p.func].name;
         println!(
@@ -160,6 +162,10 @@ fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
             p.file_offset,
             p.address
         );
+        if let Some(at) = p.returns_at.filter(|at| !uret_seen.contains(at)) {
+            uret_seen.push(at);
+            println!("uretprobe {:#x} {:#x} {name}", at.file_offset, at.address);
+        }
     }
     Ok(0)
 }

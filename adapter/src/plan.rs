@@ -197,7 +197,22 @@ pub struct Probe {
     /// copy of the instruction can be single-stepped out of line; `None` when
     /// there is no room or the instruction depends on its own address.
     pub scratch: Option<u64>,
+    /// For a return probe of a C function whose every exit is one of its
+    /// `RET`s: the entry of the function, where a uretprobe sees each of
+    /// its returns (one uretprobe stands for all of them), which a backend
+    /// may use instead of probing the `RET`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returns_at: Option<EntrySite>,
     pub recipe: Recipe,
+}
+
+/// A function's entry, where a uretprobe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EntrySite {
+    /// Virtual address in the ELF file.
+    pub address: u64,
+    /// Offset in the ELF file.
+    pub file_offset: u64,
 }
 
 /// The capture steps of one probe plus how to read the results back.

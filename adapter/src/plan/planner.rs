@@ -29,8 +29,8 @@ use super::lang::{self, Assignment, Convention};
 use super::recipe::Builder;
 use super::site::{self, Site};
 use super::{
-    filter, place, Capture, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind, Recipe, Reg,
-    TypeArgs, MAX_CAPTURES,
+    filter, place, Capture, EntrySite, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind,
+    Recipe, Reg, TypeArgs, MAX_CAPTURES,
 };
 use crate::expr::Expr;
 use crate::image::{AtEntry, Lang, PlacePiece};
@@ -231,6 +231,19 @@ impl<'a> Planner<'a> {
             });
             probes.push(self.probe(id, ProbeKind::Return, ret, recipe)?);
         }
+        // C only: a uretprobe replaces the return address on the stack,
+        // which an unwinder (C++ exceptions, Rust panics) would find.
+        if func.lang == Lang::C && site::exits_only_by_ret(&insns, func.low, func.high) {
+            let at = EntrySite {
+                address: func.low,
+                file_offset: image
+                    .file_offset(func.low)
+                    .with_context(|| format!("{}: its entry is not in the file", func.name))?,
+            };
+            for p in probes.iter_mut().filter(|p| p.kind == ProbeKind::Return) {
+                p.returns_at = Some(at);
+            }
+        }
         Ok(probes)
     }
 
@@ -316,6 +329,7 @@ impl<'a> Planner<'a> {
             guard: site.guard,
             instruction: site.instruction,
             scratch: site.scratch,
+            returns_at: None,
             recipe,
         })
     }

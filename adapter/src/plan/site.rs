@@ -87,6 +87,23 @@ pub fn returns(insns: &[Insn]) -> Vec<Site> {
         .collect()
 }
 
+/// Whether a function at `[low, high)` leaves only through its `RET`s:
+/// it has one, and no jump that may leave it (a tail call: a jump to an
+/// address outside it, or through a register or memory, which may be a
+/// jump table or not).
+pub fn exits_only_by_ret(insns: &[Insn], low: u64, high: u64) -> bool {
+    let leaves = |i: &Insn| {
+        if !i.1.starts_with('j') {
+            return false;
+        }
+        let target =
+            i.2.strip_prefix("0x")
+                .and_then(|t| u64::from_str_radix(t, 16).ok());
+        target.is_none_or(|t| t < low || t >= high)
+    };
+    insns.iter().any(|i| i.1 == "ret") && !insns.iter().any(leaves)
+}
+
 /// The instruction at `address` inside function `id` (a line probe).
 pub fn at(cs: &Capstone, image: &Image, id: FuncId, address: u64) -> Result<Site> {
     let func = &image.functions[id];

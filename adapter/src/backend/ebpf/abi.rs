@@ -90,6 +90,15 @@ pub fn recipe(p: &Probe) -> Result<Box<lp_recipe>> {
         None => lp_mark::LP_NO_GUARD.0,
     };
     r.pair = pairing(p.recipe.pairing);
+    if let Some(at) = p.returns_at {
+        r.ret_delta = p
+            .address
+            .checked_sub(at.address)
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!("a RET at {:#x} before its function's entry", p.address)
+            })?;
+    }
     r.filter = filter(p.recipe.filter.as_ref())?;
     let mut total: u64 = 0;
     for (slot, c) in r.caps.iter_mut().zip(caps) {
@@ -336,6 +345,7 @@ mod tests {
             guard: Some(Guard::UnlessJumpTaken { cc: 6 }),
             instruction: Vec::new(),
             scratch: None,
+            returns_at: None,
             recipe: Recipe {
                 captures,
                 ..Recipe::default()

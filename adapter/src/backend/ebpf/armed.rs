@@ -55,7 +55,8 @@ pub struct Armed {
 struct Batch {
     /// (slot, probe), in plan order.
     probes: Vec<(u32, Probe)>,
-    link: Option<Link>,
+    /// The uprobe-multi link of its probes, and that of its uretprobes.
+    links: Vec<Link>,
 }
 
 /// Probes whose links were dropped by [`Armed::unlink`]: their slots are
@@ -141,7 +142,7 @@ impl Armed {
         }
         let mut batch = Batch {
             probes: Vec::with_capacity(probes.len()),
-            link: None,
+            links: Vec::new(),
         };
         for p in probes {
             let Some(slot) = self.free.pop() else {
@@ -172,7 +173,7 @@ impl Armed {
         }
         let linked = stored.and_then(|()| self.link(skel, &batch.probes));
         match linked {
-            Ok(l) => batch.link = l,
+            Ok(l) => batch.links = l,
             Err(e) => {
                 for (slot, _) in &batch.probes {
                     self.breakpoints.disarm(*slot);
@@ -225,7 +226,7 @@ impl Armed {
             });
             if b.probes.len() != before {
                 // Dropping a link waits for its running handlers.
-                b.link = None;
+                b.links.clear();
                 out.batches.push(i);
             }
         }
@@ -245,7 +246,7 @@ impl Armed {
             let probes = std::mem::take(&mut self.batches[i].probes);
             match self.link(skel, &probes) {
                 Ok(l) => {
-                    self.batches[i].link = l;
+                    self.batches[i].links = l;
                     self.batches[i].probes = probes;
                 }
                 Err(e) => {
@@ -269,7 +270,7 @@ impl Armed {
         let mut links: Vec<Link> = self
             .batches
             .iter_mut()
-            .filter_map(|b| b.link.take())
+            .flat_map(|b| std::mem::take(&mut b.links))
             .collect();
         links.extend(self.signal.take_link());
         links.extend(self.breakpoints.take_links());
@@ -285,33 +286,54 @@ impl Armed {
 
     /// Arms one batch of probes in the process's mapping of its executable:
     /// one uprobe-multi link (no perf event per probe), each offset with
-    /// its slot as cookie.
-    fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Option<Link>> {
+    /// its slot as cookie; and one uretprobe-multi link for the return
+    /// probes that a uretprobe on their function's entry stands for (one
+    /// per function: the first of its return probes, whose slot every
+    /// return then reports; the others stay unlinked).
+    fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Vec<Link>> {
+        let wanted = |p: &Probe| !self.entry_only || p.kind == ProbeKind::Entry;
+        let mut entries_seen: Vec<u64> = Vec::new();
+        let mut returns: Vec<(u32, u64, &Probe)> = Vec::new();
+        for (slot, p) in probes.iter().filter(|(_, p)| wanted(p)) {
+            if let Some(at) = p.returns_at {
+                if !entries_seen.contains(&at.file_offset) {
+                    entries_seen.push(at.file_offset);
+                    returns.push((*slot, at.file_offset, p));
+                }
+            }
+        }
         // Probes sharing an instruction (a frameless function whose first
         // instruction is its RET: entry and return) must run in plan
         // order. The kernel runs the consumers of one uprobe newest first,
         // so they are registered in reverse. Entry, return and line probes
         // all take the same path: the kind matters only to the decoder.
-        let armed: Vec<&(u32, Probe)> = probes
+        let armed: Vec<(u32, u64, &Probe)> = probes
             .iter()
             .rev()
-            .filter(|(_, p)| !self.entry_only || p.kind == ProbeKind::Entry)
+            .filter(|(_, p)| wanted(p) && p.returns_at.is_none())
             .filter(|(slot, _)| !self.breakpoints.has(*slot))
+            .map(|(slot, p)| (*slot, p.file_offset, p))
             .collect();
-        let Some((_, first)) = armed.first() else {
-            return Ok(None);
-        };
-        let opts = UprobeMultiOpts {
-            offsets: armed.iter().map(|(_, p)| p.file_offset as usize).collect(),
-            cookies: armed.iter().map(|(slot, _)| u64::from(*slot)).collect(),
-            ..Default::default()
-        };
-        let link = skel
-            .progs
-            .lp_probe
-            .attach_uprobe_multi_with_opts(self.pid, &self.path, "", opts)
-            .map_err(|e| attach_error(&e, &self.path, first))?;
-        Ok(Some(link))
+        let mut links = Vec::new();
+        for (sites, prog, retprobe) in [
+            (&armed, &skel.progs.lp_probe, false),
+            (&returns, &skel.progs.lp_return, true),
+        ] {
+            let Some((_, _, first)) = sites.first() else {
+                continue;
+            };
+            let opts = UprobeMultiOpts {
+                offsets: sites.iter().map(|(_, at, _)| *at as usize).collect(),
+                cookies: sites.iter().map(|(slot, _, _)| u64::from(*slot)).collect(),
+                retprobe,
+                ..Default::default()
+            };
+            let link = prog
+                .attach_uprobe_multi_with_opts(self.pid, &self.path, "", opts)
+                .map_err(|e| attach_error(&e, &self.path, first))?;
+            links.push(link);
+        }
+        Ok(links)
     }
 }
 

@@ -200,6 +200,7 @@ fn open_and_load(
         // BPF_LOG_STATS: the verifier reports its time and the
         // instructions it processed, and nothing else.
         open.progs.lp_probe.set_log_level(4);
+        open.progs.lp_return.set_log_level(4);
         open.progs.lp_sigtramp.set_log_level(4);
         open.progs.lp_breakpoint.set_log_level(4);
         open.progs.lp_preempt.set_log_level(4);
