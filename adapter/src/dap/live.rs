@@ -120,6 +120,7 @@ fn send_report(out: &Outgoing, trace: &Trace) {
     let mut body = json!({
         "traces": traces,
         "dropped": report.dropped,
+        "limited": report.limited,
         "notSent": out.not_sent(),
     });
     if !removed.is_empty() {
