@@ -21,6 +21,13 @@ for 10 calls (`i < 10`), checked by the backend (in the kernel under eBPF)
 or by the adapter alone (LOGPROBE_PREFILTER=0), as a function trace (entry
 and return probes) and with a log message (entry probes only); each prints
 its cost per call, the output events, and how many hits reached the adapter.
+
+With --slow-client (python3 scripts/bench-dap.py --slow-client CALLS [BACKEND]),
+DAP sessions trace main.target of fixtures/bin/bench (CALLS calls: 2 x CALLS
+events, entry and return) for a client that keeps up and for one that reads
+4 KiB every 10 ms: each prints the adapter's peak RSS (VmHWM), the output
+events shown and not sent (the adapter's bounded queue), the kernel's drops,
+and how long the program ran; then the ratio of the two peaks.
 """
 import json
 import os
@@ -28,6 +35,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +144,127 @@ def volume(n, backend):
               f"{hits} logprobe/hits events in {elapsed:.1f} s, logprobe CPU {cpu:.2f} s")
 
 
+def children_named(pid, name):
+    """The pids of process `pid`'s children called `name`."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for t in tasks:
+        try:
+            kids = open(f"/proc/{pid}/task/{t}/children").read().split()
+        except OSError:
+            continue
+        for k in kids:
+            try:
+                if open(f"/proc/{k}/comm").read().strip() == name:
+                    found.append(int(k))
+            except OSError:
+                pass
+    return found
+
+
+def running(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def slow_session(n, backend, slow):
+    """One DAP session tracing main.target for N calls; the client reads
+    4 KiB every 10 ms when `slow`, else as fast as it can. Returns the
+    adapter's VmHWM (KiB), console lines shown, events not sent, kernel
+    drops and the program's run time (s)."""
+    program = [os.path.join(ROOT, "fixtures/bin/bench"), str(n), "target"]
+    p = subprocess.Popen([LOGPROBE, "dap"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    seq = [0]
+
+    def send(cmd, args=None):
+        seq[0] += 1
+        body = json.dumps({"seq": seq[0], "type": "request", "command": cmd, "arguments": args or {}}).encode()
+        p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        p.stdin.flush()
+
+    # The program's run time, seen from outside: from when it appears as
+    # the adapter's child to when it ends.
+    times = {}
+
+    def watch():
+        while "end" not in times and p.poll() is None:
+            kids = children_named(p.pid, "bench")
+            if kids and "start" not in times:
+                times["start"], times["pid"] = time.time(), kids[0]
+            if "pid" in times and not running(times["pid"]):
+                times["end"] = time.time()
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    send("initialize")
+    send("launch", {"program": program[0], "args": program[1:], "trace": [r"^main\.target$"],
+                    "backend": backend})
+    send("configurationDone")
+    fd = p.stdout.fileno()
+    buf = b""
+    shown = not_sent = dropped = 0
+    done = False
+    while not done:
+        chunk = os.read(fd, 4096 if slow else 1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+        while True:
+            head = buf.find(b"\r\n\r\n")
+            if head < 0:
+                break
+            length = int(buf[:head].split(b":")[1])
+            if len(buf) < head + 4 + length:
+                break
+            frame, buf = buf[head + 4:head + 4 + length], buf[head + 4 + length:]
+            # Only the few frames that matter are parsed.
+            if b'"category":"console"' in frame:
+                shown += 1
+            elif b'"notSent"' in frame and b'"category":"important"' in frame:
+                not_sent += json.loads(frame)["body"]["data"]["count"]
+            elif b"events dropped" in frame:
+                m = re.search(rb"logprobe: (\d+) events dropped", frame)
+                dropped += int(m.group(1)) if m else 0
+            elif b'"event":"terminated"' in frame:
+                done = True
+        if slow:
+            time.sleep(0.01)
+    status = open(f"/proc/{p.pid}/status").read()
+    hwm = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+    send("disconnect")
+    # What the adapter says after the disconnect (a last notice) is read too.
+    rest = p.stdout.read()
+    for m in re.finditer(rb'"count":(\d+),"kind":"notSent"|"kind":"notSent","count":(\d+)', rest):
+        not_sent += int(m.group(1) or m.group(2))
+    p.wait()
+    watcher.join(timeout=1)
+    run = times.get("end", float("nan")) - times.get("start", float("nan"))
+    return hwm, shown, not_sent, dropped, run
+
+
+def slow_client(n, backend):
+    """A client that keeps up against one that reads slowly."""
+    print(f"{backend}, {n} calls of main.target ({2 * n} events), default queue (16 MiB):")
+    peaks = {}
+    for label, slow in (("keeps up", False), ("4 KiB / 10 ms", True)):
+        hwm, shown, not_sent, dropped, run = slow_session(n, backend, slow)
+        peaks[slow] = hwm
+        print(f"  client {label:13}: adapter peak RSS {hwm / 1024:6.1f} MiB, {shown} events shown, "
+              f"{not_sent} not sent, {dropped} dropped by the kernel, program ran {run:.2f} s")
+    print(f"  peak RSS, slow / keeping up: {peaks[True] / peaks[False]:.2f}")
+
+
 def main():
+    if sys.argv[1:2] == ["--slow-client"]:
+        calls = int(sys.argv[2]) if len(sys.argv) > 2 else 500000
+        return slow_client(calls, sys.argv[3] if len(sys.argv) > 3 else "ebpf")
     if sys.argv[1:2] == ["--volume"]:
         calls = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
         return volume(calls, sys.argv[3] if len(sys.argv) > 3 else "auto")

@@ -167,3 +167,64 @@ fn bad_conditions_and_messages_get_one_clear_line() {
         stderr(&out)
     );
 }
+
+/// The number in `logprobe: N hits over the rate limit were not shown`.
+fn limited(err: &str) -> u64 {
+    err.lines()
+        .filter_map(|l| l.strip_prefix("logprobe: "))
+        .filter_map(|l| l.strip_suffix(" hits over the rate limit were not shown"))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_rate_limit_holds_a_hot_function_to_its_budget_and_counts_the_rest() {
+    const CALLS: u64 = 5000;
+    const RATE: u64 = 50;
+    for backend in backends() {
+        let out = trace(
+            backend,
+            r"^main\.target$",
+            "bench",
+            &[&CALLS.to_string(), "target"],
+            &["--rate-limit", &RATE.to_string()],
+        );
+        if backend == "ebpf" {
+            // Not enforced in the kernel yet: refused rather than ignored.
+            assert!(!out.status.success());
+            assert!(
+                stderr(&out).contains("rate limits are enforced by the ptrace backend only"),
+                "{}",
+                stderr(&out)
+            );
+            continue;
+        }
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let lines = trace_lines(&out);
+        let calls = lines.iter().filter(|l| l.starts_with("> ")).count() as u64;
+        let returns = lines.iter().filter(|l| l.starts_with(">> ")).count() as u64;
+        assert_eq!(calls, returns, "{backend}: a return for every call shown");
+        assert_eq!(
+            calls + limited(&stderr(&out)),
+            CALLS,
+            "{backend}: {}",
+            stderr(&out)
+        );
+        // A bucket of one second's worth, refilled at RATE a second, over
+        // the loop's own time (from its output) and a second of slack.
+        let ns: u64 = stdout(&out)
+            .rsplit("elapsed_ns=")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        let budget = RATE + RATE * (ns / 1_000_000_000 + 1);
+        assert!(
+            calls <= budget,
+            "{backend}: {calls} calls shown, budget {budget}"
+        );
+        assert!(
+            calls >= RATE,
+            "{backend}: the first second's burst is shown"
+        );
+    }
+}

@@ -97,6 +97,15 @@ pub struct TraceArgs {
     /// Levels of pointers (and slice, map, interface contents) followed.
     #[arg(long, default_value_t = Limits::default().max_depth)]
     pub max_depth: u32,
+    /// Most hits per second each traced function reports (a token bucket
+    /// holding one second's worth, checked in the kernel under eBPF); the
+    /// rest are counted and not shown. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Most hits per second all traced functions together report. 0: no
+    /// limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub total_rate_limit: u32,
     /// Print each event as one JSON object (kind, function, goroutine,
     /// timestamp, typed value trees) instead of a text line.
     #[arg(long)]
@@ -114,6 +123,8 @@ impl TraceArgs {
             max_string_len: Some(self.max_string_len),
             max_array_values: Some(self.max_array_values),
             max_depth: Some(self.max_depth),
+            rate_limit: Some(self.rate_limit),
+            total_rate_limit: Some(self.total_rate_limit),
             style: Style {
                 timestamps: self.timestamp,
                 durations: self.duration,

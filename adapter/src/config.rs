@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 
-use crate::plan::{Limits, PlanOptions};
+use crate::plan::{Limits, PlanOptions, RateLimit};
 use crate::trace::Volume;
 
 /// Which probe mechanism runs a trace; `auto` is decided when it starts
@@ -87,6 +87,10 @@ pub struct Options {
     pub max_string_len: Option<u32>,
     pub max_array_values: Option<u32>,
     pub max_depth: Option<u32>,
+    /// Hits per second a probe that starts a hit may report (0: no limit).
+    pub rate_limit: Option<u32>,
+    /// Hits per second all probes together may report (0: no limit).
+    pub total_rate_limit: Option<u32>,
     pub style: Style,
     /// Run the program without probes (DAP `noDebug`).
     pub no_debug: bool,
@@ -174,6 +178,10 @@ impl TraceConfig {
             limits,
             prefilter: switch("LOGPROBE_PREFILTER", env.prefilter.as_deref(), true)?,
             entry_at_low: switch("LOGPROBE_ENTRY_AT_LOW", env.entry_at_low.as_deref(), false)?,
+            rate: RateLimit {
+                probe: options.rate_limit.unwrap_or(0),
+                total: options.total_rate_limit.unwrap_or(0),
+            },
         };
         let ringbuf_bytes = match env.ringbuf_bytes.as_deref() {
             None => None,

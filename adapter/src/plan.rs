@@ -233,8 +233,11 @@ pub struct Recipe {
     /// A test over the captured bytes: a hit that fails it is not reported.
     pub filter: Option<Filter>,
     /// How this probe takes part in pairing calls with their returns, when
-    /// a filter may reject calls.
+    /// a filter or a rate limit may reject calls.
     pub pairing: Option<Pairing>,
+    /// The rate limits a probe that starts a hit (an entry, a logpoint's
+    /// line) is held to; a return follows its call through `pairing`.
+    pub rate: Option<RateLimit>,
     /// For a Go shape instantiation: how its values' type arguments are
     /// learnt.
     pub type_args: Option<TypeArgs>,
@@ -337,6 +340,56 @@ pub const MAX_FILTER_OPS: usize = 32;
 pub const MAX_FILTER_BYTES: usize = 64;
 /// Depth of a filter's value stack.
 pub const FILTER_STACK: usize = 8;
+
+/// Hits per second, as token buckets that hold one second's worth: `probe`
+/// for each probe that starts a hit (every function of a trace, every
+/// logpoint line), `total` for all of them together; 0 is no limit. Both
+/// backends check them once a hit has passed its filter, before the rest
+/// of its captures: a hit over either is not reported, and is counted
+/// for its probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct RateLimit {
+    pub probe: u32,
+    pub total: u32,
+}
+
+impl RateLimit {
+    pub fn any(self) -> bool {
+        self.probe > 0 || self.total > 0
+    }
+}
+
+/// A token bucket of [`RateLimit`]: tokens in billionths, refilled by
+/// `rate` a nanosecond up to `rate` whole tokens (one second's worth). The
+/// BPF program's `struct lp_bucket` is the same arithmetic.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bucket {
+    tokens: u64,
+    stamp: u64,
+}
+
+/// A token in the bucket's units.
+pub const TOKEN: u64 = 1_000_000_000;
+
+impl Bucket {
+    /// Takes one token at `now` (ns) if there is one; `rate` 0 always has.
+    pub fn take(&mut self, rate: u32, now: u64) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let rate = u64::from(rate);
+        if now > self.stamp {
+            let dt = (now - self.stamp).min(TOKEN);
+            self.tokens = (self.tokens + dt * rate).min(rate * TOKEN);
+            self.stamp = now;
+        }
+        if self.tokens < TOKEN {
+            return false;
+        }
+        self.tokens -= TOKEN;
+        true
+    }
+}
 
 /// Pairs the calls of one function with their returns when its entry has a
 /// filter: a call the filter admits opens its frame, one it rejects clears

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -20,6 +21,31 @@ pub struct Client {
     seq: i64,
     /// Events received while waiting for something else.
     pub events: Vec<Value>,
+    /// The `seq` of every message read from the adapter, in order.
+    pub seqs: Arc<Mutex<Vec<i64>>>,
+}
+
+/// A gate in a client's reader: while it is closed the reader reads
+/// nothing more from the adapter, as a stalled client would.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn close(&self) {
+        *self.0 .0.lock().unwrap() = true;
+    }
+
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = false;
+        self.0 .1.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.0 .0.lock().unwrap();
+        while *closed {
+            closed = self.0 .1.wait(closed).unwrap();
+        }
+    }
 }
 
 pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
@@ -44,10 +70,26 @@ pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
 
 impl Client {
     pub fn new(reader: impl Read + Send + 'static, writer: Box<dyn Write + Send>) -> Client {
+        Client::gated(reader, writer, Gate::default())
+    }
+
+    /// A client whose reader stops at `gate` while it is closed.
+    pub fn gated(
+        reader: impl Read + Send + 'static,
+        writer: Box<dyn Write + Send>,
+        gate: Gate,
+    ) -> Client {
         let (tx, rx) = channel();
+        let seqs = Arc::new(Mutex::new(Vec::new()));
+        let seen = seqs.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(reader);
-            while let Some(m) = read_message(&mut r) {
+            loop {
+                gate.pass();
+                let Some(m) = read_message(&mut r) else { break };
+                if let Some(seq) = m["seq"].as_i64() {
+                    seen.lock().unwrap().push(seq);
+                }
                 if tx.send(m).is_err() {
                     break;
                 }
@@ -58,6 +100,7 @@ impl Client {
             rx,
             seq: 0,
             events: Vec::new(),
+            seqs,
         }
     }
 
@@ -177,6 +220,11 @@ pub fn stdio_adapter() -> (Client, Reaper) {
 
 /// `logprobe dap ARGS` on stdio with `env` added to its environment.
 pub fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reaper) {
+    stdio_adapter_gated(args, env, Gate::default())
+}
+
+/// [`stdio_adapter_with`], its client's reader stopping at `gate`.
+pub fn stdio_adapter_gated(args: &[&str], env: &[(&str, &str)], gate: Gate) -> (Client, Reaper) {
     let mut child = Reaper(Some(
         logprobe()
             .arg("dap")
@@ -190,7 +238,7 @@ pub fn stdio_adapter_with(args: &[&str], env: &[(&str, &str)]) -> (Client, Reape
     ));
     let stdin = child.child().stdin.take().expect("stdin");
     let stdout = child.child().stdout.take().expect("stdout");
-    (Client::new(stdout, Box::new(stdin)), child)
+    (Client::gated(stdout, Box::new(stdin), gate), child)
 }
 
 /// `logprobe dap` on stdio as the unprivileged user `nobody` (via

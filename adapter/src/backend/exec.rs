@@ -1,11 +1,13 @@
 //! The reference executor of capture recipes, used by the ptrace backend
 //! (the eBPF program in `bpf/` implements the same semantics in the kernel):
-//! the capture steps, the recipe's filter and the pairing of calls with
-//! their returns.
+//! the capture steps, the recipe's filter, its rate limits and the pairing
+//! of calls with their returns.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::plan::{Capture, Filter, FilterOp, FrameRole, Len, Pairing, Recipe, Reg, FILTER_STACK};
+use crate::plan::{
+    Bucket, Capture, Filter, FilterOp, FrameRole, Len, Pairing, Recipe, Reg, FILTER_STACK,
+};
 
 /// Where the executor gets what a capture asks for.
 pub trait Machine {
@@ -40,18 +42,37 @@ pub struct Frames(HashSet<Frame>);
 /// used first out).
 pub const MAX_FRAMES: usize = 65536;
 
-/// Executes `recipe` for one hit of thread `tid`: its capture steps in
-/// order, its filter and its pairing. `None` when the hit is not reported.
+/// The rate limits' buckets of one traced process: one per probe, one
+/// for all (see [`crate::plan::RateLimit`]).
+#[derive(Debug, Default)]
+pub struct Rates {
+    probes: HashMap<u32, Bucket>,
+    total: Bucket,
+}
+
+/// Why a hit was not reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Its filter, or the return of a call that was not reported.
+    Filtered,
+    /// Over a rate limit.
+    Limited,
+}
+
+/// Executes the recipe of `probe` for one hit of thread `tid` at `now`
+/// (ns): its capture steps in order, its filter, its rate limits and its
+/// pairing.
 pub fn run(
     recipe: &Recipe,
     m: &mut dyn Machine,
     tid: u32,
     frames: &mut Frames,
-) -> Option<Captured> {
+    (probe, rates, now): (u32, &mut Rates, u64),
+) -> Result<Captured, Rejected> {
     let frame = recipe.pairing.and_then(|p| frame_of(p, m, tid));
     if let (Some(p), Some(f)) = (recipe.pairing, frame) {
         if p.role == FrameRole::Close && !frames.0.remove(&f) {
-            return None;
+            return Err(Rejected::Filtered);
         }
     }
     let mut out = Captured::with_capacity(recipe.captures.len());
@@ -61,7 +82,16 @@ pub fn run(
             if let Some(f) = frame {
                 frames.0.remove(&f);
             }
-            return None;
+            return Err(Rejected::Filtered);
+        }
+    }
+    if let Some(rate) = recipe.rate {
+        let own = rates.probes.entry(probe).or_default().take(rate.probe, now);
+        if !own || !rates.total.take(rate.total, now) {
+            if let Some(f) = frame {
+                frames.0.remove(&f);
+            }
+            return Err(Rejected::Limited);
         }
     }
     if let (Some(p), Some(f)) = (recipe.pairing, frame) {
@@ -73,7 +103,7 @@ pub fn run(
         }
     }
     capture(recipe, m, &mut out, recipe.captures.len());
-    Some(out)
+    Ok(out)
 }
 
 /// The frame a hit is in; `None` when its goroutine cannot be read (the
@@ -357,7 +387,8 @@ mod shifted {
                 captures: vec![Capture::Reg(Reg::Rax), Capture::Reg(Reg::Rbx), deref(max)],
                 ..Recipe::default()
             };
-            let got = run(&recipe, &mut Fake, 1, &mut Frames::default()).expect("reported");
+            let rates = (0, &mut Rates::default(), 0);
+            let got = run(&recipe, &mut Fake, 1, &mut Frames::default(), rates).expect("reported");
             assert_eq!(got[2].as_ref().map(Vec::len), Some(want), "max {max}");
         }
     }

@@ -53,6 +53,9 @@ pub trait HitSink {
     /// read (a full ring buffer), all probes together. Backends that never
     /// lose a hit (ptrace holds the thread until it is read) need not call it.
     fn dropped(&mut self, _total: u64) {}
+    /// `count` more hits of probe `probe` were over a rate limit and not
+    /// reported (`plan::RateLimit`).
+    fn limited(&mut self, _probe: u32, _count: u64) {}
 }
 
 /// Probes to arm and to remove while a backend runs (see

@@ -76,6 +76,8 @@ struct Tracer<'a> {
     probes: HashMap<u32, Probe>,
     /// Calls admitted by their probe's filter, for pairing returns.
     frames: exec::Frames,
+    /// The rate limits' buckets.
+    rates: exec::Rates,
     /// Probe hits past their guards, and those not reported (see
     /// `HitSink::counted`).
     hits: u64,
@@ -410,6 +412,7 @@ impl<'a> Tracer<'a> {
             retired: HashSet::new(),
             probes: probes.iter().map(|p| (p.id, p.clone())).collect(),
             frames: exec::Frames::default(),
+            rates: exec::Rates::default(),
             hits: 0,
             filtered: 0,
             sink,
@@ -682,11 +685,19 @@ impl<'a> Tracer<'a> {
                 xmm: None,
             };
             self.hits += 1;
-            let Some(captures) = exec::run(&probe.recipe, &mut m, tid as u32, &mut self.frames)
-            else {
-                self.filtered += 1;
-                continue;
-            };
+            let rates = (probe.id, &mut self.rates, time_ns);
+            let captures =
+                match exec::run(&probe.recipe, &mut m, tid as u32, &mut self.frames, rates) {
+                    Ok(c) => c,
+                    Err(exec::Rejected::Filtered) => {
+                        self.filtered += 1;
+                        continue;
+                    }
+                    Err(exec::Rejected::Limited) => {
+                        self.sink.limited(probe.id, 1);
+                        continue;
+                    }
+                };
             self.sink.hit(RawHit {
                 probe: probe.id,
                 pid: self.leader,

@@ -16,8 +16,9 @@ use anyhow::{anyhow, Result};
 use serde_json::{json, Value as Json};
 
 use super::log;
+use super::outgoing::Outgoing;
 use super::protocol::{OutputBody, SetConsoleVolumeArguments, SetTraceStateArguments, Source};
-use super::session::{Outgoing, Session};
+use super::session::Session;
 use crate::trace::{GroupId, Label, Trace, Volume};
 
 /// The event's name.
@@ -64,7 +65,9 @@ impl Live {
                 while !stopping.load(Ordering::SeqCst) {
                     // Short naps, so that stopping never waits for a long interval.
                     std::thread::sleep(NAP);
-                    if interval_ms > 0 && reported.elapsed() >= interval {
+                    // Nothing is reported while the client's queue is over
+                    // budget: the changes add up in the engine meanwhile.
+                    if interval_ms > 0 && reported.elapsed() >= interval && !out.congested() {
                         reported = Instant::now();
                         send_report(&out, &trace);
                     }
@@ -114,7 +117,12 @@ fn send_report(out: &Outgoing, trace: &Trace) {
         .into_iter()
         .map(|(group, label)| id_of(group, label))
         .collect();
-    let mut body = json!({ "traces": traces, "dropped": report.dropped });
+    let mut body = json!({
+        "traces": traces,
+        "dropped": report.dropped,
+        "limited": report.limited,
+        "notSent": out.not_sent(),
+    });
     if !removed.is_empty() {
         body["removed"] = json!(removed);
     }

@@ -24,6 +24,7 @@ pub mod codec;
 pub mod inspect;
 pub mod lifecycle;
 pub mod live;
+pub mod outgoing;
 pub mod protocol;
 pub mod run;
 pub mod session;
@@ -33,13 +34,14 @@ pub mod traces;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 
 use codec::FrameError;
+use outgoing::Outgoing;
 use protocol::{Incoming, OutputBody};
-use session::{Outgoing, Session};
+use session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct DapArgs {
@@ -51,6 +53,12 @@ pub struct DapArgs {
     /// Write the log here instead of stderr.
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// Bytes of messages queued for a client that reads slowly before
+    /// `output` events are left out (counted, and reported to it once it
+    /// catches up); at least 65536.
+    #[arg(long, value_name = "N", default_value_t = outgoing::DEFAULT_QUEUE_BYTES,
+          value_parser = outgoing::parse_queue_bytes)]
+    pub queue_bytes: u64,
 }
 
 static LOG: OnceLock<Mutex<Box<dyn Write + Send>>> = OnceLock::new();
@@ -77,7 +85,11 @@ pub fn serve(args: DapArgs) -> Result<i32> {
     match &args.listen {
         None => {
             let stdin = std::io::stdin();
-            session(BufReader::new(stdin.lock()), Box::new(std::io::stdout()));
+            session(
+                BufReader::new(stdin.lock()),
+                Box::new(std::io::stdout()),
+                args.queue_bytes,
+            );
             Ok(0)
         }
         Some(addr) => {
@@ -98,7 +110,7 @@ pub fn serve(args: DapArgs) -> Result<i32> {
                     "{addr} is not a loopback address: anyone who can reach it can run programs as this user"
                 ));
             }
-            accept(listener);
+            accept(listener, args.queue_bytes);
             Ok(0)
         }
     }
@@ -107,7 +119,7 @@ pub fn serve(args: DapArgs) -> Result<i32> {
 /// Serves every connection on a thread of its own, for as long as the
 /// listener accepts them: each is a session with its own program, probes
 /// and backend, and shares nothing with the others but the log.
-fn accept(listener: TcpListener) {
+fn accept(listener: TcpListener, queue_bytes: u64) {
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -131,7 +143,7 @@ fn accept(listener: TcpListener) {
         let name = format!("session {peer}");
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
             log(&format!("session from {peer}"));
-            session(BufReader::new(stream), Box::new(writer));
+            session(BufReader::new(stream), Box::new(writer), queue_bytes);
             log(&format!("session from {peer} ended"));
         });
         if let Err(e) = spawned {
@@ -141,8 +153,8 @@ fn accept(listener: TcpListener) {
 }
 
 /// Serves one client until it disconnects or its stream ends.
-fn session(mut reader: impl std::io::BufRead, writer: Box<dyn Write + Send>) {
-    let out = Arc::new(Outgoing::new(writer));
+fn session(mut reader: impl std::io::BufRead, writer: Box<dyn Write + Send>, queue_bytes: u64) {
+    let out = Outgoing::new(writer, queue_bytes);
     let mut session = Session::new(out.clone());
     while !session.ended() {
         let body = match codec::read_frame(&mut reader) {

@@ -130,6 +130,11 @@ pub struct CommonArguments {
     pub max_array_values: Option<u32>,
     /// Levels of pointers (and slice, map, interface contents) followed.
     pub max_depth: Option<u32>,
+    /// Hits per second each function of a trace, and each logpoint line,
+    /// may show; 0: no limit.
+    pub rate_limit: Option<u32>,
+    /// Hits per second all of them together may show; 0: no limit.
+    pub total_rate_limit: Option<u32>,
     /// "Run Without Debugging": the program runs with no probes.
     #[serde(default)]
     pub no_debug: bool,
@@ -153,6 +158,8 @@ impl CommonArguments {
             max_string_len: self.max_string_len,
             max_array_values: self.max_array_values,
             max_depth: self.max_depth,
+            rate_limit: self.rate_limit,
+            total_rate_limit: self.total_rate_limit,
             style: Default::default(),
             no_debug: self.no_debug,
             volume,

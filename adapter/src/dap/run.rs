@@ -13,8 +13,9 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::log;
+use super::outgoing::Outgoing;
 use super::protocol::{OutputBody, Source};
-use super::session::{Logpoints, Outgoing, Program, Running};
+use super::session::{Logpoints, Program, Running};
 use crate::trace::{Label, Outcome, Shown, Sink, Stdio, StopHandle, Target};
 
 /// Starts the program's trace on its own thread.

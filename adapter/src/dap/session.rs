@@ -1,4 +1,4 @@
-//! One DAP session: its state, the outgoing message stream, and the single
+//! One DAP session: its state (messages go out through [`Outgoing`]), and the single
 //! `match` that dispatches every request, standard and custom.
 //!
 //! A request that fails gets an error response and the session goes on;
@@ -9,121 +9,17 @@
 //! nothing else.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::protocol::{
-    Event, FunctionInfo, Incoming, OutputBody, Response, Source, SourceBreakpoint, TraceEntry,
-};
-use super::{codec, log};
+use super::log;
+use super::outgoing::Outgoing;
+use super::protocol::{FunctionInfo, Incoming, Source, SourceBreakpoint, TraceEntry};
 use crate::trace::{GroupId, Label, Prepared, StopHandle, Target, Trace};
-
-/// Messages queued for the client before a sender waits (backpressure
-/// from a client that stops reading reaches the backend only then).
-const QUEUE: usize = 4096;
-
-/// The stream to the client, shared by every thread that reports something.
-/// Messages are encoded by the sender and written by a writer thread, so
-/// the backend thread (which holds the traced thread stopped) never waits
-/// for a write unless the queue is full.
-pub struct Outgoing {
-    queue: Mutex<Option<std::sync::mpsc::SyncSender<Vec<u8>>>>,
-    seq: AtomicI64,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Outgoing {
-    pub fn new(mut writer: Box<dyn Write + Send>) -> Outgoing {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
-        let thread = std::thread::spawn(move || {
-            let mut failed = false;
-            for frame in rx {
-                if failed {
-                    continue; // drain, so senders never block on a dead client
-                }
-                if let Err(e) = writer.write_all(&frame).and_then(|_| writer.flush()) {
-                    log(&format!("writing to the client failed: {e}"));
-                    failed = true;
-                }
-            }
-        });
-        Outgoing {
-            queue: Mutex::new(Some(tx)),
-            seq: AtomicI64::new(1),
-            writer: Mutex::new(Some(thread)),
-        }
-    }
-
-    fn send(&self, make: impl FnOnce(i64) -> serde_json::Result<Vec<u8>>) {
-        let Ok(queue) = self.queue.lock() else {
-            return;
-        };
-        let Some(tx) = queue.as_ref() else {
-            return; // finished
-        };
-        // The sequence number is taken under the lock so that messages go
-        // out in sequence order.
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        match make(seq) {
-            Ok(body) => {
-                let _ = tx.send(codec::encode_frame(&body));
-            }
-            Err(e) => log(&format!("cannot encode a message: {e}")),
-        }
-    }
-
-    /// Writes out everything queued and stops the writer thread.
-    pub fn finish(&self) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.take();
-        }
-        let thread = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
-    }
-
-    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, String>) {
-        self.send(|seq| {
-            let (success, message, body) = match result {
-                Ok(body) => (true, None, body),
-                Err(m) => (false, Some(m), None),
-            };
-            serde_json::to_vec(&Response {
-                seq,
-                kind: "response",
-                request_seq,
-                success,
-                command,
-                message,
-                body,
-            })
-        });
-    }
-
-    pub fn event(&self, event: &str, body: Option<Json>) {
-        self.send(|seq| {
-            serde_json::to_vec(&Event {
-                seq,
-                kind: "event",
-                event,
-                body,
-            })
-        });
-    }
-
-    pub fn output(&self, body: OutputBody) {
-        match serde_json::to_value(body) {
-            Ok(b) => self.event("output", Some(b)),
-            Err(e) => log(&format!("cannot encode output: {e}")),
-        }
-    }
-}
 
 /// A logpoint as the client set it, by its breakpoint id (the label of
 /// its group in the trace).

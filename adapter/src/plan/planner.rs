@@ -30,7 +30,7 @@ use super::recipe::Builder;
 use super::site::{self, Site};
 use super::{
     filter, place, Capture, EntrySite, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind,
-    Recipe, Reg, TypeArgs, MAX_CAPTURES,
+    RateLimit, Recipe, Reg, TypeArgs, MAX_CAPTURES,
 };
 use crate::expr::Expr;
 use crate::image::{AtEntry, Lang, PlacePiece};
@@ -47,6 +47,9 @@ pub struct PlanOptions {
     /// checks what it can; off, the adapter checks every hit itself (to
     /// measure what the filters save).
     pub prefilter: bool,
+    /// Hits per second each probe that starts a hit (an entry or a
+    /// logpoint's line) may report, and all of them together.
+    pub rate: RateLimit,
 }
 
 impl Default for PlanOptions {
@@ -55,6 +58,7 @@ impl Default for PlanOptions {
             limits: Limits::default(),
             entry_at_low: false,
             prefilter: true,
+            rate: RateLimit::default(),
         }
     }
 }
@@ -214,8 +218,9 @@ impl<'a> Planner<'a> {
         let mut probes = Vec::with_capacity(1 + returns.len());
         let mut recipe = self.recipe(conv, &args, &arg_wheres, generic);
         let filtered = self.filter(&mut recipe, condition);
+        let limited = self.rate_limit(&mut recipe);
         let mut call = self.probe(id, ProbeKind::Entry, entry, recipe)?;
-        let pairing = filtered.then(|| Pairing {
+        let pairing = (filtered || limited).then(|| Pairing {
             role: FrameRole::Open,
             key: call.id,
             g: conv.frame_base(image),
@@ -294,7 +299,15 @@ impl<'a> Planner<'a> {
         b.follow_shared();
         let mut recipe = b.finish();
         self.filter(&mut recipe, condition);
+        self.rate_limit(&mut recipe);
         self.probe(id, ProbeKind::Line, site, recipe)
+    }
+
+    /// Gives `recipe` the rate limits, if there are any; whether there are.
+    fn rate_limit(&self, recipe: &mut Recipe) -> bool {
+        let rate = self.options.rate;
+        recipe.rate = rate.any().then_some(rate);
+        recipe.rate.is_some()
     }
 
     /// Gives `recipe` the filter compiled from `condition`, if any of it

@@ -263,6 +263,8 @@ pub struct Figures {
     /// Hits whose condition held: calls of a trace, runs of a logpoint.
     pub hits: u64,
     pub shown: u64,
+    /// Hits over a rate limit, which the backend did not report.
+    limited: u64,
     rate: Rate,
     /// The rate the last event reported, to report it falling to zero.
     sent_rate: f64,
@@ -292,6 +294,7 @@ impl Figures {
             line: None,
             hits: 0,
             shown: 0,
+            limited: 0,
             rate: Rate::new(now, 0),
             sent_rate: 0.0,
             functions: Vec::new(),
@@ -401,6 +404,12 @@ impl Figures {
         }
     }
 
+    /// `count` more hits were over a rate limit.
+    pub fn add_limited(&mut self, count: u64) {
+        self.limited += count;
+        self.changed = true;
+    }
+
     /// The group's entry of the next report (docs/protocol.md's
     /// `logprobe/hits`, without the face's `id`), if anything changed since
     /// the last one: its rates as of `now`; a logpoint's message is
@@ -419,6 +428,7 @@ impl Figures {
             "hits": self.hits,
             "rate": rate,
             "shown": self.shown,
+            "limited": self.limited,
         });
         if let Some(path) = &self.file {
             t["source"] = source(path);

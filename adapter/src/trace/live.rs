@@ -26,6 +26,8 @@ pub struct Report {
     pub removed: Vec<(GroupId, Option<Label>)>,
     /// Hits the backend lost, all groups together.
     pub dropped: u64,
+    /// Hits over a rate limit, all groups together.
+    pub limited: u64,
 }
 
 /// The line that ends a group's second (console volume `sample` or
@@ -150,6 +152,7 @@ impl Trace {
             groups,
             removed: std::mem::take(&mut t.removed),
             dropped: t.dropped,
+            limited: t.limited,
         }
     }
 

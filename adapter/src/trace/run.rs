@@ -93,9 +93,19 @@ impl Trace {
             durations: self.config.style.durations.then(Durations::default),
             unknown: !self.image.has_dwarf,
         };
+        let limited_before = self.lock().limited;
         let outcome = hits.backend(target, &probes, stop);
         hits.sink.flush();
-        self.lock().running = None;
+        let limited = {
+            let mut t = self.lock();
+            t.running = None;
+            t.limited - limited_before
+        };
+        if limited > 0 {
+            hits.sink.notice(&format!(
+                "{limited} hits over the rate limit were not shown"
+            ));
+        }
         outcome
     }
 }
@@ -222,6 +232,19 @@ impl HitSink for Hits<'_, '_> {
 
     fn dropped(&mut self, total: u64) {
         self.trace.set_dropped(total);
+    }
+
+    fn limited(&mut self, probe: u32, count: u64) {
+        let mut guard = self.trace.lock();
+        let t = &mut *guard;
+        t.limited += count;
+        if let Some(group) = t
+            .probes
+            .get(&probe)
+            .and_then(|(gid, _)| t.groups.get_mut(gid))
+        {
+            group.figures.add_limited(count);
+        }
     }
 
     fn notice(&mut self, message: &str) {

@@ -48,6 +48,8 @@ pub(super) struct Table {
     /// Hits the backend lost before they could be read, all groups
     /// together, as it last reported.
     pub(super) dropped: u64,
+    /// Hits over a rate limit, all groups together.
+    pub(super) limited: u64,
 }
 
 impl Trace {
@@ -65,6 +67,7 @@ impl Trace {
                 volume: config.volume,
                 removed: Vec::new(),
                 dropped: 0,
+                limited: 0,
             })),
             preload: Arc::default(),
         }

@@ -83,6 +83,9 @@ pub fn recipe(p: &Probe) -> Result<Box<lp_recipe>> {
             caps.len()
         );
     }
+    if p.recipe.rate.is_some() {
+        bail!("rate limits are enforced by the ptrace backend only for now");
+    }
     let mut r = Box::<lp_recipe>::default();
     r.ncaps = caps.len() as u32;
     r.guard_cc = match p.guard {
