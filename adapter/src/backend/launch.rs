@@ -3,6 +3,7 @@
 //! attach (ptrace) or arm uprobes (eBPF) before any of the program runs.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -42,8 +43,10 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 }
 
 /// Forks a child that stops itself before executing `launch.program`, and
-/// waits until it is stopped. The caller continues it with SIGCONT.
-pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
+/// waits until it is stopped. The caller continues it with SIGCONT. With
+/// `launch.stdio`, `output` are the write ends that become the child's
+/// stdout and stderr (see `output::open`).
+pub fn spawn_stopped(launch: &Launch, output: Option<&[OwnedFd; 2]>) -> Result<Pid> {
     let program = resolve_program(&launch.program)?;
     let path = cstring(program.as_os_str().as_bytes())?;
     let mut argv = vec![cstring(launch.program.as_os_str().as_bytes())?];
@@ -73,14 +76,13 @@ pub fn spawn_stopped(launch: &Launch) -> Result<Pid> {
         Some(d) => Some(cstring(d.as_os_str().as_bytes())?),
         None => None,
     };
-    let fds = launch.stdio.as_ref().map(|s| {
-        use std::os::fd::AsRawFd;
-        [
-            s.stdin.as_raw_fd(),
-            s.stdout.as_raw_fd(),
-            s.stderr.as_raw_fd(),
-        ]
-    });
+    let fds = match (&launch.stdio, output) {
+        (Some(s), Some([out, err])) => {
+            Some([s.stdin.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()])
+        }
+        (None, None) => None,
+        _ => bail!("the program's stdin and its output pipes go together"),
+    };
     if let Some(d) = &launch.cwd {
         if !d.is_dir() {
             bail!("working directory {} does not exist", d.display());
