@@ -332,6 +332,18 @@ impl Sink for Printer {
     fn flush(&mut self) {
         self.write_pending();
     }
+
+    /// Not called: the CLI's program shares logprobe's stdout and stderr
+    /// (`Launch::stdio` is `None`), relayed by the backend under eBPF.
+    fn output(&mut self, fd: i32, bytes: &[u8]) {
+        self.write_pending();
+        let _ = if fd == 2 {
+            std::io::stderr().write_all(bytes)
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|_| out.flush())
+        };
+    }
 }
 
 fn run_trace(args: TraceArgs) -> Result<i32> {

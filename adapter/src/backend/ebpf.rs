@@ -25,8 +25,8 @@
 //!
 //! In launch mode the program's stdout/stderr are relayed (see
 //! `relay`) so that its output and the trace lines interleave as under
-//! ptrace, unless the caller gave the program descriptors of its own
-//! (`Launch::stdio`, the DAP server's pipes), which it then reads itself.
+//! ptrace: to logprobe's own stdout/stderr, or, when the caller gave
+//! `Launch::stdio` (the DAP server), to the sink's `output`.
 //!
 //! Launch mode forks the program stopped before `execve`, arms every
 //! uprobe for that pid, then lets it run, so no early call is missed.
@@ -188,13 +188,16 @@ impl Backend for EbpfBackend {
                     },
                     None => launch::Extras::default(),
                 };
-                // With stdio given (the DAP server's pipes) the caller reads
-                // the program's output itself; otherwise it is relayed.
+                // With stdio given (the DAP server) the output goes to the
+                // sink; otherwise to logprobe's own stdout and stderr.
                 let child = if l.stdio.is_some() {
-                    launch::spawn_stopped(l, &extras)?
+                    let (captured, ends) = Relay::capture()?;
+                    run.relay = captured;
+                    // Our copies of the write ends close once it runs.
+                    launch::spawn_stopped(l, Some(&ends), &extras)?
                 } else {
                     let (diverted, saved) = Relay::divert()?;
-                    let child = launch::spawn_stopped(l, &extras);
+                    let child = launch::spawn_stopped(l, None, &extras);
                     Relay::restore(saved);
                     let child = child?;
                     run.relay = diverted;
@@ -333,7 +336,7 @@ impl<'a> Run<'a> {
         // The program is gone: nothing more can hit. What it reported is
         // read before the links go (their removal waits for the kernel).
         self.drain(sink, &armed)?;
-        self.relay.finish();
+        self.relay.finish(sink);
         drop(write_links);
         armed.unlink_all();
         Ok(outcome)
@@ -400,12 +403,12 @@ impl<'a> Run<'a> {
                 }
                 Some(Item::Write { fd, bytes }) => {
                     sink.flush();
-                    self.relay.claim(fd, bytes);
+                    self.relay.claim(fd, bytes, sink);
                 }
             }
         }
         sink.flush();
-        self.relay.end_cycle();
+        self.relay.end_cycle(sink);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! attach (ptrace) or arm uprobes (eBPF) before any of the program runs.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -61,8 +61,14 @@ pub fn launch_env(launch: &Launch, name: &str) -> Option<OsString> {
 }
 
 /// Forks a child that stops itself before executing `launch.program`, and
-/// waits until it is stopped. The caller continues it with SIGCONT.
-pub fn spawn_stopped(launch: &Launch, extras: &Extras) -> Result<Pid> {
+/// waits until it is stopped. The caller continues it with SIGCONT. With
+/// `launch.stdio`, `output` are the write ends that become the child's
+/// stdout and stderr (see `output::open`); `extras` are the backend's own.
+pub fn spawn_stopped(
+    launch: &Launch,
+    output: Option<&[OwnedFd; 2]>,
+    extras: &Extras,
+) -> Result<Pid> {
     let program = resolve_program(&launch.program)?;
     let path = cstring(program.as_os_str().as_bytes())?;
     let mut argv = vec![cstring(launch.program.as_os_str().as_bytes())?];
@@ -90,14 +96,13 @@ pub fn spawn_stopped(launch: &Launch, extras: &Extras) -> Result<Pid> {
         Some(d) => Some(cstring(d.as_os_str().as_bytes())?),
         None => None,
     };
-    let fds = launch.stdio.as_ref().map(|s| {
-        use std::os::fd::AsRawFd;
-        [
-            s.stdin.as_raw_fd(),
-            s.stdout.as_raw_fd(),
-            s.stderr.as_raw_fd(),
-        ]
-    });
+    let fds = match (&launch.stdio, output) {
+        (Some(s), Some([out, err])) => {
+            Some([s.stdin.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()])
+        }
+        (None, None) => None,
+        _ => bail!("the program's stdin and its output pipes go together"),
+    };
     if let Some(d) = &launch.cwd {
         if !d.is_dir() {
             bail!("working directory {} does not exist", d.display());

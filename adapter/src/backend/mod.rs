@@ -9,6 +9,7 @@
 pub mod ebpf;
 pub mod exec;
 pub mod launch;
+pub mod output;
 pub mod ptrace;
 
 use std::os::fd::OwnedFd;
@@ -56,6 +57,10 @@ pub trait HitSink {
     /// `count` more hits of probe `probe` were over a rate limit and not
     /// reported (`plan::RateLimit`).
     fn limited(&mut self, _probe: u32, _count: u64) {}
+    /// The launched program wrote `bytes` to its stdout (`fd` 1) or stderr
+    /// (2), after the hits handed on before and before those handed on
+    /// after. Called only when the launch gave [`Launch::stdio`].
+    fn output(&mut self, fd: i32, bytes: &[u8]);
 }
 
 /// Probes to arm and to remove while a backend runs (see
@@ -75,16 +80,17 @@ pub struct Launch {
     pub cwd: Option<PathBuf>,
     /// Extra environment variables, added to logprobe's own.
     pub env: Vec<(String, String)>,
-    /// Where the program's stdin, stdout and stderr go; `None`: logprobe's own.
+    /// `None`: the program shares logprobe's stdin, stdout and stderr.
     pub stdio: Option<Stdio>,
 }
 
-/// File descriptors that become the launched program's 0, 1 and 2.
+/// A launched program whose output the face shows itself (the DAP server):
+/// `stdin` becomes its fd 0, and its stdout and stderr are pipes the
+/// backend reads, handing what the program writes to [`HitSink::output`]
+/// in order with the hits (see `output`).
 #[derive(Debug, Clone)]
 pub struct Stdio {
     pub stdin: Arc<OwnedFd>,
-    pub stdout: Arc<OwnedFd>,
-    pub stderr: Arc<OwnedFd>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +186,14 @@ impl StopHandle {
         match self.inner.changes.lock() {
             Ok(mut q) => std::mem::take(&mut *q),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Interrupts the backend's blocked wait, if it is waiting.
+    pub(crate) fn wake(&self) {
+        let tid = self.inner.waiter.load(Ordering::SeqCst);
+        if tid > 0 {
+            wake_thread(tid);
         }
     }
 

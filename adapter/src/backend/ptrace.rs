@@ -24,7 +24,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use super::exec::{self, Machine};
-use super::{launch, Backend, HitSink, Outcome, ProbeChanges, RawHit, StopHandle, Target};
+use super::{launch, output, Backend, HitSink, Outcome, ProbeChanges, RawHit, StopHandle, Target};
 use crate::plan::{condition_holds, Guard, Probe, Reg};
 
 const INT3: u8 = 0xcc;
@@ -40,13 +40,22 @@ impl Backend for PtraceBackend {
         stop: &StopHandle,
     ) -> Result<Outcome> {
         stop.set_waiter_to_current_thread();
-        let (leader, attached) = match target {
-            Target::Launch(l) => (start(l)?, false),
-            Target::Attach(pid) => (attach(*pid)?, true),
+        let (leader, attached, pipes) = match target {
+            Target::Launch(l) => {
+                let (leader, pipes) = start(l)?;
+                (leader, false, pipes)
+            }
+            Target::Attach(pid) => (attach(*pid)?, true, None),
+        };
+        let output = match pipes {
+            Some(p) => Some(output::Watched::start(p, stop)?),
+            None => None,
         };
         let mut tracer = Tracer::new(leader, attached, probes, sink)?;
+        tracer.output = output;
         // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
         let outcome = tracer.arm_and_run(stop);
+        tracer.drain_output();
         tracer.sink.counted(tracer.hits, tracer.filtered);
         outcome
     }
@@ -88,6 +97,9 @@ struct Tracer<'a> {
     mem: File,
     bias: u64,
     stop_forwarded: bool,
+    /// The launched program's stdout and stderr, when the face reads them
+    /// (`Launch::stdio`): handed to the sink before each hit.
+    output: Option<output::Watched>,
 }
 
 /// Issues a ptrace request whose address and data are plain integers.
@@ -274,9 +286,18 @@ impl Machine for Stopped<'_> {
 }
 
 /// Starts the program under trace and returns at its first instruction
-/// after `execve`, every option set.
-fn start(l: &super::Launch) -> Result<i32> {
-    let pid = launch::spawn_stopped(l, &launch::Extras::default())?;
+/// after `execve`, every option set; with `Launch::stdio`, also the pipes
+/// its stdout and stderr write into.
+fn start(l: &super::Launch) -> Result<(i32, Option<Vec<output::Pipe>>)> {
+    let (pipes, ends) = match &l.stdio {
+        Some(_) => {
+            let (pipes, ends) = output::open()?;
+            (Some(pipes), Some(ends))
+        }
+        None => (None, None),
+    };
+    // Our copies of the write ends close when this returns.
+    let pid = launch::spawn_stopped(l, ends.as_ref(), &launch::Extras::default())?;
     let options = libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_EXITKILL;
     if let Err(e) = pt(libc::PTRACE_SEIZE, pid.as_raw(), 0, options as usize) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -306,7 +327,7 @@ fn start(l: &super::Launch) -> Result<i32> {
             continue;
         }
         match event_of(status) {
-            libc::PTRACE_EVENT_EXEC => return Ok(pid.as_raw()),
+            libc::PTRACE_EVENT_EXEC => return Ok((pid.as_raw(), pipes)),
             0 => {
                 let sig = libc::WSTOPSIG(status);
                 let deliver = if sig == libc::SIGCONT || sig == libc::SIGSTOP {
@@ -420,6 +441,7 @@ impl<'a> Tracer<'a> {
             mem,
             bias,
             stop_forwarded: false,
+            output: None,
         })
     }
 
@@ -537,6 +559,7 @@ impl<'a> Tracer<'a> {
             cont(self.leader, 0);
         }
         loop {
+            self.drain_output();
             let changes = stop.take_changes();
             if !changes.is_empty() && !stop.requested() {
                 self.apply_changes(changes)?;
@@ -641,6 +664,14 @@ impl<'a> Tracer<'a> {
         Ok(None)
     }
 
+    /// Hands the program's output written so far to the sink (when the
+    /// face reads it), so that it comes before the hit being reported.
+    fn drain_output(&mut self) {
+        if let Some(o) = &mut self.output {
+            o.drain(&mut *self.sink);
+        }
+    }
+
     /// Records the thread a `PTRACE_EVENT_CLONE` stop of `tid` created.
     fn note_clone(&mut self, tid: i32) {
         let mut new: libc::c_ulong = 0;
@@ -661,6 +692,7 @@ impl<'a> Tracer<'a> {
 
     fn on_breakpoint(&mut self, tid: i32, addr: u64, mut regs: Regs) -> Result<()> {
         regs[Reg::Rip.slot()] = addr;
+        self.drain_output();
         let time_ns = super::monotonic_ns();
         let (instruction, probes, scratch) = match self.breakpoints.get(&addr) {
             Some(bp) => (

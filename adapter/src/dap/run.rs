@@ -1,10 +1,10 @@
 //! Running the program: the engine's trace on its own thread (the backend
-//! and its `auto` fallback are the engine's), the program's stdout/stderr
-//! piped into `output` events, every hit the engine shows sent as one
-//! `output` event with the structured event as `data`; `process`,
+//! and its `auto` fallback are the engine's), every hit the engine shows
+//! sent as one `output` event with the structured event as `data`, the
+//! program's stdout/stderr (read by the backend, handed over in order with
+//! the hits) as `stdout`/`stderr` `output` events; `process`,
 //! `breakpoint`, `exited` and `terminated` events as the run goes.
 
-use std::io::BufRead;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -21,18 +21,13 @@ use crate::trace::{Label, Outcome, Shown, Sink, Stdio, StopHandle, Target};
 /// Starts the program's trace on its own thread.
 pub fn start(out: Arc<Outgoing>, program: &Program, logpoints: Logpoints) -> Result<Running> {
     let mut target = program.target.clone();
-    let mut readers = Vec::new();
     if let Target::Launch(l) = &mut target {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        // The backend reads the program's stdout and stderr and hands
+        // them to the sink in order with the hits.
         let null = std::fs::File::open("/dev/null").context("opening /dev/null")?;
         l.stdio = Some(Stdio {
             stdin: Arc::new(OwnedFd::from(null)),
-            stdout: Arc::new(out_w),
-            stderr: Arc::new(err_w),
         });
-        readers.push(forward(out.clone(), out_r, "stdout"));
-        readers.push(forward(out.clone(), err_r, "stderr"));
     }
     let attached = matches!(target, Target::Attach(_));
     let stop = StopHandle::default();
@@ -51,14 +46,10 @@ pub fn start(out: Arc<Outgoing>, program: &Program, logpoints: Logpoints) -> Res
                 attached,
                 started: false,
                 launched_pid: sink_pid,
+                partial: Default::default(),
             };
             let result = trace.run(&target, &mut sink, &thread_stop);
-            // Our copies of the pipes' write ends close here, so the readers
-            // see the end of the program's output.
-            drop(target);
-            for r in readers {
-                let _ = r.join();
-            }
+            sink.finish_output();
             match result {
                 Ok(Outcome::Detached) => {}
                 Ok(outcome) => {
@@ -85,31 +76,6 @@ pub fn start(out: Arc<Outgoing>, program: &Program, logpoints: Logpoints) -> Res
     })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")
-}
-
-/// Sends each line the program writes to `fd` as an `output` event.
-fn forward(out: Arc<Outgoing>, fd: OwnedFd, category: &'static str) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut r = std::io::BufReader::new(std::fs::File::from(fd));
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => out.output(OutputBody {
-                    category,
-                    output: String::from_utf8_lossy(&line).into_owned(),
-                    source: None,
-                    line: None,
-                    data: None,
-                }),
-            }
-        }
-    })
-}
-
 /// Sends what the trace shows to the client.
 struct DapSink {
     out: Arc<Outgoing>,
@@ -118,9 +84,37 @@ struct DapSink {
     attached: bool,
     started: bool,
     launched_pid: Arc<AtomicI32>,
+    /// Per stream (stdout, stderr): the start of a UTF-8 character whose
+    /// other bytes the program has not written yet.
+    partial: [Vec<u8>; 2],
 }
 
 impl DapSink {
+    /// The program's bytes as `output` events, one per line; a write that
+    /// does not end its line is sent as it is, without waiting for the rest
+    /// (which may come after trace lines).
+    fn program_output(&mut self, category: &'static str, text: &[u8]) {
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            self.out.output(OutputBody {
+                category,
+                output: String::from_utf8_lossy(line).into_owned(),
+                source: None,
+                line: None,
+                data: None,
+            });
+        }
+    }
+
+    /// The program has ended: what is left of a cut character, as it is.
+    fn finish_output(&mut self) {
+        for (i, category) in ["stdout", "stderr"].into_iter().enumerate() {
+            let rest = std::mem::take(&mut self.partial[i]);
+            if !rest.is_empty() {
+                self.program_output(category, &rest);
+            }
+        }
+    }
+
     /// A logprobe message as an `output` event of `category`, and in the log.
     fn say(&self, category: &'static str, message: &str) {
         log(message);
@@ -169,6 +163,19 @@ impl Sink for DapSink {
         self.say("console", message);
     }
 
+    fn output(&mut self, fd: i32, bytes: &[u8]) {
+        let (i, category) = if fd == 2 {
+            (1, "stderr")
+        } else {
+            (0, "stdout")
+        };
+        let mut text = std::mem::take(&mut self.partial[i]);
+        text.extend_from_slice(bytes);
+        let whole = text.len() - cut_character(&text);
+        self.partial[i] = text.split_off(whole);
+        self.program_output(category, &text);
+    }
+
     fn counted(&mut self, hits: u64, filtered: u64) {
         log(&format!(
             "{hits} probe hits, {filtered} not reported by the backend (conditions it checked)"
@@ -208,5 +215,31 @@ impl Sink for DapSink {
                 })),
             );
         }
+    }
+}
+
+/// How many bytes at the end of `text` are the start of a UTF-8 character
+/// cut short (at most 3), to be completed by the next write.
+fn cut_character(text: &[u8]) -> usize {
+    let from = text.len().saturating_sub(3);
+    (from..text.len())
+        .find(|&i| {
+            text[i] >= 0xc0
+                && matches!(std::str::from_utf8(&text[i..]), Err(e) if e.error_len().is_none() && e.valid_up_to() == 0)
+        })
+        .map_or(0, |i| text.len() - i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_character;
+
+    #[test]
+    fn a_cut_character_waits_for_its_other_bytes() {
+        assert_eq!(cut_character(b"abc\n"), 0);
+        assert_eq!(cut_character("é".as_bytes()), 0);
+        assert_eq!(cut_character(&"aé".as_bytes()[..2]), 1);
+        assert_eq!(cut_character(&"a€".as_bytes()[..3]), 2);
+        assert_eq!(cut_character(b"a\xff"), 0);
     }
 }

@@ -72,6 +72,10 @@ pub trait Sink {
     /// At the end: how many probe hits there were, and how many of them
     /// the backend did not report (rejected by a probe's filter).
     fn counted(&mut self, _hits: u64, _filtered: u64) {}
+    /// The launched program wrote `bytes` to its stdout (`fd` 1) or stderr
+    /// (2), after the events given before and before those given after.
+    /// Called only when the launch gave `Launch::stdio`.
+    fn output(&mut self, fd: i32, bytes: &[u8]);
 }
 
 impl Trace {
@@ -262,5 +266,11 @@ impl HitSink for Hits<'_, '_> {
 
     fn counted(&mut self, hits: u64, filtered: u64) {
         self.sink.counted(hits, filtered);
+    }
+
+    fn output(&mut self, fd: i32, bytes: &[u8]) {
+        // The events before it go first.
+        self.sink.flush();
+        self.sink.output(fd, bytes);
     }
 }

@@ -9,35 +9,40 @@
 //! that came before and after the write on that thread. Bytes no mark
 //! claims (another syscall than `write`, a lost mark, a child process)
 //! are copied out after a few drain cycles, so nothing is held back and
-//! the program never blocks on a full pipe. Only descriptors that are not
-//! terminals are relayed: a terminal stays the program's own, so it still
-//! sees a terminal (and C's stdio stays line-buffered).
+//! the program never blocks on a full pipe.
+//!
+//! Copied out where? For the CLI ([`Relay::divert`]), to logprobe's own
+//! stdout and stderr; only descriptors that are not terminals are relayed:
+//! a terminal stays the program's own, so it still sees a terminal (and
+//! C's stdio stays line-buffered). For a face that shows the output itself
+//! ([`Relay::capture`], the DAP server), to the sink's `output`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::fcntl::{fcntl, FcntlArg};
+
+use crate::backend::output::{self, Pipe};
+use crate::backend::HitSink;
 
 /// Drain cycles that unclaimed bytes wait for a mark.
 const PATIENCE: u32 = 3;
 
-struct Pipe {
-    /// 1 or 2: the program's descriptor, and logprobe's, it stands for.
-    fd: i32,
-    read: std::fs::File,
-    /// Bytes read from the pipe, not yet copied out.
-    held: Vec<u8>,
+struct Relayed {
+    /// Its `fd` is the program's descriptor, and logprobe's, it stands for.
+    pipe: Pipe,
     /// Drain cycles that ended with bytes held and none claimed.
     waited: u32,
     claimed: bool,
-    eof: bool,
+    /// Copied out to the sink, not to logprobe's own descriptor.
+    to_sink: bool,
 }
 
 /// The pipes standing for the program's stdout and stderr.
 #[derive(Default)]
 pub struct Relay {
-    pipes: Vec<Pipe>,
+    pipes: Vec<Relayed>,
 }
 
 /// logprobe's own descriptors, saved while the child is forked.
@@ -65,6 +70,22 @@ impl Relay {
         Ok((relay, saved))
     }
 
+    /// New pipes for the program's stdout and stderr, copied out to the
+    /// sink; returns the relay and the write ends the program is given.
+    pub fn capture() -> Result<(Relay, [OwnedFd; 2])> {
+        let (pipes, ends) = output::open()?;
+        let pipes = pipes
+            .into_iter()
+            .map(|pipe| Relayed {
+                pipe,
+                waited: 0,
+                claimed: false,
+                to_sink: true,
+            })
+            .collect();
+        Ok((Relay { pipes }, ends))
+    }
+
     /// Puts logprobe's own stdout/stderr back.
     pub fn restore(saved: Saved) {
         for (fd, keep) in saved.0 {
@@ -74,32 +95,32 @@ impl Relay {
 
     /// A bit mask of the relayed descriptors (bit n: fd n), for the BPF side.
     pub fn fds(&self) -> u32 {
-        self.pipes.iter().fold(0, |m, p| m | 1 << p.fd)
+        self.pipes.iter().fold(0, |m, p| m | 1 << p.pipe.fd)
     }
 
     /// The program wrote `bytes` bytes to `fd`: copy them out now.
-    pub fn claim(&mut self, fd: u32, bytes: u64) {
-        let Some(p) = self.pipes.iter_mut().find(|p| p.fd as u32 == fd) else {
+    pub fn claim(&mut self, fd: u32, bytes: u64, sink: &mut dyn HitSink) {
+        let Some(p) = self.pipes.iter_mut().find(|p| p.pipe.fd as u32 == fd) else {
             return;
         };
-        p.fill();
-        let n = (bytes as usize).min(p.held.len());
+        p.pipe.fill();
+        let n = (bytes as usize).min(p.pipe.held.len());
         p.claimed = true;
-        p.copy_out(n);
+        p.copy_out(n, sink);
     }
 
     /// The end of a drain cycle: copy out bytes no mark claimed in time.
-    pub fn end_cycle(&mut self) {
+    pub fn end_cycle(&mut self, sink: &mut dyn HitSink) {
         for p in &mut self.pipes {
-            p.fill();
-            if p.held.is_empty() || p.claimed {
+            p.pipe.fill();
+            if p.pipe.held.is_empty() || p.claimed {
                 p.waited = 0;
             } else {
                 p.waited += 1;
                 if p.waited >= PATIENCE {
                     p.waited = 0;
-                    let n = p.held.len();
-                    p.copy_out(n);
+                    let n = p.pipe.held.len();
+                    p.copy_out(n, sink);
                 }
             }
             p.claimed = false;
@@ -107,57 +128,43 @@ impl Relay {
     }
 
     /// Copies out everything left (the program has ended).
-    pub fn finish(&mut self) {
+    pub fn finish(&mut self, sink: &mut dyn HitSink) {
         for p in &mut self.pipes {
-            p.fill();
-            let n = p.held.len();
-            p.copy_out(n);
+            p.pipe.fill();
+            let n = p.pipe.held.len();
+            p.copy_out(n, sink);
         }
     }
 }
 
 /// Saves logprobe's `fd` into `saved` and points `fd` at a new pipe,
 /// whose read end is returned.
-fn divert_one(fd: i32, saved: &mut Saved) -> Result<Pipe> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("creating a pipe")?;
-    fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-        .context("making a pipe non-blocking")?;
+fn divert_one(fd: i32, saved: &mut Saved) -> Result<Relayed> {
+    let (r, w) = output::pipe()?;
+    let pipe = Pipe::new(fd, r)?;
     let keep = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3)).context("saving stdout")?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else
     // owns; the OwnedFd closes it once.
     let keep = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(keep) };
     saved.0.push((fd, keep));
     nix::unistd::dup2(w.as_raw_fd(), fd).context("redirecting stdout")?;
-    Ok(Pipe {
-        fd,
-        read: std::fs::File::from(r),
-        held: Vec::new(),
+    Ok(Relayed {
+        pipe,
         waited: 0,
         claimed: false,
-        eof: false,
+        to_sink: false,
     })
 }
 
-impl Pipe {
-    /// Reads whatever the pipe holds now.
-    fn fill(&mut self) {
-        let mut buf = [0u8; 16384];
-        while !self.eof {
-            match self.read.read(&mut buf) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.held.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break, // EAGAIN: nothing more for now
-            }
-        }
-    }
-
-    fn copy_out(&mut self, n: usize) {
+impl Relayed {
+    fn copy_out(&mut self, n: usize, sink: &mut dyn HitSink) {
         if n == 0 {
             return;
         }
-        let bytes: Vec<u8> = self.held.drain(..n).collect();
-        if self.fd == 1 {
+        let bytes = self.pipe.take(n);
+        if self.to_sink {
+            sink.output(self.pipe.fd, &bytes);
+        } else if self.pipe.fd == 1 {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&bytes);
             let _ = out.flush();
