@@ -96,6 +96,11 @@ pub struct TraceArgs {
     /// Levels of pointers (and slice, map, interface contents) followed.
     #[arg(long, default_value_t = Limits::default().max_depth)]
     pub max_depth: u32,
+    /// Show the N innermost frames of the call stack under each call and
+    /// return line (as `dlv trace -s N`); under eBPF they are taken in the
+    /// kernel at the hit, by frame pointers.
+    #[arg(short, long, value_name = "N")]
+    pub stack: Option<u32>,
     /// Print each event as one JSON object (kind, function, goroutine,
     /// timestamp, typed value trees) instead of a text line.
     #[arg(long)]
@@ -113,6 +118,7 @@ impl TraceArgs {
             max_string_len: Some(self.max_string_len),
             max_array_values: Some(self.max_array_values),
             max_depth: Some(self.max_depth),
+            stack: self.stack,
             style: Style {
                 timestamps: self.timestamp,
                 durations: self.duration,

@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 
-use crate::plan::{Limits, PlanOptions};
+use crate::plan::{Limits, PlanOptions, MAX_STACK_FRAMES};
 use crate::trace::Volume;
 
 /// Which probe mechanism runs a trace; `auto` is decided when it starts
@@ -87,6 +87,8 @@ pub struct Options {
     pub max_string_len: Option<u32>,
     pub max_array_values: Option<u32>,
     pub max_depth: Option<u32>,
+    /// Frames of the call stack each hit carries (`--stack N`).
+    pub stack: Option<u32>,
     pub style: Style,
     /// Run the program without probes (DAP `noDebug`).
     pub no_debug: bool,
@@ -170,8 +172,13 @@ impl TraceConfig {
                 .unwrap_or(defaults.max_array_values),
             max_depth: options.max_depth.unwrap_or(defaults.max_depth),
         };
+        let stack = options.stack.unwrap_or(0);
+        if stack > u32::from(MAX_STACK_FRAMES) {
+            bail!("a stack of {stack} frames is more than the {MAX_STACK_FRAMES} a hit can carry");
+        }
         let plan = PlanOptions {
             limits,
+            stack: stack as u16,
             prefilter: switch("LOGPROBE_PREFILTER", env.prefilter.as_deref(), true)?,
             entry_at_low: switch("LOGPROBE_ENTRY_AT_LOW", env.entry_at_low.as_deref(), false)?,
         };

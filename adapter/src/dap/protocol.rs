@@ -130,6 +130,9 @@ pub struct CommonArguments {
     pub max_array_values: Option<u32>,
     /// Levels of pointers (and slice, map, interface contents) followed.
     pub max_depth: Option<u32>,
+    /// Frames of the call stack each hit carries (`--stack N`): in the
+    /// output event's text and its `data.stack`.
+    pub stack: Option<u32>,
     /// "Run Without Debugging": the program runs with no probes.
     #[serde(default)]
     pub no_debug: bool,
@@ -153,6 +156,7 @@ impl CommonArguments {
             max_string_len: self.max_string_len,
             max_array_values: self.max_array_values,
             max_depth: self.max_depth,
+            stack: self.stack,
             style: Default::default(),
             no_debug: self.no_debug,
             volume,

@@ -521,6 +521,7 @@ mod tests {
                 name: "x".into(),
                 value: Value::Int { value: x },
             }],
+            stack: None,
             lang: Lang::Go,
         }
     }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, Stack};
 use crate::config::Style;
 use crate::expr::template::Context;
 use crate::expr::Template;
@@ -109,7 +109,34 @@ pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> St
     if let (EventKind::Return, Some(ns)) = (e.kind, duration) {
         line.push_str(&format!(" in {}", format_duration(ns)));
     }
+    if let Some(stack) = &e.stack {
+        stack_lines(&mut line, stack);
+    }
     line
+}
+
+/// Appends a hit's stack under its line as `dlv trace -s` prints it: a
+/// tab and `Stack:`, then per frame two tabs, its number, two spaces,
+/// `0x` and its address in 16 hex digits, ` in ` and the function, and a
+/// line `at file:line` aligned under the address; `(truncated)` when the
+/// stack goes on.
+pub fn stack_lines(out: &mut String, stack: &Stack) {
+    const IND: &str = "\t\t";
+    out.push_str("\n\tStack:");
+    let digits = stack.frames.len().saturating_sub(1).to_string().len();
+    let at = format!("{IND}{:1$}", "", digits + 2 + IND.len());
+    for (i, f) in stack.frames.iter().enumerate() {
+        out.push_str(&format!(
+            "\n{IND}{i:digits$}  {:#018x} in {}\n{at}at {}:{}",
+            f.pc,
+            f.function,
+            f.file.as_deref().unwrap_or("?"),
+            f.line.map_or(String::from("?"), |l| l.to_string()),
+        ));
+    }
+    if stack.truncated {
+        out.push_str(&format!("\n{IND}(truncated)"));
+    }
 }
 
 /// A log message shown for `e`, prefixed with the time of the hit as
@@ -179,6 +206,7 @@ mod tests {
             file: None,
             line: None,
             values: Vec::new(),
+            stack: None,
             lang: Lang::Go,
         }
     }
