@@ -163,3 +163,102 @@ fn a_stack_deeper_than_a_hit_can_carry_is_refused() {
         stderr(&out)
     );
 }
+
+/// `main.handle`'s call tree, two levels of callees followed.
+const HANDLE_TREE: &str =
+    "> goroutine(1):frame(1) main.handle(1, main.Shape(main.Square) {Side: 2}, main.leaf)
+ > goroutine(1):frame(2) main.middle(1)
+  > goroutine(1):frame(3) main.leaf(1)
+  >> goroutine(1):frame(3) main.leaf => (2)
+ >> goroutine(1):frame(2) main.middle => (4)
+ > goroutine(1):frame(2) main.leaf(1)
+ >> goroutine(1):frame(2) main.leaf => (2)
+ > goroutine(1):frame(2) main.fact(3)
+  > goroutine(1):frame(3) main.fact(2)
+   > goroutine(1):frame(4) main.fact(1)
+   >> goroutine(1):frame(4) main.fact => (1)
+  >> goroutine(1):frame(3) main.fact => (2)
+ >> goroutine(1):frame(2) main.fact => (6)
+>> goroutine(1):frame(1) main.handle => (16)
+";
+
+#[test]
+fn follow_calls_traces_callees_as_an_indented_tree_and_says_what_it_cannot_follow() {
+    for case in cases(&["calls-debug"]) {
+        let out = trace(
+            case.backend,
+            r"main\.handle$",
+            &case.path(),
+            &[],
+            &["--follow-calls", "2"],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{HANDLE_TREE}16\n"), "{case}");
+        let err = stderr(&out);
+        // The interface method and the function value: said, not missed.
+        assert!(
+            err.contains("logprobe: note: main.handle calls through a function value or an interface (line 33)"),
+            "{case}: {err}"
+        );
+        assert!(
+            err.contains("logprobe: note: main.fact is recursive"),
+            "{case}: {err}"
+        );
+        // One level: the callees' own callees are not traced.
+        let out = trace(
+            case.backend,
+            r"main\.handle$",
+            &case.path(),
+            &[],
+            &["--follow-calls", "1", "--json"],
+        );
+        let depths: Vec<(String, u64)> = stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["kind"] == "call")
+            .map(|e| {
+                (
+                    e["function"].as_str().unwrap().to_string(),
+                    e["depth"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = [
+            ("main.handle", 1),
+            ("main.middle", 2),
+            ("main.fact", 2),
+            ("main.fact", 3),
+            ("main.fact", 4),
+        ]
+        .iter()
+        .map(|(f, d)| (f.to_string(), *d))
+        .collect();
+        assert_eq!(depths, want, "{case}");
+    }
+}
+
+#[test]
+fn dap_follows_calls_as_the_command_line_does() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "calls-debug", &[], json!({}));
+        let r = c.ok(
+            "traceFunctions",
+            json!({"functions": [{"regex": "main\\.handle$", "followCalls": 2}]}),
+        );
+        let result = &r["body"]["functions"][0];
+        assert_eq!(result["verified"], true, "{r}");
+        assert!(
+            result["message"]
+                .as_str()
+                .unwrap()
+                .contains("main.handle calls through a function value or an interface"),
+            "{r}"
+        );
+        c.ok("configurationDone", json!({}));
+        let (console, _) = c.run_to_end();
+        assert_eq!(console, HANDLE_TREE, "{backend}");
+        c.ok("disconnect", json!({}));
+    }
+}

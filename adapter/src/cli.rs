@@ -101,6 +101,11 @@ pub struct TraceArgs {
     /// kernel at the hit, by frame pointers.
     #[arg(short, long, value_name = "N")]
     pub stack: Option<u32>,
+    /// Trace the functions the matched ones call too, N levels deep (found
+    /// from their call instructions), indented by call depth per goroutine
+    /// or thread, as `dlv trace --follow-calls N`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub follow_calls: u32,
     /// Print each event as one JSON object (kind, function, goroutine,
     /// timestamp, typed value trees) instead of a text line.
     #[arg(long)]
@@ -135,6 +140,7 @@ impl TraceArgs {
             .condition(self.cond.as_deref())
             .hit_condition(self.hit_cond.as_deref())
             .message(self.print.as_deref())
+            .follow_calls(self.follow_calls)
     }
 }
 
@@ -361,6 +367,9 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     }
     for s in &prepared.skipped {
         eprintln!("logprobe: cannot trace {s}");
+    }
+    for n in &prepared.notes {
+        eprintln!("logprobe: note: {n}");
     }
     trace.add(prepared);
     let stop = StopHandle::default();

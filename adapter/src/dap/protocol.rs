@@ -221,6 +221,9 @@ pub struct TraceEntry {
     pub condition: Option<String>,
     pub hit_condition: Option<String>,
     pub log_message: Option<String>,
+    /// Levels of callees traced too (`--follow-calls N`).
+    #[serde(default)]
+    pub follow_calls: u32,
 }
 
 #[derive(Debug, Serialize)]

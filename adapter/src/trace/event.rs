@@ -202,6 +202,10 @@ pub struct Event {
     /// The hit's call stack, innermost first (`--stack N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<Stack>,
+    /// Call depth in a tree of followed calls (`--follow-calls`): 1 for
+    /// the selected function, 2 for its callees...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
     #[serde(skip)]
     pub lang: Lang,
 }
@@ -294,6 +298,7 @@ pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) 
         line: func.line,
         values,
         stack,
+        depth: None,
         lang: func.lang,
     }
 }

@@ -522,6 +522,7 @@ mod tests {
                 value: Value::Int { value: x },
             }],
             stack: None,
+            depth: None,
             lang: Lang::Go,
         }
     }

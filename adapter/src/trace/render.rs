@@ -79,9 +79,18 @@ pub fn format_duration(ns: u64) -> String {
 /// where they are `unknown` (no DWARF), and with `duration`, the call's,
 /// after a return's results.
 pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> String {
-    let who = match e.goroutine {
+    let mut who = match e.goroutine {
         Some(g) => format!("goroutine({g})"),
         None => format!("thread({})", e.thread),
+    };
+    // In a tree of followed calls, as `dlv trace --follow-calls` prints
+    // it: indented by depth, the depth named after the goroutine.
+    let indent = match e.depth {
+        Some(d) => {
+            who = format!("{who}:frame({d})");
+            " ".repeat(d.saturating_sub(1) as usize)
+        }
+        None => String::new(),
     };
     let notation = Notation::of(e.lang);
     let values = if unknown && e.values.is_empty() {
@@ -97,9 +106,15 @@ pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> St
     if style.timestamps {
         line.push_str(&format!("{} ", wall_clock(e.time_ns)));
     }
+    let colon = if e.depth.is_some() { "" } else { ":" };
     match e.kind {
-        EventKind::Call => line.push_str(&format!("> {who}: {}({values})", e.function)),
-        EventKind::Return => line.push_str(&format!(">> {who}: {} => ({values})", e.function)),
+        EventKind::Call => {
+            line.push_str(&format!("{indent}> {who}{colon} {}({values})", e.function))
+        }
+        EventKind::Return => line.push_str(&format!(
+            "{indent}>> {who}{colon} {} => ({values})",
+            e.function
+        )),
         EventKind::Line => line.push_str(&format!(
             "@ {who}: {}:{} ({values})",
             e.file.as_deref().unwrap_or("?"),
@@ -207,6 +222,7 @@ mod tests {
             line: None,
             values: Vec::new(),
             stack: None,
+            depth: None,
             lang: Lang::Go,
         }
     }
