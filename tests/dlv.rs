@@ -262,3 +262,18 @@ fn dap_follows_calls_as_the_command_line_does() {
         c.ok("disconnect", json!({}));
     }
 }
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for (shell, mark) in [
+        ("bash", "_logprobe()"),
+        ("zsh", "#compdef logprobe"),
+        ("fish", "complete -c logprobe"),
+    ] {
+        let out = logprobe().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(mark), "{shell}: {script}");
+        assert!(script.contains("follow-calls"), "{shell}");
+    }
+}

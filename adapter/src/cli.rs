@@ -45,6 +45,11 @@ pub enum Command {
     },
     /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
     Dap(crate::dap::DapArgs),
+    /// Print a shell completion script: `source <(logprobe completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Check what the eBPF and ptrace backends need on this machine, and
     /// say how to fix what is missing (exit status 1 when eBPF cannot work).
     Doctor,
@@ -152,6 +157,12 @@ pub fn run() -> Result<i32> {
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
         Command::Dap(args) => crate::dap::serve(args),
         Command::Doctor => crate::doctor::run(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "logprobe", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Probes { program, regex } => list_probes(&program, &regex),
     }
 }
