@@ -274,6 +274,64 @@ __noinline long lp_read_user(struct lp_scratch *s, __u32 at, __u64 len, __u64 ad
 	return c.got > 0 ? (long)c.got : -1;
 }
 
+/* The frame pointer walk of a FRAMES capture (lp_frames). */
+struct frames_ctx {
+	__u8 *dst;
+	__u32 n;
+	__u32 count;
+	__u64 fp;
+	__u64 floor;
+};
+
+/* One frame: the return address at fp + 8, then on to the caller's frame
+ * pointer at fp, which must lie closer to the stack's base. */
+static long walk_frame(__u64 index, void *arg)
+{
+	struct frames_ctx *c = arg;
+	/* The frame number comes from the loop's index, not from the context,
+	 * so that the verifier checks one pass, not one per frame. */
+	__u64 k = index + 1;
+	__u64 pair[2] = {};
+	if (k >= c->count || c->fp <= c->floor || (c->fp & 7))
+		return 1;
+	if (bpf_probe_read_user(pair, sizeof(pair), (const void *)c->fp) || pair[1] == 0)
+		return 1;
+	__u32 at = (8 * k) & (LP_MAX_CAP_LEN - 1);
+	__builtin_memcpy(c->dst + at, &pair[1], 8);
+	c->n = k + 1;
+	c->floor = c->fp;
+	c->fp = pair[0];
+	return 0;
+}
+
+/* The return addresses of the innermost `count` frames into the scratch
+ * data at `at` (adapter/src/backend/exec.rs `frames`, the same walk):
+ * the one the call pushed below the canonical frame address `cfa`, then
+ * the frame pointer chain's from RBP, which is first followed once when
+ * it points into the probed function's own frame. Returns the bytes
+ * written. Taken here, at the hit: the program is never stopped. */
+__noinline long lp_frames(struct lp_scratch *s, __u32 at, __u64 cfa, __u32 count)
+{
+	if (!s)
+		return -1;
+	if (count == 0)
+		return 0;
+	if (count > LP_MAX_STACK)
+		count = LP_MAX_STACK;
+	__u64 sp = s->regs[LP_REG_RSP];
+	__u64 ret = 0;
+	if (bpf_probe_read_user(&ret, sizeof(ret), (const void *)(cfa - 8)))
+		return 0;
+	__u8 *dst = &s->data[at & (LP_DATA_SIZE - 1)];
+	__builtin_memcpy(dst, &ret, 8);
+	__u64 fp = s->regs[LP_REG_RBP];
+	if (fp >= sp && fp < cfa && bpf_probe_read_user(&fp, sizeof(fp), (const void *)fp))
+		return 8;
+	struct frames_ctx c = { .dst = dst, .n = 1, .count = count, .fp = fp, .floor = cfa - 8 };
+	bpf_loop(LP_MAX_STACK, walk_frame, &c, 0);
+	return 8 * (long)c.n;
+}
+
 /* The little-endian u64 at byte `at` of capture `c` (which must come
  * before capture `i`); 0 in *ok when there is none. */
 static __always_inline __u64 u64_of(struct lp_scratch *s, __u32 i, __u32 c, __u32 at, int *ok)
@@ -409,6 +467,12 @@ __noinline int lp_capture(struct lp_scratch *s, struct lp_recipe *r, __u32 i)
 		if (want > LP_MAX_CAP_LEN)
 			want = LP_MAX_CAP_LEN;
 		n = lp_read_user(s, used, want, ptr + (__s64)cap->add);
+		break;
+	}
+	case LP_CAP_FRAMES: {
+		__u32 reg = cap->reg;
+		if (reg < LP_NREGS)
+			n = lp_frames(s, used, s->regs[reg] + (__s64)cap->add, cap->len);
 		break;
 	}
 	default:

@@ -30,6 +30,9 @@ enum lp_limit {
 	LP_NREGS = 21,
 	LP_REG_EFLAGS = 18,
 	LP_REG_RSP = 19,
+	LP_REG_RBP = 4,
+	/* Most frames one FRAMES capture walks (plan::MAX_STACK_FRAMES). */
+	LP_MAX_STACK = 128,
 	/* Most XMM captures in one recipe that are read through a signal
 	 * frame; further ones are unreadable. */
 	LP_MAX_XMM = 16,
@@ -87,6 +90,9 @@ enum lp_cap_kind {
 	LP_CAP_XMM = 2,
 	LP_CAP_STACK = 3,
 	LP_CAP_DEREF = 4,
+	/* Return addresses: the one below the CFA (reg + add), then the
+	 * frame pointer chain's; `len` of them at most (exec.rs frames). */
+	LP_CAP_FRAMES = 5,
 } __attribute__((packed));
 
 /* How a Deref's length is found. */
@@ -99,7 +105,7 @@ enum lp_len_kind {
 
 struct lp_capture {
 	enum lp_cap_kind kind;
-	__u8 reg; /* REG: pt_regs slot; XMM: register number */
+	__u8 reg; /* REG, FRAMES (the CFA's): pt_regs slot; XMM: register number */
 	enum lp_len_kind len_kind; /* DEREF */
 	__u8 pad;
 	__u16 base;   /* DEREF: capture holding the address ... */

@@ -45,6 +45,11 @@ pub enum Command {
     },
     /// Serve the Debug Adapter Protocol (for editors) on stdin/stdout or TCP.
     Dap(crate::dap::DapArgs),
+    /// Print a shell completion script: `source <(logprobe completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Check what the eBPF and ptrace backends need on this machine, and
     /// say how to fix what is missing (exit status 1 when eBPF cannot work).
     Doctor,
@@ -106,6 +111,16 @@ pub struct TraceArgs {
     /// limit.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub total_rate_limit: u32,
+    /// Show the N innermost frames of the call stack under each call and
+    /// return line (as `dlv trace -s N`); under eBPF they are taken in the
+    /// kernel at the hit, by frame pointers.
+    #[arg(short, long, value_name = "N")]
+    pub stack: Option<u32>,
+    /// Trace the functions the matched ones call too, N levels deep (found
+    /// from their call instructions), indented by call depth per goroutine
+    /// or thread, as `dlv trace --follow-calls N`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub follow_calls: u32,
     /// Print each event as one JSON object (kind, function, goroutine,
     /// timestamp, typed value trees) instead of a text line.
     #[arg(long)]
@@ -125,6 +140,7 @@ impl TraceArgs {
             max_depth: Some(self.max_depth),
             rate_limit: Some(self.rate_limit),
             total_rate_limit: Some(self.total_rate_limit),
+            stack: self.stack,
             style: Style {
                 timestamps: self.timestamp,
                 durations: self.duration,
@@ -141,6 +157,7 @@ impl TraceArgs {
             .condition(self.cond.as_deref())
             .hit_condition(self.hit_cond.as_deref())
             .message(self.print.as_deref())
+            .follow_calls(self.follow_calls)
     }
 }
 
@@ -152,6 +169,12 @@ pub fn run() -> Result<i32> {
         Command::Functions { program, regex } => list_functions(&program, regex.as_deref()),
         Command::Dap(args) => crate::dap::serve(args),
         Command::Doctor => crate::doctor::run(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "logprobe", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Probes { program, regex } => list_probes(&program, &regex),
     }
 }
@@ -384,6 +407,9 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     }
     for s in &prepared.skipped {
         eprintln!("logprobe: cannot trace {s}");
+    }
+    for n in &prepared.notes {
+        eprintln!("logprobe: note: {n}");
     }
     trace.add(prepared);
     let stop = StopHandle::default();

@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 
-use crate::plan::{Limits, PlanOptions, RateLimit};
+use crate::plan::{Limits, PlanOptions, RateLimit, MAX_STACK_FRAMES};
 use crate::trace::Volume;
 
 /// Which probe mechanism runs a trace; `auto` is decided when it starts
@@ -91,6 +91,8 @@ pub struct Options {
     pub rate_limit: Option<u32>,
     /// Hits per second all probes together may report (0: no limit).
     pub total_rate_limit: Option<u32>,
+    /// Frames of the call stack each hit carries (`--stack N`).
+    pub stack: Option<u32>,
     pub style: Style,
     /// Run the program without probes (DAP `noDebug`).
     pub no_debug: bool,
@@ -174,8 +176,13 @@ impl TraceConfig {
                 .unwrap_or(defaults.max_array_values),
             max_depth: options.max_depth.unwrap_or(defaults.max_depth),
         };
+        let stack = options.stack.unwrap_or(0);
+        if stack > u32::from(MAX_STACK_FRAMES) {
+            bail!("a stack of {stack} frames is more than the {MAX_STACK_FRAMES} a hit can carry");
+        }
         let plan = PlanOptions {
             limits,
+            stack: stack as u16,
             prefilter: switch("LOGPROBE_PREFILTER", env.prefilter.as_deref(), true)?,
             entry_at_low: switch("LOGPROBE_ENTRY_AT_LOW", env.entry_at_low.as_deref(), false)?,
             rate: RateLimit {

@@ -134,6 +134,17 @@ pub enum Capture {
         add: i32,
         len: Len,
     },
+    /// The return addresses of the innermost `count` frames, 8 bytes each,
+    /// innermost first: the first is read just below the canonical frame
+    /// address (`cfa` plus `offset`, where the call pushed it), the others
+    /// by walking the frame pointer chain from RBP (`[fp + 8]` is a return
+    /// address, `[fp]` the caller's frame pointer). RBP is skipped once when
+    /// it points into the probed function's own frame (between SP and the
+    /// CFA), and the walk ends where a frame pointer does not grow toward
+    /// the stack's base or a read fails: code built without frame pointers
+    /// yields its first caller only. Fewer bytes than `8 * count` mean the
+    /// walk reached its end.
+    Frames { cfa: Reg, offset: i32, count: u16 },
 }
 
 impl Capture {
@@ -143,6 +154,7 @@ impl Capture {
             Capture::Reg(_) | Capture::Xmm(_) => 8,
             Capture::Stack { len, .. } => len,
             Capture::Deref { len, .. } => len.max(),
+            Capture::Frames { count, .. } => 8 * u32::from(count),
         }
     }
 }
@@ -241,6 +253,9 @@ pub struct Recipe {
     /// For a Go shape instantiation: how its values' type arguments are
     /// learnt.
     pub type_args: Option<TypeArgs>,
+    /// Capture holding the call stack's return addresses
+    /// ([`Capture::Frames`]), when stacks are asked for.
+    pub stack: Option<u16>,
 }
 
 /// How a probe of a Go shape instantiation (a generic function compiled
@@ -526,6 +541,10 @@ pub const MAX_CAPTURES: usize = 512;
 /// read), so that a backend can stage a hit in one fixed buffer. Like
 /// [`MAX_CAPTURES`], reaching it stops following pointers.
 pub const MAX_RECIPE_BYTES: u32 = 64 * 1024;
+
+/// Most frames of a call stack one hit carries (`--stack N`); the eBPF
+/// program walks at most this many (`LP_MAX_STACK`).
+pub const MAX_STACK_FRAMES: u16 = 128;
 
 /// Largest single memory read a recipe asks for, in bytes (also bounded by
 /// the `u16` offsets of later `Deref` steps into the read).

@@ -246,9 +246,51 @@ fn capture(recipe: &Recipe, m: &mut dyn Machine, out: &mut Captured, until: usiz
                     (Some(p), Some(n)) => m.read(p.wrapping_add(add as i64 as u64), n as usize),
                 }
             }
+            Capture::Frames { cfa, offset, count } => Some(frames(m, cfa, offset, count)),
         };
         out.push(got);
     }
+}
+
+/// The return addresses of [`Capture::Frames`]: the one below the CFA,
+/// then the frame pointer chain's, 8 bytes each (the eBPF program's
+/// `lp_frames` walks the same way).
+fn frames(m: &mut dyn Machine, cfa: crate::plan::Reg, offset: i32, count: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 * usize::from(count));
+    if count == 0 {
+        return out;
+    }
+    let sp = m.reg(crate::plan::Reg::Rsp.slot());
+    let cfa = m.reg(cfa.slot()).wrapping_add(offset as i64 as u64);
+    let Some(ret) = m.read(cfa.wrapping_sub(8), 8).and_then(|b| u64_at(&b, 0)) else {
+        return out;
+    };
+    out.extend_from_slice(&ret.to_le_bytes());
+    let mut fp = m.reg(crate::plan::Reg::Rbp.slot());
+    // RBP inside the probed function's own frame: its caller's is saved there.
+    if fp >= sp && fp < cfa {
+        match m.read(fp, 8).and_then(|b| u64_at(&b, 0)) {
+            Some(next) => fp = next,
+            None => return out,
+        }
+    }
+    let mut floor = cfa.wrapping_sub(8);
+    while out.len() < 8 * usize::from(count) {
+        if fp <= floor || !fp.is_multiple_of(8) {
+            break;
+        }
+        let Some(pair) = m.read(fp, 16) else { break };
+        let (Some(next), Some(ret)) = (u64_at(&pair, 0), u64_at(&pair, 8)) else {
+            break;
+        };
+        if ret == 0 {
+            break;
+        }
+        out.extend_from_slice(&ret.to_le_bytes());
+        floor = fp;
+        fp = next;
+    }
+    out
 }
 
 #[cfg(test)]

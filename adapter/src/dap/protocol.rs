@@ -135,6 +135,9 @@ pub struct CommonArguments {
     pub rate_limit: Option<u32>,
     /// Hits per second all of them together may show; 0: no limit.
     pub total_rate_limit: Option<u32>,
+    /// Frames of the call stack each hit carries (`--stack N`): in the
+    /// output event's text and its `data.stack`.
+    pub stack: Option<u32>,
     /// "Run Without Debugging": the program runs with no probes.
     #[serde(default)]
     pub no_debug: bool,
@@ -160,6 +163,7 @@ impl CommonArguments {
             max_depth: self.max_depth,
             rate_limit: self.rate_limit,
             total_rate_limit: self.total_rate_limit,
+            stack: self.stack,
             style: Default::default(),
             no_debug: self.no_debug,
             volume,
@@ -224,6 +228,9 @@ pub struct TraceEntry {
     pub condition: Option<String>,
     pub hit_condition: Option<String>,
     pub log_message: Option<String>,
+    /// Levels of callees traced too (`--follow-calls N`).
+    #[serde(default)]
+    pub follow_calls: u32,
 }
 
 #[derive(Debug, Serialize)]

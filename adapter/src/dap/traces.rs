@@ -40,7 +40,8 @@ fn request(entry: &TraceEntry) -> Result<Request> {
     Ok(request
         .condition(entry.condition.as_deref())
         .hit_condition(entry.hit_condition.as_deref())
-        .message(entry.log_message.as_deref()))
+        .message(entry.log_message.as_deref())
+        .follow_calls(entry.follow_calls))
 }
 
 /// Plans one trace entry: its group, and the functions it probes.
@@ -100,11 +101,13 @@ impl Session {
                 ),
                 None => match plan(&trace, entry) {
                     Ok((group, functions)) => {
+                        // What following calls could not do statically.
+                        let notes = group.notes.join("\n");
                         groups.push(group);
                         (
                             TraceResult {
                                 verified: true,
-                                message: None,
+                                message: (!notes.is_empty()).then_some(notes),
                                 functions: functions.clone(),
                                 id: None,
                             },

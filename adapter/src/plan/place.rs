@@ -212,7 +212,7 @@ fn place_capture(
 const DWARF_RSP: u16 = 7;
 
 /// A DWARF x86-64 general-purpose register number as a `pt_regs` register.
-fn dwarf_reg(n: u16) -> Option<Reg> {
+pub(super) fn dwarf_reg(n: u16) -> Option<Reg> {
     Some(match n {
         0 => Reg::Rax,
         1 => Reg::Rdx,

@@ -30,7 +30,7 @@ use super::recipe::Builder;
 use super::site::{self, Site};
 use super::{
     filter, place, Capture, EntrySite, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind,
-    RateLimit, Recipe, Reg, TypeArgs, MAX_CAPTURES,
+    RateLimit, Recipe, Reg, TypeArgs, MAX_CAPTURES, MAX_STACK_FRAMES,
 };
 use crate::expr::Expr;
 use crate::image::{AtEntry, Lang, PlacePiece};
@@ -50,6 +50,9 @@ pub struct PlanOptions {
     /// Hits per second each probe that starts a hit (an entry or a
     /// logpoint's line) may report, and all of them together.
     pub rate: RateLimit,
+    /// Frames of the call stack each hit carries (0: none), at most
+    /// [`MAX_STACK_FRAMES`].
+    pub stack: u16,
 }
 
 impl Default for PlanOptions {
@@ -59,6 +62,7 @@ impl Default for PlanOptions {
             entry_at_low: false,
             prefilter: true,
             rate: RateLimit::default(),
+            stack: 0,
         }
     }
 }
@@ -325,8 +329,18 @@ impl<'a> Planner<'a> {
         func: FuncId,
         kind: ProbeKind,
         site: Site,
-        recipe: Recipe,
+        mut recipe: Recipe,
     ) -> Result<Probe> {
+        if self.options.stack > 0 && recipe.captures.len() < MAX_CAPTURES {
+            // Frame 0 is the probe itself; the others are return addresses,
+            // plus one more that tells whether the stack goes on.
+            let count = self.options.stack.min(MAX_STACK_FRAMES);
+            let (cfa, offset) = self.cfa(kind, site.address);
+            recipe.stack = Some(super::recipe::push(
+                &mut recipe,
+                Capture::Frames { cfa, offset, count },
+            ));
+        }
         let file_offset = self
             .image
             .file_offset(site.address)
@@ -344,6 +358,21 @@ impl<'a> Planner<'a> {
             scratch: site.scratch,
             returns_at: None,
             recipe,
+        })
+    }
+
+    /// Where the canonical frame address is at a probe of `kind` at
+    /// `address`, from the call frame information; without it, SP + 8 at
+    /// an entry or a `RET` (the return address on top) and RBP + 16 inside
+    /// a function (a frame pointer's frame).
+    fn cfa(&self, kind: ProbeKind, address: u64) -> (Reg, i32) {
+        let known = self
+            .image
+            .cfa_at(address)
+            .and_then(|(reg, off)| Some((place::dwarf_reg(reg)?, i32::try_from(off).ok()?)));
+        known.unwrap_or(match kind {
+            ProbeKind::Entry | ProbeKind::Return => (Reg::Rsp, 8),
+            ProbeKind::Line => (Reg::Rbp, 16),
         })
     }
 

@@ -28,6 +28,9 @@ pub struct Decoding {
     /// address) of the calls of Go shape instantiations that have not
     /// returned yet, by frame (`g`, `g.stack.hi - SP`), for their returns.
     calls: HashMap<(u64, u64), HashMap<u64, u64>>,
+    /// Code address (link-time) -> its function and source line, for
+    /// stacks.
+    places: HashMap<u64, (Option<crate::image::FuncId>, Option<u64>)>,
 }
 
 /// Most calls [`Decoding::calls`] remembers; a call that never returns
@@ -87,6 +90,65 @@ impl Decoding {
             cache,
             by_descriptor: HashMap::new(),
             calls: HashMap::new(),
+            places: HashMap::new(),
+        }
+    }
+
+    /// The function and source line of link-time code address `pc`.
+    fn place(&mut self, image: &Image, pc: u64) -> (Option<crate::image::FuncId>, Option<u64>) {
+        if let Some(p) = self.places.get(&pc) {
+            return *p;
+        }
+        let line = image.lines_at(&[pc]).ok().and_then(|l| l.get(&pc).copied());
+        let place = (image.function_at(pc), line);
+        if self.places.len() < MAX_OPEN_CALLS {
+            self.places.insert(pc, place);
+        }
+        place
+    }
+
+    /// The call stack a hit of `probe` carries: frame 0 the probe itself,
+    /// then a frame per return address, each shown at its call (the
+    /// address before it), as Delve shows them. It ends at the first
+    /// address outside the image's functions (a shared library's code, or
+    /// a walk gone astray without frame pointers); `truncated` when the
+    /// capture holds more frames than were asked for.
+    fn stack(&mut self, image: &Image, probe: &Probe, bias: u64, bytes: &[u8]) -> Stack {
+        let want = bytes.len() / 8;
+        let mut frames = vec![StackFrame {
+            pc: probe.address.wrapping_add(bias),
+            function: image.functions[probe.func].name.clone(),
+            file: image.functions[probe.func].file.clone(),
+            line: self.place(image, probe.address).1,
+        }];
+        let asked = probe
+            .recipe
+            .stack
+            .and_then(|c| match probe.recipe.captures.get(c as usize) {
+                Some(crate::plan::Capture::Frames { count, .. }) => Some(usize::from(*count)),
+                _ => None,
+            });
+        let asked = asked.unwrap_or(want);
+        let mut ended = false;
+        for chunk in bytes.chunks_exact(8).take(asked.saturating_sub(1)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let ret = u64::from_le_bytes(w);
+            let call = ret.wrapping_sub(bias).wrapping_sub(1);
+            let (Some(f), line) = self.place(image, call) else {
+                ended = true;
+                break;
+            };
+            frames.push(StackFrame {
+                pc: ret,
+                function: image.functions[f].name.clone(),
+                file: image.functions[f].file.clone(),
+                line,
+            });
+        }
+        Stack {
+            frames,
+            truncated: !ended && want >= asked,
         }
     }
 
@@ -137,8 +199,34 @@ pub struct Event {
     pub file: Option<String>,
     pub line: Option<u64>,
     pub values: Vec<NamedValue>,
+    /// The hit's call stack, innermost first (`--stack N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Stack>,
+    /// Call depth in a tree of followed calls (`--follow-calls`): 1 for
+    /// the selected function, 2 for its callees...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
     #[serde(skip)]
     pub lang: Lang,
+}
+
+/// The innermost frames of a hit's call stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    pub frames: Vec<StackFrame>,
+    /// More frames were there than were asked for.
+    pub truncated: bool,
+}
+
+/// One frame: the code address (run time; a caller's is its return
+/// address) and the function and source line it is in (a caller's: of
+/// its call).
+#[derive(Debug, Clone, Serialize)]
+pub struct StackFrame {
+    pub pc: u64,
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,6 +277,12 @@ pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) 
             ),
         })
         .collect();
+    let stack = probe
+        .recipe
+        .stack
+        .and_then(|c| hit.captures.get(c as usize))
+        .and_then(|c| c.as_deref())
+        .map(|bytes| state.stack(image, probe, bias, bytes));
     Event {
         kind: match probe.kind {
             ProbeKind::Entry => EventKind::Call,
@@ -203,6 +297,8 @@ pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) 
         file: func.file.clone(),
         line: func.line,
         values,
+        stack,
+        depth: None,
         lang: func.lang,
     }
 }

@@ -531,6 +531,8 @@ mod tests {
                 name: "x".into(),
                 value: Value::Int { value: x },
             }],
+            stack: None,
+            depth: None,
             lang: Lang::Go,
         }
     }

@@ -5,7 +5,7 @@
 //! when its call was; and the group's live figures (`figures`), which
 //! count every hit whose condition held, shown or not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::event::{Decoding, Event, EventKind};
 use super::figures::Figures;
@@ -48,6 +48,9 @@ pub(super) struct Group {
     pub(super) figures: Figures,
     /// What the console volume let through in the current second.
     pub(super) window: Window,
+    /// With `--follow-calls`: the functions selected, whose calls start a
+    /// tree; a callee's call is shown only inside one, indented by depth.
+    roots: Option<HashSet<FuncId>>,
 }
 
 /// A call not returned yet.
@@ -98,7 +101,28 @@ impl Group {
             label: None,
             figures,
             window: Window::default(),
+            roots: None,
         }
+    }
+
+    /// Follows calls from `roots` (see [`Group::roots`]).
+    pub(super) fn following(mut self, roots: Option<HashSet<FuncId>>) -> Group {
+        self.roots = roots;
+        self
+    }
+
+    /// The call depth of a call of `func` on `who` (1 for a root called
+    /// outside any tree), or `None` when it is a callee called outside
+    /// every tree; without `--follow-calls`, `Some(0)`.
+    fn depth(&self, func: FuncId, who: u64) -> Option<u32> {
+        let Some(roots) = &self.roots else {
+            return Some(0);
+        };
+        let open = self
+            .open_calls
+            .get(&who)
+            .map_or(0, |v| v.iter().filter(|o| o.shown).count()) as u32;
+        (open > 0 || roots.contains(&func)).then_some(open + 1)
     }
 
     /// Decides whether the hit of a `kind` probe that decoded to `event`
@@ -106,7 +130,7 @@ impl Group {
     /// goroutine or thread, to pair returns with calls.
     pub(super) fn judge(
         &mut self,
-        kind: ProbeKind,
+        (kind, func): (ProbeKind, FuncId),
         event: &mut Event,
         who: u64,
         volume: Volume,
@@ -137,7 +161,10 @@ impl Group {
                     },
                 };
                 passed = passes;
+                let depth = self.depth(func, who);
+                event.depth = depth.filter(|&d| d > 0);
                 let show = passes
+                    && depth.is_some()
                     && {
                         self.hits += 1;
                         self.hit_condition.is_none_or(|h| h.holds(self.hits))
@@ -154,6 +181,11 @@ impl Group {
             }
             ProbeKind::Return => {
                 let opened = self.open_calls.get_mut(&who).and_then(|v| v.pop());
+                if self.roots.is_some() {
+                    event.depth = self
+                        .depth(func, who)
+                        .filter(|_| opened.is_some_and(|o| o.shown));
+                }
                 let filtered = self.condition.is_some() || self.hit_condition.is_some();
                 passed = opened.map_or(!filtered, |o| o.passed);
                 duration = opened

@@ -30,7 +30,7 @@ mod select;
 mod table;
 mod volume;
 
-pub use event::{Event, EventKind, NamedValue};
+pub use event::{Event, EventKind, NamedValue, Stack, StackFrame};
 pub use figures::{cut, show};
 pub use group::{GroupId, Label};
 pub use live::{LatestHit, Report, SecondEnd};

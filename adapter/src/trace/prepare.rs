@@ -23,6 +23,9 @@ pub struct Prepared {
     pub functions: Vec<FuncId>,
     /// Functions selected that cannot be probed: `name: why`.
     pub skipped: Vec<String>,
+    /// What following calls could not do statically, or does by nesting
+    /// (`--follow-calls`): one line each.
+    pub notes: Vec<String>,
     pub(super) group: Group,
     pub(super) probes: Vec<Probe>,
 }
@@ -67,6 +70,8 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
     let mut probes = Vec::new();
     let mut functions = Vec::new();
     let mut skipped = Vec::new();
+    let mut notes = Vec::new();
+    let mut roots = None;
     let at = match &req.select {
         Select::Line { file, line } => {
             let sites = image.line_addresses(file, *line)?;
@@ -89,7 +94,13 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
             Some((file.clone(), *line))
         }
         Select::Functions(_) | Select::Around { .. } => {
-            let found = select::functions(image, &req.select)?;
+            let mut found = select::functions(image, &req.select)?;
+            if req.follow_calls > 0 {
+                let followed = select::follow(image, &found, req.follow_calls)?;
+                roots = Some(found.iter().copied().collect());
+                notes = followed.notes;
+                found.extend(followed.callees);
+            }
             for &f in &found {
                 match planner.plan_function(f, condition.as_ref(), req.returns) {
                     Ok(p) => {
@@ -150,10 +161,12 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
         at,
         figures,
         return_lines,
-    );
+    )
+    .following(roots);
     Ok(Prepared {
         functions,
         skipped,
+        notes,
         group,
         probes,
     })

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::event::{Event, EventKind};
+use super::event::{Event, EventKind, Stack};
 use crate::config::Style;
 use crate::expr::template::Context;
 use crate::expr::Template;
@@ -79,9 +79,18 @@ pub fn format_duration(ns: u64) -> String {
 /// where they are `unknown` (no DWARF), and with `duration`, the call's,
 /// after a return's results.
 pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> String {
-    let who = match e.goroutine {
+    let mut who = match e.goroutine {
         Some(g) => format!("goroutine({g})"),
         None => format!("thread({})", e.thread),
+    };
+    // In a tree of followed calls, as `dlv trace --follow-calls` prints
+    // it: indented by depth, the depth named after the goroutine.
+    let indent = match e.depth {
+        Some(d) => {
+            who = format!("{who}:frame({d})");
+            " ".repeat(d.saturating_sub(1) as usize)
+        }
+        None => String::new(),
     };
     let notation = Notation::of(e.lang);
     let values = if unknown && e.values.is_empty() {
@@ -97,9 +106,15 @@ pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> St
     if style.timestamps {
         line.push_str(&format!("{} ", wall_clock(e.time_ns)));
     }
+    let colon = if e.depth.is_some() { "" } else { ":" };
     match e.kind {
-        EventKind::Call => line.push_str(&format!("> {who}: {}({values})", e.function)),
-        EventKind::Return => line.push_str(&format!(">> {who}: {} => ({values})", e.function)),
+        EventKind::Call => {
+            line.push_str(&format!("{indent}> {who}{colon} {}({values})", e.function))
+        }
+        EventKind::Return => line.push_str(&format!(
+            "{indent}>> {who}{colon} {} => ({values})",
+            e.function
+        )),
         EventKind::Line => line.push_str(&format!(
             "@ {who}: {}:{} ({values})",
             e.file.as_deref().unwrap_or("?"),
@@ -109,7 +124,34 @@ pub fn line(e: &Event, style: Style, unknown: bool, duration: Option<u64>) -> St
     if let (EventKind::Return, Some(ns)) = (e.kind, duration) {
         line.push_str(&format!(" in {}", format_duration(ns)));
     }
+    if let Some(stack) = &e.stack {
+        stack_lines(&mut line, stack);
+    }
     line
+}
+
+/// Appends a hit's stack under its line as `dlv trace -s` prints it: a
+/// tab and `Stack:`, then per frame two tabs, its number, two spaces,
+/// `0x` and its address in 16 hex digits, ` in ` and the function, and a
+/// line `at file:line` aligned under the address; `(truncated)` when the
+/// stack goes on.
+pub fn stack_lines(out: &mut String, stack: &Stack) {
+    const IND: &str = "\t\t";
+    out.push_str("\n\tStack:");
+    let digits = stack.frames.len().saturating_sub(1).to_string().len();
+    let at = format!("{IND}{:1$}", "", digits + 2 + IND.len());
+    for (i, f) in stack.frames.iter().enumerate() {
+        out.push_str(&format!(
+            "\n{IND}{i:digits$}  {:#018x} in {}\n{at}at {}:{}",
+            f.pc,
+            f.function,
+            f.file.as_deref().unwrap_or("?"),
+            f.line.map_or(String::from("?"), |l| l.to_string()),
+        ));
+    }
+    if stack.truncated {
+        out.push_str(&format!("\n{IND}(truncated)"));
+    }
 }
 
 /// A log message shown for `e`, prefixed with the time of the hit as
@@ -179,6 +221,8 @@ mod tests {
             file: None,
             line: None,
             values: Vec::new(),
+            stack: None,
+            depth: None,
             lang: Lang::Go,
         }
     }

@@ -34,6 +34,10 @@ pub struct Request {
     /// replaces the call line and no return is shown, so
     /// [`Request::message`] turns this off.
     pub returns: bool,
+    /// Levels of callees of the selected functions traced too (`dlv trace
+    /// --follow-calls N`), found statically from their call instructions;
+    /// their lines are indented by call depth.
+    pub follow_calls: u32,
 }
 
 impl Request {
@@ -45,6 +49,7 @@ impl Request {
             hit_condition: None,
             message: None,
             returns,
+            follow_calls: 0,
         }
     }
 
@@ -82,6 +87,12 @@ impl Request {
         self.hit_condition = hit_condition
             .filter(|c| !c.trim().is_empty())
             .map(str::to_string);
+        self
+    }
+
+    /// With `levels` of callees traced too.
+    pub fn follow_calls(mut self, levels: u32) -> Request {
+        self.follow_calls = levels;
         self
     }
 

@@ -196,7 +196,7 @@ impl HitSink for Hits<'_, '_> {
             };
             let mut event = decode(&self.trace.image, &mut group.decoding, probe, &hit);
             let who = event.goroutine.unwrap_or(hit.tid as u64 | 1 << 63);
-            let verdict = group.judge(probe.kind, &mut event, who, volume);
+            let verdict = group.judge((probe.kind, probe.func), &mut event, who, volume);
             (
                 (*gid, group.label),
                 (probe.kind, probe.func, probe.address),

@@ -128,3 +128,97 @@ pub(super) fn functions(image: &Image, what: &Select) -> Result<Vec<FuncId>> {
         Select::Line { file, line } => bail!("{file}:{line} is a line, not a function"),
     }
 }
+
+/// What following the calls of some functions found (`--follow-calls`).
+#[derive(Debug, Default)]
+pub(super) struct Followed {
+    /// The callees, each once, not among the roots.
+    pub callees: Vec<FuncId>,
+    /// What could not be followed statically, or is traced by nesting:
+    /// calls through function values and interfaces, recursion.
+    pub notes: Vec<String>,
+}
+
+/// Whether a callee is left out of `--follow-calls`: the Go runtime and
+/// internal packages (probing the scheduler, the allocator or the stack
+/// growth they run on would trace the tracer's own hits, and is what
+/// `dlv trace` users never mean), and what is not traceable.
+fn followable(image: &Image, id: FuncId) -> bool {
+    let name = &image.functions[id].name;
+    traceable(image, id)
+        && !["runtime.", "internal/", "sync/atomic.", "runtime/internal/"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// The callees of `roots`, `levels` deep, from their `call` instructions
+/// (capstone): a direct call names its target; a call through a register
+/// or memory (a function value, an interface method, a C function
+/// pointer) cannot be resolved statically and becomes a note, as does a
+/// function that calls itself or an ancestor (its calls are traced and
+/// nest deeper).
+pub(super) fn follow(image: &Image, roots: &[FuncId], levels: u32) -> Result<Followed> {
+    let cs = crate::plan::site::disassembler()?;
+    let mut out = Followed::default();
+    let mut seen: std::collections::HashSet<FuncId> = roots.iter().copied().collect();
+    let mut level: Vec<FuncId> = roots.to_vec();
+    let mut notes = std::collections::BTreeSet::new();
+    for _ in 0..levels {
+        let mut next = Vec::new();
+        for &f in &level {
+            let func = &image.functions[f];
+            let Ok(insns) = crate::plan::site::instructions(&cs, image, func) else {
+                continue;
+            };
+            let mut indirect = Vec::new();
+            for (addr, mnemonic, operands, _) in &insns {
+                if mnemonic != "call" {
+                    continue;
+                }
+                let target = operands
+                    .strip_prefix("0x")
+                    .and_then(|h| u64::from_str_radix(h, 16).ok());
+                let Some(target) = target else {
+                    indirect.push(*addr);
+                    continue;
+                };
+                let Some(callee) = image.function_at(target) else {
+                    continue; // a PLT stub: a shared library's function
+                };
+                if callee == f {
+                    notes.insert(format!(
+                        "{} is recursive: its calls of itself are traced, nested deeper",
+                        func.name
+                    ));
+                    continue;
+                }
+                if !followable(image, callee) {
+                    continue;
+                }
+                if seen.insert(callee) {
+                    out.callees.push(callee);
+                    next.push(callee);
+                }
+            }
+            if !indirect.is_empty() {
+                let lines = image.lines_at(&indirect).unwrap_or_default();
+                let mut at: Vec<String> = indirect
+                    .iter()
+                    .map(|a| match lines.get(a) {
+                        Some(l) => format!("line {l}"),
+                        None => format!("{a:#x}"),
+                    })
+                    .collect();
+                at.dedup();
+                notes.insert(format!(
+                    "{} calls through a function value or an interface ({}): those callees cannot be found statically and are not followed",
+                    func.name,
+                    at.join(", ")
+                ));
+            }
+        }
+        level = next;
+    }
+    out.notes = notes.into_iter().collect();
+    Ok(out)
+}

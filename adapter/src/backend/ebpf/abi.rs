@@ -140,6 +140,13 @@ fn capture(c: &Capture) -> (u32, lp_capture) {
             cap.len = len;
             len
         }
+        Capture::Frames { cfa, offset, count } => {
+            cap.kind = lp_cap_kind::LP_CAP_FRAMES;
+            cap.reg = cfa.slot() as u8;
+            cap.add = offset;
+            cap.len = u32::from(count);
+            8 * u32::from(count)
+        }
         Capture::Deref {
             base,
             offset,
