@@ -132,14 +132,7 @@ fn functions_request_lists_traceable_functions() {
 #[test]
 fn terminate_ends_a_launched_program() {
     for backend in backends() {
-        let (mut c, _adapter) = stdio_adapter();
-        launch(
-            &mut c,
-            backend,
-            "attach",
-            &["600"],
-            json!({"trace": [r"^main\.tick$"]}),
-        );
+        let (mut c, _adapter) = launch_ticker(backend, "600", r"^main\.tick$");
         c.ok("configurationDone", json!({}));
         let process = c.wait_event(|e| e["event"] == "process");
         let pid = process["body"]["systemProcessId"].as_i64().expect("pid");

@@ -133,3 +133,34 @@ fn seed_output_comes_after_its_call_and_logpoint() {
         c.ok("disconnect", json!({}));
     }
 }
+
+/// Output that no hit follows is not held back until the next hit or the
+/// program's end: under ptrace a watcher wakes the backend for it.
+#[test]
+fn output_without_a_hit_after_it_arrives_while_the_program_runs() {
+    for backend in backends() {
+        // main.main is hit once, before "ready"; nothing is hit after it
+        // for the 30 s the program would run.
+        let (mut c, _adapter) = launch_ticker(backend, "600", r"^main\.main$");
+        c.ok("configurationDone", json!({}));
+        let started = std::time::Instant::now();
+        c.wait_event(|e| e["event"] == "output" && e["body"]["category"] == "stdout");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{backend}: 'ready' came only after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            sequence(&c),
+            [line("console", "> goroutine(1): main.main()".into())],
+            "{backend}"
+        );
+        assert!(
+            !c.events.iter().any(|e| e["event"] == "exited"),
+            "{backend}: the program ended already"
+        );
+        c.ok("terminate", json!({}));
+        c.wait_event(|e| e["event"] == "terminated");
+        c.ok("disconnect", json!({}));
+    }
+}

@@ -160,14 +160,7 @@ fn removing_a_logpoint_keeps_the_trace_armed_with_it() {
     // added next (reusing the freed recipe slot under eBPF) must show its
     // own text.
     for backend in backends() {
-        let (mut c, _adapter) = stdio_adapter();
-        launch(
-            &mut c,
-            backend,
-            "attach",
-            &["100"],
-            json!({"trace": [r"^main\.tick$"]}),
-        );
+        let (mut c, _adapter) = launch_ticker(backend, "100", r"^main\.tick$");
         c.ok("setBreakpoints", json!({"source": {"path": attach_source()}, "breakpoints": [{"line": 23, "logMessage": "lp {i}"}]}));
         c.ok("configurationDone", json!({}));
         c.wait_event(|e| e["event"] == "output" && e["body"]["output"] == "ready\n");

@@ -325,6 +325,20 @@ pub fn launch(c: &mut Client, backend: &str, program: &str, args: &[&str], extra
     c.wait_event(|e| e["event"] == "initialized");
 }
 
+/// A session on stdio that launched the ticker fixture (`attach`) for
+/// `ticks` ticks, tracing `regex`, before `configurationDone`.
+pub fn launch_ticker(backend: &str, ticks: &str, regex: &str) -> (Client, Reaper) {
+    let (mut c, adapter) = stdio_adapter();
+    launch(
+        &mut c,
+        backend,
+        "attach",
+        &[ticks],
+        json!({"trace": [regex]}),
+    );
+    (c, adapter)
+}
+
 pub fn launch_after_init(c: &mut Client, program: &str) {
     c.ok(
         "launch",
