@@ -55,7 +55,8 @@ pub struct Armed {
 struct Batch {
     /// (slot, probe), in plan order.
     probes: Vec<(u32, Probe)>,
-    link: Option<Link>,
+    /// One link per file the probes are in (the executable, libraries).
+    links: Vec<Link>,
 }
 
 /// Probes whose links were dropped by [`Armed::unlink`]: their slots are
@@ -141,7 +142,7 @@ impl Armed {
         }
         let mut batch = Batch {
             probes: Vec::with_capacity(probes.len()),
-            link: None,
+            links: Vec::new(),
         };
         for p in probes {
             let Some(slot) = self.free.pop() else {
@@ -172,7 +173,7 @@ impl Armed {
         }
         let linked = stored.and_then(|()| self.link(skel, &batch.probes));
         match linked {
-            Ok(l) => batch.link = l,
+            Ok(l) => batch.links = l,
             Err(e) => {
                 for (slot, _) in &batch.probes {
                     self.breakpoints.disarm(*slot);
@@ -195,6 +196,10 @@ impl Armed {
         let target = (self.pid, self.path.as_path(), !self.running);
         for (slot, p) in probes {
             let fixes = &self.xmm_fixes[*slot as usize];
+            // Breakpoints are placed by the executable's mapping only.
+            if p.library.is_some() {
+                continue;
+            }
             if !fixes.iter().any(|(_, e)| *e == sse::Effect::Lost) {
                 continue;
             }
@@ -225,7 +230,7 @@ impl Armed {
             });
             if b.probes.len() != before {
                 // Dropping a link waits for its running handlers.
-                b.link = None;
+                b.links.clear();
                 out.batches.push(i);
             }
         }
@@ -245,7 +250,7 @@ impl Armed {
             let probes = std::mem::take(&mut self.batches[i].probes);
             match self.link(skel, &probes) {
                 Ok(l) => {
-                    self.batches[i].link = l;
+                    self.batches[i].links = l;
                     self.batches[i].probes = probes;
                 }
                 Err(e) => {
@@ -269,7 +274,7 @@ impl Armed {
         let mut links: Vec<Link> = self
             .batches
             .iter_mut()
-            .filter_map(|b| b.link.take())
+            .flat_map(|b| std::mem::take(&mut b.links))
             .collect();
         links.extend(self.signal.take_link());
         links.extend(self.breakpoints.take_links());
@@ -283,10 +288,11 @@ impl Armed {
         });
     }
 
-    /// Arms one batch of probes in the process's mapping of its executable:
-    /// one uprobe-multi link (no perf event per probe), each offset with
-    /// its slot as cookie.
-    fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Option<Link>> {
+    /// Arms one batch of probes in the process's mappings of the files
+    /// they are in: one uprobe-multi link per file (no perf event per
+    /// probe), each offset with its slot as cookie. A uprobe names a file
+    /// by its inode, so a library's probes are armed before it is mapped.
+    fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Vec<Link>> {
         // Probes sharing an instruction (a frameless function whose first
         // instruction is its RET: entry and return) must run in plan
         // order. The kernel runs the consumers of one uprobe newest first,
@@ -298,20 +304,33 @@ impl Armed {
             .filter(|(_, p)| !self.entry_only || p.kind == ProbeKind::Entry)
             .filter(|(slot, _)| !self.breakpoints.has(*slot))
             .collect();
-        let Some((_, first)) = armed.first() else {
-            return Ok(None);
-        };
-        let opts = UprobeMultiOpts {
-            offsets: armed.iter().map(|(_, p)| p.file_offset as usize).collect(),
-            cookies: armed.iter().map(|(slot, _)| u64::from(*slot)).collect(),
-            ..Default::default()
-        };
-        let link = skel
-            .progs
-            .lp_probe
-            .attach_uprobe_multi_with_opts(self.pid, &self.path, "", opts)
-            .map_err(|e| attach_error(&e, &self.path, first))?;
-        Ok(Some(link))
+        let mut files: Vec<Option<&Path>> =
+            armed.iter().map(|(_, p)| p.library.as_deref()).collect();
+        files.sort_unstable();
+        files.dedup();
+        let mut links = Vec::with_capacity(files.len());
+        for file in files {
+            let these: Vec<&&(u32, Probe)> = armed
+                .iter()
+                .filter(|(_, p)| p.library.as_deref() == file)
+                .collect();
+            let Some((_, first)) = these.first() else {
+                continue;
+            };
+            let path = file.unwrap_or(&self.path);
+            let opts = UprobeMultiOpts {
+                offsets: these.iter().map(|(_, p)| p.file_offset as usize).collect(),
+                cookies: these.iter().map(|(slot, _)| u64::from(*slot)).collect(),
+                ..Default::default()
+            };
+            let link = skel
+                .progs
+                .lp_probe
+                .attach_uprobe_multi_with_opts(self.pid, path, "", opts)
+                .map_err(|e| attach_error(&e, path, first))?;
+            links.push(link);
+        }
+        Ok(links)
     }
 }
 
