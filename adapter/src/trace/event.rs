@@ -81,6 +81,12 @@ impl value::Resolve for Runtime<'_, '_> {
 }
 
 impl Decoding {
+    /// Whether DWARF describes the probed functions: their library's,
+    /// else `executable`'s.
+    pub(super) fn described(&self, executable: &Image) -> bool {
+        self.library.as_deref().unwrap_or(executable).has_dwarf
+    }
+
     /// The decoding state for the probes `planner` has made so far.
     pub fn of(planner: &Planner) -> Decoding {
         let (types, cache) = planner.type_state();
