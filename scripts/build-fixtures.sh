@@ -7,7 +7,9 @@
 # addresses need the load bias), and the toolchain's own cmd/gofmt (gofmt:
 # a real program). C, C++ and Rust fixtures are built with debug info at
 # -O2 / opt-level 2 (c-NAME, cpp-NAME, rust-NAME) and at -O0 / opt-level 0
-# (…-debug). Then the same Go fixtures, and gofmt, with each Go toolchain
+# (…-debug), and the C values fixture at -O0 with its debug information in
+# a separate file (c-values-split, .debug/c-values-split.debug), and a C
+# program with the shared library it loads (c-lib, libgeom.so). Then the same Go fixtures, and gofmt, with each Go toolchain
 # scripts/toolchains.sh installed, into fixtures/bin/goVERSION/. A program
 # newer than its sources, its compiler and this script is not built again,
 # so the tests can call this every time.
@@ -68,6 +70,24 @@ for src in "$root"/fixtures/c/*.c; do
   native "$out/$name" "$src" gcc -g -O2 -Wall -o "$out/$name" "$src"
   native "$out/$name-debug" "$src" gcc -g -O0 -Wall -o "$out/$name-debug" "$src"
 done
+# split_debug OUT SRC: OUT built at -O0 with its debug information moved
+# into .debug/OUT.debug beside it, found through .gnu_debuglink as gdb
+# finds it.
+split_debug() {
+  local target="$1" src="$2" debug
+  debug="$(dirname "$1")/.debug/$(basename "$1").debug"
+  mkdir -p "$(dirname "$debug")"
+  gcc -g -O0 -Wall -o "$target" "$src"
+  objcopy --only-keep-debug "$target" "$debug"
+  objcopy --strip-debug --add-gnu-debuglink="$debug" "$target"
+}
+native "$out/c-values-split" "$root/fixtures/c/values.c" split_debug "$out/c-values-split" "$root/fixtures/c/values.c"
+# A C program and the shared library it loads at start (c-lib, and
+# libgeom.so beside it, found through its RUNPATH $ORIGIN), at -O0.
+native "$out/libgeom.so" "$root/fixtures/c-lib" \
+  gcc -g -O0 -Wall -shared -fPIC -o "$out/libgeom.so" "$root/fixtures/c-lib/geom.c"
+native "$out/c-lib" "$root/fixtures/c-lib" \
+  gcc -g -O0 -Wall -o "$out/c-lib" "$root/fixtures/c-lib/main.c" -L"$out" -lgeom -Wl,-rpath,'$ORIGIN'
 for src in "$root"/fixtures/cpp/*.cpp; do
   [ -e "$src" ] || continue
   name="cpp-$(basename "$src" .cpp)"

@@ -180,6 +180,17 @@ fn c_values_are_shown_as_gdb_shows_them() {
     }
 }
 
+/// A binary whose debug information was moved into a file of its own
+/// (`objcopy --only-keep-debug`, `--strip-debug`, `--add-gnu-debuglink`;
+/// the file is in `.debug/` beside it, one of the places gdb looks) is
+/// traced with the same values as the build that keeps it.
+#[test]
+fn separate_debug_info_is_found_through_gnu_debuglink() {
+    for backend in backends() {
+        check(backend, C_FUNCS, "c-values-split", &[], C_O0, &C_PRINTED);
+    }
+}
+
 /// Floats, and structs of them, travel in XMM registers: arguments in
 /// XMM0-7, `struct vec2` in two, `struct mixed` in RSI and XMM2, results
 /// in XMM0 and XMM1 (and RAX beside XMM0). gdb prints a `float` with 9

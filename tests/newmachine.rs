@@ -97,6 +97,7 @@ fn doctor_shows_ebpf_works_and_needs_no_mount() {
         [
             "lp_probe",
             "lp_sigtramp",
+            "lp_return",
             "lp_breakpoint",
             "lp_preempt",
             "lp_enter_write",

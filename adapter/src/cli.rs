@@ -187,9 +187,10 @@ fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
     for s in &prepared.skipped {
         eprintln!("logprobe: cannot trace {s}");
     }
+    let image = prepared.library().unwrap_or(trace.image());
     let mut uret_seen = Vec::new();
     for p in prepared.probes() {
-        let name = &trace.image().functions[p.func].name;
+        let name = &image.functions[p.func].name;
         println!(
             "{} {:#x} {:#x} {name}",
             p.kind.name(),
@@ -397,7 +398,10 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     // Under eBPF the kernel verifies the program while the image is read.
     let preload = trace::Preload::start(&config);
     let image = Arc::new(Image::open(&exe)?);
-    let trace = Trace::new(image.clone(), config).preloaded(preload);
+    let mut trace = Trace::new(image.clone(), config).preloaded(preload);
+    if let Target::Attach(pid) = target {
+        trace = trace.attached_to(pid);
+    }
     let prepared = trace.prepare(&args.request())?;
     if !image.has_dwarf {
         eprintln!(

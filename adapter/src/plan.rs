@@ -202,6 +202,9 @@ pub struct Probe {
     pub address: u64,
     /// Offset of the instruction in the ELF file, for uprobes.
     pub file_offset: u64,
+    /// The shared library the instruction is in, by its real path (how
+    /// the kernel names its mapping); `None`: the executable.
+    pub library: Option<std::path::PathBuf>,
     pub guard: Option<Guard>,
     /// The original bytes of the probed instruction (for step-over).
     pub instruction: Vec<u8>,

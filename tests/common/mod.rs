@@ -372,10 +372,19 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
 /// Starts the attach fixture (it calls `main.tick` `ticks` times, 50 ms
 /// apart) and waits for its "ready" line: the child, its pid, its stdout.
 pub fn start_ticker(ticks: u32) -> (Reaper, u32, std::io::BufReader<std::process::ChildStdout>) {
+    start_ready("attach", ticks)
+}
+
+/// Starts fixture `name` with argument `count` and waits for its "ready"
+/// line: the child, its pid, its stdout.
+pub fn start_ready(
+    name: &str,
+    count: u32,
+) -> (Reaper, u32, std::io::BufReader<std::process::ChildStdout>) {
     use std::io::BufRead;
-    let mut program = Command::new(fixture("attach"));
+    let mut program = Command::new(fixture(name));
     program
-        .arg(ticks.to_string())
+        .arg(count.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .stdin(Stdio::null());
@@ -386,6 +395,20 @@ pub fn start_ticker(ticks: u32) -> (Reaper, u32, std::io::BufReader<std::process
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "ready\n");
     (target, pid, out)
+}
+
+/// Interrupts a `logprobe trace -p` (Ctrl-C) and waits for it: its exit
+/// code and what it wrote on stderr.
+pub fn interrupt(tracer: &mut Reaper) -> (Option<i32>, String) {
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.child().id().to_string()])
+        .status();
+    let status = tracer.child().wait().expect("wait logprobe");
+    let mut err = String::new();
+    if let Some(mut e) = tracer.child().stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (status.code(), err)
 }
 
 /// The ids of the BPF programs process `pid` holds open (from its

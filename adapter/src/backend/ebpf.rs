@@ -52,7 +52,7 @@ use super::{launch, Backend, HitSink, Outcome, StopHandle, Target};
 use crate::plan::{Capture, Probe};
 
 mod abi;
-mod addresses;
+pub(crate) mod addresses;
 mod armed;
 mod breakpoint;
 mod load;

@@ -17,8 +17,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
@@ -43,6 +44,17 @@ impl Backend for PtraceBackend {
         let (leader, attached, pipes) = match target {
             Target::Launch(l) => {
                 let (leader, pipes) = start(l)?;
+                // Probes in shared libraries need them mapped.
+                if probes.iter().any(|p| p.library.is_some()) {
+                    if let Err(e) = run_to_entry(leader) {
+                        let _ = nix::sys::signal::kill(
+                            Pid::from_raw(leader),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                        let _ = wait(leader);
+                        return Err(e);
+                    }
+                }
                 (leader, false, pipes)
             }
             Target::Attach(pid) => (attach(*pid)?, true, None),
@@ -95,7 +107,10 @@ struct Tracer<'a> {
     /// Wait statuses collected while stopping threads, handled next.
     pending: VecDeque<(i32, i32)>,
     mem: File,
-    bias: u64,
+    /// Where each file with probes is loaded minus its link-time
+    /// addresses: the executable (`None`) and shared libraries, read from
+    /// `/proc/PID/maps` when a probe in it is first armed.
+    biases: HashMap<Option<PathBuf>, u64>,
     stop_forwarded: bool,
     /// The launched program's stdout and stderr, when the face reads them
     /// (`Launch::stdio`): handed to the sink before each hit.
@@ -342,6 +357,66 @@ fn start(l: &super::Launch) -> Result<(i32, Option<Vec<output::Pipe>>)> {
     }
 }
 
+/// `AT_ENTRY` in the auxiliary vector: the executable's entry point.
+const AT_ENTRY: u64 = 9;
+
+/// Lets a launched program, stopped at its first instruction after
+/// `execve` (the loader's), run to its executable's entry point, where the
+/// loader has mapped the shared libraries it needs (`DT_NEEDED`) and none
+/// of the program's own code has run: a temporary `int3` at `AT_ENTRY`
+/// (from `/proc/PID/auxv`), removed when the program stops there.
+fn run_to_entry(pid: i32) -> Result<()> {
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv"))
+        .with_context(|| format!("reading the auxiliary vector of process {pid}"))?;
+    let word = |b: &[u8]| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(b);
+        u64::from_le_bytes(x)
+    };
+    let entry = auxv
+        .chunks_exact(16)
+        .find(|c| word(&c[..8]) == AT_ENTRY)
+        .map(|c| word(&c[8..]))
+        .with_context(|| format!("process {pid} has no entry point in its auxiliary vector"))?;
+    let mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .with_context(|| format!("opening the memory of process {pid}"))?;
+    let mut original = [0u8; 1];
+    mem.read_exact_at(&mut original, entry)
+        .with_context(|| format!("reading the entry point at {entry:#x}"))?;
+    mem.write_all_at(&[INT3], entry)
+        .with_context(|| format!("writing a breakpoint at the entry point {entry:#x}"))?;
+    cont(pid, 0);
+    loop {
+        let Some((_, status)) = wait(pid)? else {
+            continue;
+        };
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            bail!("the program ended before its entry point");
+        }
+        if !libc::WIFSTOPPED(status) {
+            continue;
+        }
+        let sig = libc::WSTOPSIG(status);
+        match event_of(status) {
+            0 if sig == libc::SIGTRAP => {
+                let mut regs = get_regs(pid)?;
+                if regs[Reg::Rip.slot()] == entry + 1 {
+                    mem.write_all_at(&original, entry)
+                        .with_context(|| format!("restoring the entry point at {entry:#x}"))?;
+                    regs[Reg::Rip.slot()] = entry;
+                    return set_regs(pid, &regs);
+                }
+                cont(pid, sig);
+            }
+            0 => cont(pid, sig),
+            _ => cont(pid, 0),
+        }
+    }
+}
+
 fn tasks(pid: i32) -> Result<Vec<i32>> {
     let dir = format!("/proc/{pid}/task");
     let mut out = Vec::new();
@@ -423,7 +498,7 @@ impl<'a> Tracer<'a> {
         } else {
             [leader].into()
         };
-        let bias = load_bias(leader)?;
+        let bias = load_bias(leader, None)?;
         Ok(Tracer {
             leader,
             attached,
@@ -439,7 +514,7 @@ impl<'a> Tracer<'a> {
             sink,
             pending: VecDeque::new(),
             mem,
-            bias,
+            biases: [(None, bias)].into(),
             stop_forwarded: false,
             output: None,
         })
@@ -450,7 +525,18 @@ impl<'a> Tracer<'a> {
         let Some(p) = self.probes.get(&id) else {
             return Ok(());
         };
-        let addr = p.address + self.bias;
+        let bias = match self.biases.get(&p.library) {
+            Some(b) => *b,
+            None => {
+                let b = load_bias(self.leader, p.library.as_deref())?;
+                self.biases.insert(p.library.clone(), b);
+                b
+            }
+        };
+        let Some(p) = self.probes.get(&id) else {
+            return Ok(());
+        };
+        let addr = p.address + bias;
         if let Some(bp) = self.breakpoints.get_mut(&addr) {
             bp.probes.push(id);
             return Ok(());
@@ -461,7 +547,7 @@ impl<'a> Tracer<'a> {
             .with_context(|| format!("reading code at {addr:#x}"))?;
         let scratch = match p.scratch {
             Some(at) if !p.instruction.is_empty() => {
-                let at = at + self.bias;
+                let at = at + bias;
                 let mut padding = vec![0u8; p.instruction.len()];
                 self.mem.read_exact_at(&mut padding, at)?;
                 self.mem
@@ -493,7 +579,10 @@ impl<'a> Tracer<'a> {
         let Some(p) = self.probes.remove(&id) else {
             return Ok(());
         };
-        let addr = p.address + self.bias;
+        let Some(bias) = self.biases.get(&p.library) else {
+            return Ok(()); // never armed
+        };
+        let addr = p.address + bias;
         let Some(bp) = self.breakpoints.get_mut(&addr) else {
             return Ok(());
         };
@@ -941,18 +1030,22 @@ fn wait_retrying(tid: i32) -> Result<Option<(i32, i32)>> {
     Ok(None)
 }
 
-/// The difference between where the executable is mapped and its ELF
-/// addresses (0 for a non-PIE executable): the start of the mapping of
-/// file offset 0 minus the link-time address of the segment there (0 for
-/// most PIEs, 0x400000 for Go's).
-fn load_bias(pid: i32) -> Result<u64> {
+/// The difference between where a file is mapped in process `pid` and
+/// its ELF addresses: the executable's (`None`; 0 when it is not
+/// position-independent) or a shared library's (by its real path). The
+/// start of the mapping of file offset 0 minus the link-time address of
+/// the segment there (0 for most PIEs and libraries, 0x400000 for Go's).
+fn load_bias(pid: i32, library: Option<&Path>) -> Result<u64> {
     use object::{Object, ObjectKind, ObjectSegment};
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .with_context(|| format!("no process {pid}"))?;
+    let path = match library {
+        Some(l) => l.to_path_buf(),
+        None => std::fs::read_link(format!("/proc/{pid}/exe"))
+            .with_context(|| format!("no process {pid}"))?,
+    };
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    let exe = exe.to_string_lossy();
-    let data = std::fs::read(&*exe).with_context(|| format!("cannot read {exe}"))?;
-    let file = object::File::parse(&*data).with_context(|| format!("{exe} is not ELF"))?;
+    let data = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file =
+        object::File::parse(&*data).with_context(|| format!("{} is not ELF", path.display()))?;
     if file.kind() != ObjectKind::Dynamic {
         return Ok(0);
     }
@@ -960,25 +1053,21 @@ fn load_bias(pid: i32) -> Result<u64> {
         .segments()
         .find(|s| s.file_range().0 == 0)
         .map_or(0, |s| s.address() & !0xfff);
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), _, Some(offset), _, _, Some(path)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        if path != exe || u64::from_str_radix(offset, 16).ok() != Some(0) {
-            continue;
-        }
-        let start = range
-            .split('-')
-            .next()
-            .and_then(|s| u64::from_str_radix(s, 16).ok());
-        return start
-            .map(|s| s.wrapping_sub(linked))
-            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/maps"));
+    let name = path.to_string_lossy();
+    let start = super::ebpf::addresses::mappings(&maps)
+        .find(|m| m.path == name && m.offset == 0)
+        .map(|m| m.start);
+    match (start, library) {
+        (Some(s), _) => Ok(s.wrapping_sub(linked)),
+        (None, Some(_)) => bail!(
+            "{} is not loaded in process {pid} (yet): its functions cannot be probed",
+            path.display()
+        ),
+        (None, None) => bail!(
+            "cannot find where {} is mapped in process {pid}",
+            path.display()
+        ),
     }
-    bail!("cannot find where {exe} is mapped in process {pid}")
 }
 
 /// Executes the probed instruction on the saved registers, if it is one of

@@ -103,7 +103,10 @@ impl Session {
             Some(0) => 0,
             Some(ms) => ms.max(super::live::MIN_INTERVAL_MS),
         };
-        let trace = Trace::new(Arc::new(Image::open(&exe)?), config);
+        let mut trace = Trace::new(Arc::new(Image::open(&exe)?), config);
+        if let Target::Attach(pid) = target {
+            trace = trace.attached_to(pid);
+        }
         let mut groups = Vec::new();
         if config.no_debug && !common.trace.is_empty() {
             log("noDebug: the launch's 'trace' functions are not probed");

@@ -50,11 +50,8 @@ fn plan(trace: &Trace, entry: &TraceEntry) -> Result<(Prepared, Vec<FunctionInfo
         bail!("not traced: the session runs without debugging (noDebug)");
     }
     let prepared = trace.prepare(&request(entry)?)?;
-    let functions = prepared
-        .functions
-        .iter()
-        .map(|&f| info(trace.image(), f))
-        .collect();
+    let image = prepared.library().unwrap_or(trace.image());
+    let functions = prepared.functions.iter().map(|&f| info(image, f)).collect();
     Ok((prepared, functions))
 }
 

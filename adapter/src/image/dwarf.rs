@@ -44,15 +44,16 @@ pub(super) struct Dwarf {
 }
 
 impl Dwarf {
-    /// Loads the DWARF sections (compressed ones included); `None` if the
-    /// file has no `.debug_info`.
-    pub(super) fn load(file: &object::File) -> Result<Option<Dwarf>> {
+    /// Loads the DWARF sections (compressed ones included) of `debug`
+    /// (`file` itself, or its separate debug file), and `file`'s
+    /// `.eh_frame`; `None` if `debug` has no `.debug_info`.
+    pub(super) fn load(file: &object::File, debug: &object::File) -> Result<Option<Dwarf>> {
         let find = |name: &str| {
-            file.section_by_name(name).or_else(|| {
+            debug.section_by_name(name).or_else(|| {
                 let z = name
                     .strip_prefix(".debug_")
                     .map(|rest| format!(".zdebug_{rest}"))?;
-                file.section_by_name(&z)
+                debug.section_by_name(&z)
             })
         };
         if find(".debug_info").is_none() {

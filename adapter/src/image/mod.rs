@@ -10,6 +10,7 @@
 //! address with [`Image::runtime_type_die`]. Turning these
 //! facts into probes is the plan's job; reading a live process is a backend's.
 
+mod debuglink;
 mod dwarf;
 pub mod goruntime;
 pub mod names;
@@ -174,8 +175,31 @@ impl Image {
         let is_go = file.section_by_name(".gopclntab").is_some()
             || file.section_by_name(".go.buildinfo").is_some();
 
-        let mut dwarf = dwarf::Dwarf::load(&file)
-            .with_context(|| format!("reading DWARF of {}", path.display()))?;
+        // Debug information stripped into a file of its own (`objcopy
+        // --only-keep-debug`, distributions' -dbg packages) is read from
+        // there; the code, symbols and `.eh_frame` stay the binary's.
+        let has_debug_info = file.section_by_name(".debug_info").is_some()
+            || file.section_by_name(".zdebug_info").is_some();
+        let separate = match has_debug_info {
+            true => None,
+            false => debuglink::find(path, &file),
+        };
+        let debug = match &separate {
+            Some((at, data)) => Some(
+                object::File::parse(&**data)
+                    .with_context(|| format!("{} is not a valid ELF file", at.display()))?,
+            ),
+            None => None,
+        };
+        let mut dwarf =
+            dwarf::Dwarf::load(&file, debug.as_ref().unwrap_or(&file)).with_context(|| {
+                match &separate {
+                    Some((at, _)) => {
+                        format!("reading DWARF of {} from {}", path.display(), at.display())
+                    }
+                    None => format!("reading DWARF of {}", path.display()),
+                }
+            })?;
         let described = match &mut dwarf {
             Some(d) => d.functions()?,
             None => Vec::new(),

@@ -353,6 +353,7 @@ impl<'a> Planner<'a> {
             kind,
             address: site.address,
             file_offset,
+            library: None,
             guard: site.guard,
             instruction: site.instruction,
             scratch: site.scratch,

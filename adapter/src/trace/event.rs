@@ -4,6 +4,7 @@
 //! resolved against the image as hits name them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -18,6 +19,8 @@ use crate::value::{self};
 /// the values were captured with.
 #[derive(Default)]
 pub struct Decoding {
+    /// The shared library the probes are in; `None`: the executable.
+    pub(super) library: Option<Arc<Image>>,
     types: TypeTable,
     limits: Limits,
     /// Type DIE -> type id, shared with the planner's numbering.
@@ -81,10 +84,17 @@ impl value::Resolve for Runtime<'_, '_> {
 }
 
 impl Decoding {
+    /// Whether DWARF describes the probed functions: their library's,
+    /// else `executable`'s.
+    pub(super) fn described(&self, executable: &Image) -> bool {
+        self.library.as_deref().unwrap_or(executable).has_dwarf
+    }
+
     /// The decoding state for the probes `planner` has made so far.
     pub fn of(planner: &Planner) -> Decoding {
         let (types, cache) = planner.type_state();
         Decoding {
+            library: None,
             types,
             limits: planner.limits(),
             cache,
@@ -238,8 +248,11 @@ pub enum EventKind {
     Line,
 }
 
-/// Decodes a hit of `probe`, whose value slots refer to `state`'s types.
-pub fn decode(image: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) -> Event {
+/// Decodes a hit of `probe`, whose value slots refer to `state`'s types,
+/// against `state`'s library, else `executable`.
+pub fn decode(executable: &Image, state: &mut Decoding, probe: &Probe, hit: &RawHit) -> Event {
+    let library = state.library.clone();
+    let image = library.as_deref().unwrap_or(executable);
     let func = &image.functions[probe.func];
     let word = |capture: Option<u16>| {
         capture

@@ -160,7 +160,6 @@ impl Trace {
     /// volume has to say (what `sample` left out, `summary`'s counts).
     pub fn end_second(&self) -> Vec<SecondEnd> {
         let style = self.config.style;
-        let unknown = !self.image.has_dwarf;
         let mut guard = self.lock();
         let t = &mut *guard;
         let volume = t.volume;
@@ -171,8 +170,10 @@ impl Trace {
                 figures,
                 message,
                 label,
+                decoding,
                 ..
             } = group;
+            let unknown = !decoding.described(&self.image);
             let quote = || quote(figures, message.as_ref(), style, unknown);
             if let Some(closed) = window.close(volume, quote) {
                 out.push(SecondEnd {

@@ -20,6 +20,7 @@
 mod event;
 mod figures;
 mod group;
+mod library;
 mod live;
 mod plain;
 mod prepare;

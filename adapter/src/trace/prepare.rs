@@ -4,6 +4,9 @@
 //! aside with the reason, and a request that yields no probe is an error
 //! that says why.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, Result};
 
 use super::event::Decoding;
@@ -35,6 +38,21 @@ impl Prepared {
     /// reported with.
     pub fn labelled(mut self, label: Label) -> Prepared {
         self.group.label = Some(label);
+        self
+    }
+
+    /// The shared library the probes are in; `None`: the executable.
+    pub fn library(&self) -> Option<&Arc<Image>> {
+        self.group.decoding.library.as_ref()
+    }
+
+    /// The same probes in shared library `image`, at `path` (its real
+    /// path, how the kernel names its mapping).
+    pub(super) fn in_library(mut self, path: &Path, image: Arc<Image>) -> Prepared {
+        for p in &mut self.probes {
+            p.library = Some(path.to_path_buf());
+        }
+        self.group.decoding.library = Some(image);
         self
     }
 

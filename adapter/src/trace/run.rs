@@ -95,7 +95,6 @@ impl Trace {
             sink,
             batched: false,
             durations: self.config.style.durations.then(Durations::default),
-            unknown: !self.image.has_dwarf,
         };
         let limited_before = self.lock().limited;
         let outcome = hits.backend(target, &probes, stop);
@@ -124,8 +123,6 @@ struct Hits<'t, 's> {
     /// with the program's own output).
     batched: bool,
     durations: Option<Durations>,
-    /// The program has no DWARF: values are unknown.
-    unknown: bool,
 }
 
 impl Hits<'_, '_> {
@@ -184,7 +181,7 @@ impl Hits<'_, '_> {
 
 impl HitSink for Hits<'_, '_> {
     fn hit(&mut self, hit: RawHit) {
-        let ((gid, label), (kind, func, address), event, mut verdict) = {
+        let ((gid, label), (kind, func, address), event, mut verdict, unknown) = {
             let mut guard = self.trace.lock();
             let t = &mut *guard;
             let volume = t.volume;
@@ -197,11 +194,14 @@ impl HitSink for Hits<'_, '_> {
             let mut event = decode(&self.trace.image, &mut group.decoding, probe, &hit);
             let who = event.goroutine.unwrap_or(hit.tid as u64 | 1 << 63);
             let verdict = group.judge((probe.kind, probe.func), &mut event, who, volume);
+            // Without DWARF values are unknown.
+            let unknown = !group.decoding.described(&self.trace.image);
             (
                 (*gid, group.label),
                 (probe.kind, probe.func, probe.address),
                 event,
                 verdict,
+                unknown,
             )
         };
         if let Some(w) = verdict.warning.take() {
@@ -213,7 +213,7 @@ impl HitSink for Hits<'_, '_> {
                 Some(m) => render::message(&event, style, m),
                 None => {
                     let duration = self.durations.as_mut().and_then(|d| d.observe(&event));
-                    render::line(&event, style, self.unknown, duration)
+                    render::line(&event, style, unknown, duration)
                 }
             };
             self.sink.event(&Shown {

@@ -5,13 +5,15 @@
 //! while a backend runs, a change is sent to it as [`ProbeChanges`].
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::Result;
 
 use super::group::{Group, GroupId, Label};
+use super::library;
 use super::prepare::{self, Prepared};
-use super::request::Request;
+use super::request::{Request, Select};
 use super::run::Preload;
 use super::volume::Volume;
 use crate::backend::{ProbeChanges, StopHandle};
@@ -29,6 +31,10 @@ pub struct Trace {
     /// The eBPF program being loaded since before the image was read, for
     /// the first run to take.
     pub(super) preload: Arc<Mutex<Preload>>,
+    /// The shared libraries requests named, opened once, by real path.
+    libraries: Arc<Mutex<HashMap<PathBuf, Arc<Image>>>>,
+    /// The process attached to, whose mappings name its libraries.
+    pid: Option<i32>,
 }
 
 pub(super) struct Table {
@@ -70,7 +76,16 @@ impl Trace {
                 limited: 0,
             })),
             preload: Arc::default(),
+            libraries: Arc::default(),
+            pid: None,
         }
+    }
+
+    /// The trace of running process `pid`: a library a request names is
+    /// looked for among the files it has mapped first.
+    pub fn attached_to(mut self, pid: i32) -> Trace {
+        self.pid = Some(pid);
+        self
     }
 
     /// The trace, with `preload` for its run to take.
@@ -95,9 +110,37 @@ impl Trace {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Plans `req` against this trace's program and configuration.
+    /// Plans `req` against this trace's program and configuration; a
+    /// pattern `LIB:REGEX` against shared library `LIB`
+    /// ([`library::split`]).
     pub fn prepare(&self, req: &Request) -> Result<Prepared> {
+        if let Select::Functions(pattern) = &req.select {
+            if let (Some(name), regex) = library::split(pattern) {
+                let path = library::resolve(name, &self.image.path, self.pid)?;
+                let image = self.library(&path)?;
+                let req = Request {
+                    select: Select::Functions(regex.to_string()),
+                    ..req.clone()
+                };
+                let prepared = prepare::prepare(&image, &self.config, &req)?;
+                return Ok(prepared.in_library(&path, image));
+            }
+        }
         prepare::prepare(&self.image, &self.config, req)
+    }
+
+    /// The image of the shared library at `path`, read once.
+    fn library(&self, path: &Path) -> Result<Arc<Image>> {
+        let mut libraries = self
+            .libraries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(image) = libraries.get(path) {
+            return Ok(image.clone());
+        }
+        let image = Arc::new(Image::open(path)?);
+        libraries.insert(path.to_path_buf(), image.clone());
+        Ok(image)
     }
 
     /// Adds one prepared group; returns its id.

@@ -352,6 +352,7 @@ mod tests {
             kind: ProbeKind::Entry,
             address: 0,
             file_offset: 0,
+            library: None,
             guard: Some(Guard::UnlessJumpTaken { cc: 6 }),
             instruction: Vec::new(),
             scratch: None,

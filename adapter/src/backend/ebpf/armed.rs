@@ -55,7 +55,8 @@ pub struct Armed {
 struct Batch {
     /// (slot, probe), in plan order.
     probes: Vec<(u32, Probe)>,
-    /// The uprobe-multi link of its probes, and that of its uretprobes.
+    /// Per file the probes are in (the executable, libraries): the
+    /// uprobe-multi link of its probes, and that of its uretprobes.
     links: Vec<Link>,
 }
 
@@ -196,6 +197,10 @@ impl Armed {
         let target = (self.pid, self.path.as_path(), !self.running);
         for (slot, p) in probes {
             let fixes = &self.xmm_fixes[*slot as usize];
+            // Breakpoints are placed by the executable's mapping only.
+            if p.library.is_some() {
+                continue;
+            }
             if !fixes.iter().any(|(_, e)| *e == sse::Effect::Lost) {
                 continue;
             }
@@ -284,20 +289,23 @@ impl Armed {
         });
     }
 
-    /// Arms one batch of probes in the process's mapping of its executable:
-    /// one uprobe-multi link (no perf event per probe), each offset with
-    /// its slot as cookie; and one uretprobe-multi link for the return
-    /// probes that a uretprobe on their function's entry stands for (one
-    /// per function: the first of its return probes, whose slot every
-    /// return then reports; the others stay unlinked).
+    /// Arms one batch of probes in the process's mappings of the files
+    /// they are in (a uprobe names a file by its inode, so a library's
+    /// probes are armed before it is mapped): per file, one uprobe-multi
+    /// link (no perf event per probe), each offset with its slot as
+    /// cookie; and one uretprobe-multi link for the return probes that a
+    /// uretprobe on their function's entry stands for (one per function:
+    /// the first of its return probes, whose slot every return then
+    /// reports; the others stay unlinked).
     fn link(&self, skel: &ProbeSkel<'_>, probes: &[(u32, Probe)]) -> Result<Vec<Link>> {
         let wanted = |p: &Probe| !self.entry_only || p.kind == ProbeKind::Entry;
-        let mut entries_seen: Vec<u64> = Vec::new();
+        let mut entries_seen: Vec<(Option<&Path>, u64)> = Vec::new();
         let mut returns: Vec<(u32, u64, &Probe)> = Vec::new();
         for (slot, p) in probes.iter().filter(|(_, p)| wanted(p)) {
             if let Some(at) = p.returns_at {
-                if !entries_seen.contains(&at.file_offset) {
-                    entries_seen.push(at.file_offset);
+                let key = (p.library.as_deref(), at.file_offset);
+                if !entries_seen.contains(&key) {
+                    entries_seen.push(key);
                     returns.push((*slot, at.file_offset, p));
                 }
             }
@@ -314,24 +322,38 @@ impl Armed {
             .filter(|(slot, _)| !self.breakpoints.has(*slot))
             .map(|(slot, p)| (*slot, p.file_offset, p))
             .collect();
+        let mut files: Vec<Option<&Path>> = armed
+            .iter()
+            .chain(&returns)
+            .map(|(_, _, p)| p.library.as_deref())
+            .collect();
+        files.sort_unstable();
+        files.dedup();
         let mut links = Vec::new();
-        for (sites, prog, retprobe) in [
-            (&armed, &skel.progs.lp_probe, false),
-            (&returns, &skel.progs.lp_return, true),
-        ] {
-            let Some((_, _, first)) = sites.first() else {
-                continue;
-            };
-            let opts = UprobeMultiOpts {
-                offsets: sites.iter().map(|(_, at, _)| *at as usize).collect(),
-                cookies: sites.iter().map(|(slot, _, _)| u64::from(*slot)).collect(),
-                retprobe,
-                ..Default::default()
-            };
-            let link = prog
-                .attach_uprobe_multi_with_opts(self.pid, &self.path, "", opts)
-                .map_err(|e| attach_error(&e, &self.path, first))?;
-            links.push(link);
+        for file in files {
+            let path = file.unwrap_or(&self.path);
+            for (sites, prog, retprobe) in [
+                (&armed, &skel.progs.lp_probe, false),
+                (&returns, &skel.progs.lp_return, true),
+            ] {
+                let these: Vec<&(u32, u64, &Probe)> = sites
+                    .iter()
+                    .filter(|(_, _, p)| p.library.as_deref() == file)
+                    .collect();
+                let Some((_, _, first)) = these.first() else {
+                    continue;
+                };
+                let opts = UprobeMultiOpts {
+                    offsets: these.iter().map(|(_, at, _)| *at as usize).collect(),
+                    cookies: these.iter().map(|(slot, _, _)| u64::from(*slot)).collect(),
+                    retprobe,
+                    ..Default::default()
+                };
+                let link = prog
+                    .attach_uprobe_multi_with_opts(self.pid, path, "", opts)
+                    .map_err(|e| attach_error(&e, path, first))?;
+                links.push(link);
+            }
         }
         Ok(links)
     }
