@@ -33,34 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use logprobe::fuzzing;
+use logprobe::fuzzing::{self, Rng};
 
 /// A run longer than this is reported as a hang.
 const HANG: Duration = Duration::from_secs(20);
-
-/// splitmix64: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`0` when `n` is 0).
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// One corpus entry and where in it edits matter most.
 #[derive(Clone)]
@@ -286,7 +262,7 @@ fn mutate_once(
     other: &[u8],
 ) {
     if data.is_empty() {
-        data.push(rng.next() as u8);
+        data.push(rng.next_u64() as u8);
         return;
     }
     let len = data.len();
@@ -295,7 +271,7 @@ fn mutate_once(
     let kinds = if target == "dap" { 11 } else { 9 };
     match rng.below(kinds) {
         0 => data[at] ^= 1 << rng.below(8),
-        1 => data[at] = rng.next() as u8,
+        1 => data[at] = rng.next_u64() as u8,
         2 => {
             let width = widths[rng.below(4)];
             let mut v = match rng.below(4) {

@@ -24,6 +24,33 @@ use crate::expr::{HitCondition, Template};
 use crate::image::{Image, TypeTable};
 use crate::trace::{self, Request, Trace, Volume};
 
+/// splitmix64: a small seedable generator to pick mutations with (the
+/// fuzzer's, and tests/robustness.rs').
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        match n {
+            0 => 0,
+            n => (self.next_u64() % n as u64) as usize,
+        }
+    }
+
+    /// True once in `one_in` times.
+    pub fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
 /// The fuzz targets, by name.
 pub const TARGETS: &[&str] = &["dap", "elf", "dwarf", "pclntab"];
 
