@@ -71,26 +71,24 @@ pub fn run(name: &str, data: &[u8]) -> Result<()> {
 /// messages), as the server checks them before anything starts.
 pub fn dap(data: &[u8]) -> Result<()> {
     let mut reader = data;
-    let mut errors = 0usize;
+    // The first error, which names the kind of input that was refused.
+    let mut first: Option<anyhow::Error> = None;
     // A stream of empty frames is cheap; bound the work anyway.
     for _ in 0..10_000 {
-        let body = match codec::read_frame(&mut reader) {
-            Ok(body) => body,
-            Err(FrameError::Bad(_)) => {
-                errors += 1;
-                continue;
-            }
+        let outcome = match codec::read_frame(&mut reader) {
+            Ok(body) => request(&body),
+            Err(FrameError::Bad(m)) => Err(anyhow::anyhow!("bad frame: {m}")),
             Err(FrameError::Eof) => break,
             Err(FrameError::Io(e)) => return Err(e).context("reading the stream"),
         };
-        if request(&body).is_err() {
-            errors += 1;
+        if let (Err(e), None) = (outcome, &first) {
+            first = Some(e);
         }
     }
-    if errors > 0 {
-        bail!("{errors} messages refused");
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// One message body, as `dap::session` reads it.
