@@ -14,6 +14,8 @@ pub mod config;
 pub mod dap;
 pub mod doctor;
 pub mod expr;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod plan;
 pub mod trace;

@@ -4,7 +4,11 @@ fn main() {
     let code = match logprobe::cli::run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("logprobe: {e:#}");
+            // One line, whatever the causes say: a library's message (gimli's
+            // on corrupt DWARF) may be wrapped over several.
+            let message = format!("{e:#}");
+            let words: Vec<&str> = message.split_whitespace().collect();
+            eprintln!("logprobe: {}", words.join(" "));
             1
         }
     };

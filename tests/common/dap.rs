@@ -48,6 +48,25 @@ impl Gate {
     }
 }
 
+/// With `LOGPROBE_DAP_RECORD=DIR`, appends what a client sends to
+/// `DIR/<test name>.dap`: how fuzz/corpus/dap/ was recorded.
+fn record(bytes: &[u8]) {
+    let Some(dir) = std::env::var_os("LOGPROBE_DAP_RECORD") else {
+        return;
+    };
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("session")
+        .replace("::", "-");
+    let path = std::path::Path::new(&dir).join(format!("{name}.dap"));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the recording");
+    f.write_all(bytes).expect("record");
+}
+
 pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
     let mut len = None;
     loop {
@@ -105,16 +124,25 @@ impl Client {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
+        record(bytes);
+        self.write(bytes);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("write to adapter");
         self.writer.flush().expect("flush");
     }
 
     pub fn send(&mut self, command: &str, args: Value) -> i64 {
         self.seq += 1;
-        let body =
-            json!({"seq": self.seq, "type": "request", "command": command, "arguments": args})
-                .to_string();
-        self.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+        let message =
+            json!({"seq": self.seq, "type": "request", "command": command, "arguments": args});
+        let frame = |body: String| format!("Content-Length: {}\r\n\r\n{body}", body.len());
+        // Recorded with the checkout's path as @ROOT@, so the corpus
+        // does not depend on where it was recorded.
+        let root = root().display().to_string();
+        record(frame(message.to_string().replace(&root, "@ROOT@")).as_bytes());
+        self.write(frame(message.to_string()).as_bytes());
         self.seq
     }
 

@@ -148,6 +148,12 @@ impl Image {
     pub fn open(path: &Path) -> Result<Image> {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Image::from_bytes(path, data)
+    }
+
+    /// Indexes the ELF executable `data`, read from `path` (which only
+    /// names it in messages and in the result).
+    pub fn from_bytes(path: &Path, data: Vec<u8>) -> Result<Image> {
         if !data.starts_with(b"\x7fELF") {
             bail!("{} is not an ELF executable", path.display());
         }
@@ -278,15 +284,15 @@ impl Image {
     pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
         self.segments
             .iter()
-            .find(|s| vaddr >= s.vaddr && vaddr < s.vaddr + s.file_size)
-            .map(|s| vaddr - s.vaddr + s.file_offset)
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
+            .and_then(|s| (vaddr - s.vaddr).checked_add(s.file_offset))
     }
 
     /// The bytes of a function's code.
     pub fn code(&self, func: &Function) -> Option<&[u8]> {
-        let start = self.file_offset(func.low)? as usize;
-        let len = func.high.checked_sub(func.low)? as usize;
-        self.data.get(start..start + len)
+        let start = usize::try_from(self.file_offset(func.low)?).ok()?;
+        let len = usize::try_from(func.high.checked_sub(func.low)?).ok()?;
+        self.data.get(start..start.checked_add(len)?)
     }
 
     /// `len` bytes of the file at `offset`.
@@ -430,6 +436,13 @@ impl Image {
     }
 }
 
+/// The functions the bytes of a `.gopclntab` section name (for the fuzzer,
+/// `crate::fuzzing`).
+#[doc(hidden)]
+pub fn pclntab_functions(data: &[u8]) -> Result<Vec<Function>> {
+    pclntab::parse(data)
+}
+
 /// Marks the functions GCC cloned with another signature: their symbol
 /// ends in `.constprop.N` (arguments fixed), `.isra.N` (arguments and
 /// maybe the result taken apart or dropped) or `.part.N` (the rest of a
@@ -460,10 +473,14 @@ fn symbol_functions(file: &object::File, is_go: bool) -> Vec<Function> {
             continue;
         }
         let Ok(name) = sym.name() else { continue };
+        // A symbol that ends beyond the address space is corrupt.
+        let Some(high) = sym.address().checked_add(sym.size()) else {
+            continue;
+        };
         out.push(Function {
             name: name.to_string(),
             low: sym.address(),
-            high: sym.address() + sym.size(),
+            high,
             file: None,
             line: None,
             params: Vec::new(),
