@@ -39,17 +39,36 @@ impl Backend for PtraceBackend {
         sink: &mut dyn HitSink,
         stop: &StopHandle,
     ) -> Result<Outcome> {
-        stop.set_waiter_to_current_thread();
-        let (leader, attached) = match target {
-            Target::Launch(l) => (start(l)?, false),
-            Target::Attach(pid) => (attach(*pid)?, true),
-        };
-        let mut tracer = Tracer::new(leader, attached, probes, sink)?;
-        // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
-        let outcome = tracer.arm_and_run(stop);
-        tracer.sink.counted(tracer.hits, tracer.filtered);
-        outcome
+        match target {
+            // Attached: the tracer runs in a process of its own, which
+            // outlives this one long enough to leave the program as it was
+            // found (`tracer`).
+            Target::Attach(pid) => super::tracer::run_attached(*pid, probes, sink, stop),
+            // Launched: the program is this process's child and dies with
+            // it (PTRACE_O_EXITKILL).
+            Target::Launch(_) => run_here(target, probes, sink, stop),
+        }
     }
+}
+
+/// Traces `target` from this process (for an attached one, the tracer
+/// process's side of `tracer`).
+pub(super) fn run_here(
+    target: &Target,
+    probes: &[Probe],
+    sink: &mut dyn HitSink,
+    stop: &StopHandle,
+) -> Result<Outcome> {
+    stop.set_waiter_to_current_thread();
+    let (leader, attached) = match target {
+        Target::Launch(l) => (start(l)?, false),
+        Target::Attach(pid) => (attach(*pid)?, true),
+    };
+    let mut tracer = Tracer::new(leader, attached, probes, sink)?;
+    // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
+    let outcome = tracer.arm_and_run(stop);
+    tracer.sink.counted(tracer.hits, tracer.filtered);
+    outcome
 }
 
 /// A byte-level breakpoint and the probes (ids) that share its address.
