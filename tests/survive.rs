@@ -14,12 +14,17 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::dap::attach_tracing_tick;
 use common::*;
+use serde_json::json;
 
 const REGEX: &str = r"^main\.(tick|work)$";
 
 /// Rounds of attach-and-kill per backend.
 const ROUNDS: u64 = 20;
+
+/// Rounds of attach-and-kill per backend with the DAP server killed.
+const DAP_ROUNDS: u64 = 6;
 
 /// How long the attached program runs (it ends on its own then).
 const RUN_MS: u64 = 1500;
@@ -128,13 +133,20 @@ fn start_logprobe(args: &[&str]) -> (Reaper, u32, mpsc::Receiver<()>) {
     (tracer, pid, first)
 }
 
+/// Who is killed: `logprobe trace -p`, or `logprobe dap` attached.
+#[derive(Debug, Clone, Copy)]
+enum Face {
+    Cli,
+    Dap,
+}
+
 /// One round: `busy` runs, logprobe attaches to it and is killed at
 /// `round`'s moment; the program must finish normally with every result
 /// right, and logprobe's tracer process (ptrace) must be gone.
-fn attach_and_kill(backend: &str, round: u64) {
+fn attach_and_kill(backend: &str, face: Face, round: u64) {
     let (after_hit, delay, pause) = moment(round);
     let what = format!(
-        "{backend} round {round} (after first hit: {after_hit}, {delay:?}, pause {pause} µs)"
+        "{backend} {face:?} round {round} (after first hit: {after_hit}, {delay:?}, pause {pause} µs)"
     );
     let mut target = Reaper(Some(
         Command::new(fixture("busy"))
@@ -151,13 +163,30 @@ fn attach_and_kill(backend: &str, round: u64) {
     out.read_line(&mut line).expect("read");
     assert_eq!(line, "ready\n", "{what}");
 
-    let (mut tracer, logprobe_pid, first) =
-        start_logprobe(&["--backend", backend, "-p", &pid.to_string(), REGEX]);
-    if after_hit {
-        // A hit may not come before the program ends (a slow start): the
-        // kill then lands whenever it is.
-        let _ = first.recv_timeout(Duration::from_millis(RUN_MS));
-    }
+    let mut tracer = match face {
+        Face::Cli => {
+            let (tracer, _, first) =
+                start_logprobe(&["--backend", backend, "-p", &pid.to_string(), REGEX]);
+            if after_hit {
+                // A hit may not come before the program ends (a slow
+                // start): the kill then lands whenever it is.
+                let _ = first.recv_timeout(Duration::from_millis(RUN_MS));
+            }
+            tracer
+        }
+        Face::Dap => {
+            let (mut c, adapter) = attach_tracing_tick(backend, pid);
+            c.ok("configurationDone", json!({}));
+            if after_hit {
+                c.wait_event(|e| e["event"] == "process");
+            }
+            // The adapter's stdin stays open (a client that hangs up makes
+            // it detach on its own): it dies with the session in full swing.
+            std::mem::forget(c);
+            adapter
+        }
+    };
+    let logprobe_pid = tracer.child().id();
     std::thread::sleep(delay);
     let ptrace_tracer = tracer_of(pid);
     if backend == "ptrace" && ptrace_tracer != 0 {
@@ -168,7 +197,6 @@ fn attach_and_kill(backend: &str, round: u64) {
     }
     let _ = tracer.child().kill(); // SIGKILL, by pid
     let _ = tracer.child().wait();
-
     let finished = wait_ended(pid, Duration::from_secs(60));
     if !finished {
         kill_pid(pid);
@@ -210,7 +238,10 @@ fn rounds(backend: &str) {
         return;
     }
     for round in 0..ROUNDS {
-        attach_and_kill(backend, round);
+        attach_and_kill(backend, Face::Cli, round);
+    }
+    for round in 0..DAP_ROUNDS {
+        attach_and_kill(backend, Face::Dap, round);
     }
 }
 
