@@ -1,6 +1,11 @@
 //! The `logprobe` binary: the command line (`logprobe::cli`), its exit status.
+//! Started with `--ptrace-tracer` it is the tracer process of an attached
+//! program instead (`logprobe::backend::tracer`).
 
 fn main() {
+    if std::env::args_os().nth(1).as_deref() == Some(logprobe::backend::tracer::ARG.as_ref()) {
+        std::process::exit(logprobe::backend::tracer::serve());
+    }
     let code = match logprobe::cli::run() {
         Ok(code) => code,
         Err(e) => {

@@ -33,7 +33,7 @@ use crate::image::{FuncId, TypeId};
 /// A general-purpose register, numbered as its 8-byte slot in the kernel's
 /// `struct pt_regs` (x86-64), which is also the order of ptrace's
 /// `user_regs_struct`. The eBPF program reads `((u64 *)ctx)[reg]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Reg {
     R15 = 0,
@@ -82,7 +82,7 @@ impl Reg {
 }
 
 /// How many bytes a memory read takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Len {
     /// Always this many bytes.
     Fixed(u32),
@@ -118,7 +118,7 @@ impl Len {
 
 /// One step of a recipe. Each step yields one byte string (possibly shorter
 /// than asked, or marked unreadable), numbered by its position in the recipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Capture {
     /// The 8 bytes of a general-purpose register.
     Reg(Reg),
@@ -160,7 +160,7 @@ impl Capture {
 }
 
 /// A condition under which a hit is not reported at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Guard {
     /// The probe sits on a conditional jump (Go's stack-check `JBE` to
     /// `morestack`); when that jump is about to be taken, the function will be
@@ -170,7 +170,7 @@ pub enum Guard {
 }
 
 /// What a probe marks in the life of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProbeKind {
     Entry,
     Return,
@@ -191,7 +191,7 @@ impl ProbeKind {
 }
 
 /// One armed instruction.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Probe {
     /// Index of this probe in the plan; backends report it with every hit
     /// (the eBPF backend uses it as the uprobe's attach cookie).
@@ -222,7 +222,7 @@ pub struct Probe {
 }
 
 /// A function's entry, where a uretprobe goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntrySite {
     /// Virtual address in the ELF file.
     pub address: u64,
@@ -231,7 +231,7 @@ pub struct EntrySite {
 }
 
 /// The capture steps of one probe plus how to read the results back.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Recipe {
     pub captures: Vec<Capture>,
     /// Capture holding the 8-byte goroutine id, for Go functions.
@@ -267,7 +267,7 @@ pub struct Recipe {
 /// The entry probe reads the call's dictionary entries (each the address
 /// of a type argument's runtime descriptor); a return probe finds them by
 /// its frame, as the entry probe saw it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TypeArgs {
     /// (dictionary entry, capture holding it): every entry the function's
     /// arguments and results name; none on a return probe.
@@ -287,7 +287,7 @@ pub struct TypeArgs {
 /// condition rejects: when any value it loads was not captured (an
 /// unreadable register, memory, a short read) the hit is reported and the
 /// adapter decides.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     pub ops: Vec<FilterOp>,
     /// Constant bytes compared by [`FilterOp::Prefix`].
@@ -296,7 +296,7 @@ pub struct Filter {
     pub after: u16,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FilterOp {
     /// Pushes the little-endian integer of `size` (1, 2, 4 or 8) bytes at
     /// byte `at` of capture `capture`, sign-extended when `signed`.
@@ -325,7 +325,7 @@ pub enum FilterOp {
     Not,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     Eq,
     Ne,
@@ -365,7 +365,7 @@ pub const FILTER_STACK: usize = 8;
 /// backends check them once a hit has passed its filter, before the rest
 /// of its captures: a hit over either is not reported, and is counted
 /// for its probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RateLimit {
     pub probe: u32,
     pub total: u32,
@@ -417,21 +417,21 @@ impl Bucket {
 /// `g.1` of the `g`): Go copies stacks when they grow, which moves SP but
 /// not the depth. Without goroutines, by the thread and SP. SP at the entry
 /// probe and at a `RET` is the same: the return address is on top.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pairing {
     pub role: FrameRole,
     pub key: u32,
     pub g: Option<(Reg, u16)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FrameRole {
     Open,
     Close,
 }
 
 /// Where one value's bytes come from.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ValueSlot {
     pub name: String,
     /// `None` when the type is unknown (no DWARF): the value is unreadable.
@@ -448,18 +448,18 @@ pub struct ValueSlot {
     pub unavailable: Option<String>,
     /// Bytes of the image the plan already knows (a constant DWARF gives
     /// for an optimized argument), placed after the pieces.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub literals: Vec<Literal>,
 }
 
 /// Known bytes of a value's image: `bytes` at byte `at`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Literal {
     pub at: u32,
     pub bytes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Piece {
     pub at: u32,
     pub len: u32,
@@ -467,13 +467,13 @@ pub struct Piece {
 }
 
 /// The buffer a pointer was found in: the value's own image, or a capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Buffer {
     Image,
     Capture(u16),
 }
 
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct DerefSlot {
     pub from: Buffer,
     pub at: u32,

@@ -109,11 +109,31 @@ pub fn spawn_stopped(
         }
     }
 
+    let parent = nix::unistd::getpid().as_raw();
     // SAFETY: between fork and execve the child calls only async-signal-safe
-    // functions (dup2, fcntl, chdir, raise, execve, _exit) on data prepared before the
-    // fork; it allocates nothing and takes no locks.
+    // functions (prctl, getppid, dup2, fcntl, chdir, raise, execve, _exit) on
+    // data prepared before the fork; it allocates nothing and takes no locks.
     match unsafe { nix::unistd::fork() }.context("fork")? {
         ForkResult::Child => {
+            // The program dies with logprobe (with the thread that started
+            // it, which runs the trace to its end): never half-instrumented,
+            // never unobserved. A parent already gone is checked after.
+            // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid take and return
+            // plain integers.
+            let dies = unsafe {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            // SAFETY: as above.
+            if dies != 0 || unsafe { libc::getppid() } != parent {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(126) };
+            }
             if let Some(fds) = fds {
                 for (target, fd) in fds.into_iter().enumerate() {
                     // SAFETY: dup2 is async-signal-safe; both are plain

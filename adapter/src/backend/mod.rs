@@ -11,6 +11,7 @@ pub mod exec;
 pub mod launch;
 pub mod output;
 pub mod ptrace;
+pub mod tracer;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use anyhow::Result;
 use crate::plan::Probe;
 
 /// One probe hit as read from the process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RawHit {
     /// `Probe::id`.
     pub probe: u32,
@@ -66,7 +67,7 @@ pub trait HitSink {
 /// Probes to arm and to remove while a backend runs (see
 /// [`StopHandle::change_probes`]). Ids are `Probe::id`s; they stay unique
 /// for the whole run, so a removed id is never reused.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProbeChanges {
     pub add: Vec<Probe>,
     pub remove: Vec<u32>,
@@ -100,7 +101,7 @@ pub enum Target {
 }
 
 /// How a trace ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Exited(i32),
     Signaled(i32),

@@ -40,37 +40,56 @@ impl Backend for PtraceBackend {
         sink: &mut dyn HitSink,
         stop: &StopHandle,
     ) -> Result<Outcome> {
-        stop.set_waiter_to_current_thread();
-        let (leader, attached, pipes) = match target {
-            Target::Launch(l) => {
-                let (leader, pipes) = start(l)?;
-                // Probes in shared libraries need them mapped.
-                if probes.iter().any(|p| p.library.is_some()) {
-                    if let Err(e) = run_to_entry(leader) {
-                        let _ = nix::sys::signal::kill(
-                            Pid::from_raw(leader),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                        let _ = wait(leader);
-                        return Err(e);
-                    }
-                }
-                (leader, false, pipes)
-            }
-            Target::Attach(pid) => (attach(*pid)?, true, None),
-        };
-        let output = match pipes {
-            Some(p) => Some(output::Watched::start(p, stop)?),
-            None => None,
-        };
-        let mut tracer = Tracer::new(leader, attached, probes, sink)?;
-        tracer.output = output;
-        // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
-        let outcome = tracer.arm_and_run(stop);
-        tracer.drain_output();
-        tracer.sink.counted(tracer.hits, tracer.filtered);
-        outcome
+        match target {
+            // Attached: the tracer runs in a process of its own, which
+            // outlives this one long enough to leave the program as it was
+            // found (`tracer`).
+            Target::Attach(pid) => super::tracer::run_attached(*pid, probes, sink, stop),
+            // Launched: the program is this process's child and dies with
+            // it (PTRACE_O_EXITKILL).
+            Target::Launch(_) => run_here(target, probes, sink, stop),
+        }
     }
+}
+
+/// Traces `target` from this process (for an attached one, the tracer
+/// process's side of `tracer`).
+pub(super) fn run_here(
+    target: &Target,
+    probes: &[Probe],
+    sink: &mut dyn HitSink,
+    stop: &StopHandle,
+) -> Result<Outcome> {
+    stop.set_waiter_to_current_thread();
+    let (leader, attached, pipes) = match target {
+        Target::Launch(l) => {
+            let (leader, pipes) = start(l)?;
+            // Probes in shared libraries need them mapped.
+            if probes.iter().any(|p| p.library.is_some()) {
+                if let Err(e) = run_to_entry(leader) {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(leader),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    let _ = wait(leader);
+                    return Err(e);
+                }
+            }
+            (leader, false, pipes)
+        }
+        Target::Attach(pid) => (attach(*pid)?, true, None),
+    };
+    let output = match pipes {
+        Some(p) => Some(output::Watched::start(p, stop)?),
+        None => None,
+    };
+    let mut tracer = Tracer::new(leader, attached, probes, sink)?;
+    tracer.output = output;
+    // On an error (or a panic) `Tracer`'s Drop detaches cleanly.
+    let outcome = tracer.arm_and_run(stop);
+    tracer.drain_output();
+    tracer.sink.counted(tracer.hits, tracer.filtered);
+    outcome
 }
 
 /// A byte-level breakpoint and the probes (ids) that share its address.
@@ -956,26 +975,23 @@ impl<'a> Tracer<'a> {
         let mut signals: HashMap<i32, i32> = HashMap::new();
         let mut gone = HashSet::new();
         while let Some((tid, status)) = self.pending.pop_front() {
-            if !libc::WIFSTOPPED(status) {
-                gone.insert(tid);
-                continue;
-            }
-            let sig = libc::WSTOPSIG(status);
-            if event_of(status) != 0 {
-                continue;
-            }
-            if sig == libc::SIGTRAP {
-                if let Ok(mut regs) = get_regs(tid) {
-                    let addr = regs[Reg::Rip.slot()].wrapping_sub(1);
-                    if self.breakpoints.contains_key(&addr) || self.retired.contains(&addr) {
-                        // Caught on a breakpoint: run the original instruction again.
-                        regs[Reg::Rip.slot()] = addr;
-                        set_regs(tid, &regs)?;
-                        continue;
-                    }
+            self.settle(tid, status, &mut signals, &mut gone)?;
+        }
+        // A thread interrupted just as it ran into an `int3` reports the
+        // interrupt first and still has the SIGTRAP pending: detached so,
+        // it would die of it. It takes the signal now, under the tracer.
+        let threads: Vec<i32> = self.threads.iter().copied().collect();
+        for t in threads {
+            for _ in 0..4 {
+                if gone.contains(&t) || signals.contains_key(&t) || !trap_pending(self.leader, t) {
+                    break;
+                }
+                cont(t, 0);
+                match wait_retrying(t)? {
+                    Some((_, status)) => self.settle(t, status, &mut signals, &mut gone)?,
+                    None => break,
                 }
             }
-            signals.insert(tid, sig);
         }
         self.restore_code();
         for &t in &self.threads {
@@ -985,6 +1001,39 @@ impl<'a> Tracer<'a> {
             let sig = signals.get(&t).copied().unwrap_or(0);
             let _ = pt(libc::PTRACE_DETACH, t, 0, sig as usize);
         }
+        Ok(())
+    }
+
+    /// While detaching: a stopped thread caught on a breakpoint is moved
+    /// back onto the original instruction (its SIGTRAP dropped); any other
+    /// signal it stopped for is kept in `signals` to deliver on detach.
+    fn settle(
+        &mut self,
+        tid: i32,
+        status: i32,
+        signals: &mut HashMap<i32, i32>,
+        gone: &mut HashSet<i32>,
+    ) -> Result<()> {
+        if !libc::WIFSTOPPED(status) {
+            gone.insert(tid);
+            return Ok(());
+        }
+        let sig = libc::WSTOPSIG(status);
+        if event_of(status) != 0 {
+            return Ok(());
+        }
+        if sig == libc::SIGTRAP {
+            if let Ok(mut regs) = get_regs(tid) {
+                let addr = regs[Reg::Rip.slot()].wrapping_sub(1);
+                if self.breakpoints.contains_key(&addr) || self.retired.contains(&addr) {
+                    // Caught on a breakpoint: run the original instruction again.
+                    regs[Reg::Rip.slot()] = addr;
+                    set_regs(tid, &regs)?;
+                    return Ok(());
+                }
+            }
+        }
+        signals.insert(tid, sig);
         Ok(())
     }
 
@@ -1016,6 +1065,19 @@ impl Drop for Tracer<'_> {
             }
         }
     }
+}
+
+/// Whether thread `tid` of process `leader` has a SIGTRAP pending, not yet
+/// taken (its own pending set, `SigPnd` in its status).
+fn trap_pending(leader: i32, tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{leader}/task/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigPnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << (libc::SIGTRAP - 1)) != 0)
 }
 
 /// Waits for one thread, retrying when a signal interrupts the wait.
