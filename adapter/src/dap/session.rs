@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::protocol::{
-    Event, FunctionInfo, Incoming, OutputBody, Response, Source, SourceBreakpoint, TraceEntry,
+    ErrorId, Event, Failure, FunctionInfo, Incoming, OutputBody, Response, Source,
+    SourceBreakpoint, TraceEntry,
 };
 use super::{codec, log};
 use crate::trace::{GroupId, Label, Prepared, StopHandle, Target, Trace};
@@ -88,11 +89,13 @@ impl Outgoing {
         }
     }
 
-    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, String>) {
+    /// Sends the response to a request; a failed one carries its message
+    /// both as `message` and as `body.error` (the schema's ErrorResponse).
+    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, Failure>) {
         self.send(|seq| {
             let (success, message, body) = match result {
                 Ok(body) => (true, None, body),
-                Err(m) => (false, Some(m), None),
+                Err(f) => (false, Some(f.message.clone()), Some(f.body())),
             };
             serde_json::to_vec(&Response {
                 seq,
@@ -234,8 +237,13 @@ impl Session {
         if let Err(e) = &result {
             log(&format!("{command} failed: {e:#}"));
         }
-        self.out
-            .respond(req.seq, &command, result.map_err(|e| format!("{e:#}")));
+        let result = result.map_err(|e| {
+            let id = e
+                .downcast_ref::<Failure>()
+                .map_or(ErrorId::Failed, |f| f.id);
+            Failure::new(id, format!("{e:#}"))
+        });
+        self.out.respond(req.seq, &command, result);
         for (event, body) in std::mem::take(&mut self.after) {
             self.out.event(event, body);
         }
@@ -243,7 +251,10 @@ impl Session {
 
     fn dispatch(&mut self, command: &str, req: &Incoming) -> Result<Option<Json>> {
         if command != "initialize" && !self.initialized && command != "disconnect" {
-            bail!("'{command}' before 'initialize'");
+            bail!(Failure::new(
+                ErrorId::BeforeInitialize,
+                format!("'{command}' before 'initialize'")
+            ));
         }
         match command {
             "initialize" => self.initialize(),
@@ -266,8 +277,14 @@ impl Session {
             "pause" => self.pause(arguments(req)?),
             "disconnect" => self.disconnect(arguments(req)?),
             "terminate" => self.terminate(),
-            "" => bail!("request without a command"),
-            other => bail!("unsupported request '{other}': logprobe traces without stopping"),
+            "" => bail!(Failure::new(
+                ErrorId::Malformed,
+                "request without a command"
+            )),
+            other => bail!(Failure::new(
+                ErrorId::Unsupported,
+                format!("unsupported request '{other}': logprobe traces without stopping")
+            )),
         }
     }
 
@@ -325,9 +342,12 @@ fn arguments<T: DeserializeOwned>(req: &Incoming) -> Result<T> {
         Some(v) => v.clone(),
     };
     serde_json::from_value(args).map_err(|e| {
-        anyhow!(
-            "invalid arguments for '{}': {e}",
-            req.command.as_deref().unwrap_or("")
-        )
+        anyhow!(Failure::new(
+            ErrorId::InvalidArguments,
+            format!(
+                "invalid arguments for '{}': {e}",
+                req.command.as_deref().unwrap_or("")
+            )
+        ))
     })
 }
