@@ -240,6 +240,9 @@ pub struct Breakpoint {
     pub source: Option<Source>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// Why it is not verified: `pending` (armed later) or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// `traceFunctions` arguments (custom).
