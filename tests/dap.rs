@@ -256,6 +256,8 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     // A request before initialize.
     let r = c.request("launch", json!({"program": "/bin/true"}));
     assert_eq!(r["success"], false);
+    assert_eq!(r["body"]["error"]["id"], 2, "{r}");
+    assert_eq!(r["body"]["error"]["format"], r["message"], "{r}");
     assert!(
         r["message"]
             .as_str()
@@ -268,6 +270,12 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     important(&mut c, "bad Content-Length");
     c.send_raw(b"Content-Length: 9\r\n\r\n{not json");
     important(&mut c, "invalid message");
+    // JSON with a seq and a command but not a request: an error response.
+    let body = r#"{"seq": 77, "command": "launch", "type": 3}"#;
+    c.send_raw(format!("Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+    let r = c.response_to(77);
+    assert_eq!(r["success"], false);
+    assert_eq!(r["body"]["error"]["id"], 1, "{r}");
     let big = 17 * 1024 * 1024;
     let mut huge = format!("Content-Length: {big}\r\n\r\n").into_bytes();
     huge.resize(huge.len() + big, b' ');
@@ -277,8 +285,11 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     c.ok("initialize", json!({"adapterID": "x"}));
     let r = c.request("stepIn", json!({"threadId": 1}));
     assert_eq!(r["success"], false);
+    let r = c.request("readMemory", json!({}));
+    assert_eq!(r["body"]["error"]["id"], 3, "{r}");
     let r = c.request("launch", json!({"program": 5}));
     assert_eq!(r["success"], false);
+    assert_eq!(r["body"]["error"]["id"], 4, "{r}");
     assert!(
         r["message"]
             .as_str()
@@ -288,6 +299,7 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     );
     let r = c.request("launch", json!({"program": "/no/such/program"}));
     assert_eq!(r["success"], false);
+    assert_eq!(r["body"]["error"]["id"], 5, "{r}");
     assert!(
         r["message"]
             .as_str()
@@ -302,7 +314,7 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
     assert_eq!(r["body"]["breakpoints"][0]["verified"], false);
     // Still serving: a real session works after all that.
     launch_after_init(&mut c, "seed");
-    let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}, {"line": 7, "logMessage": "{x + } {{x}} {nope}"}]}));
+    let r = c.ok("setBreakpoints", json!({"source": {"path": seed_source()}, "breakpoints": [{"line": 7}, {"line": 7, "logMessage": "{x + } {{x}}"}, {"line": 7, "logMessage": "{{x}} {x}"}]}));
     assert!(
         r["body"]["breakpoints"][0]["message"]
             .as_str()
@@ -310,12 +322,43 @@ fn malformed_input_gets_errors_and_the_server_keeps_serving() {
             .contains("without stopping"),
         "{r}"
     );
+    // A bad expression is refused when set (dap_conditions.rs has more).
+    assert_eq!(r["body"]["breakpoints"][1]["verified"], false, "{r}");
+    assert_eq!(r["body"]["breakpoints"][1]["reason"], "failed", "{r}");
+    assert_eq!(
+        r["body"]["breakpoints"][1]["message"], "log message {x + }: unexpected character '+'",
+        "{r}"
+    );
+    assert_eq!(r["body"]["breakpoints"][2]["reason"], "pending", "{r}");
     c.ok("configurationDone", json!({}));
     let (console, _) = c.run_to_end();
-    assert!(console.starts_with("<error: "), "{console}");
-    assert!(
-        console.contains(" {x} <error: no variable nope here>\n"),
-        "{console}"
-    );
+    assert_eq!(console, "{x} 99\n");
     c.ok("disconnect", json!({}));
+}
+
+/// The schema check the DAP tests apply to every message they receive
+/// rejects what the schema rejects (an error response without a body, an
+/// output event without output) and picks the definition by command/event.
+#[test]
+fn messages_are_checked_against_the_dap_schema() {
+    let rejects =
+        |m: serde_json::Value| std::panic::catch_unwind(|| check_against_schema(&m)).is_err();
+    let error = json!({"seq": 1, "type": "response", "request_seq": 1, "success": false,
+        "command": "launch", "message": "no"});
+    assert_eq!(schema_definition(&error), "ErrorResponse");
+    assert!(rejects(error.clone()));
+    let mut with_body = error;
+    with_body["body"] = json!({"error": {"id": 5, "format": "no"}});
+    assert!(!rejects(with_body));
+    let output =
+        json!({"seq": 2, "type": "event", "event": "output", "body": {"category": "console"}});
+    assert_eq!(schema_definition(&output), "OutputEvent");
+    assert!(rejects(output));
+    let custom = json!({"seq": 3, "type": "event", "event": "logprobe/hits", "body": {}});
+    assert_eq!(schema_definition(&custom), "Event");
+    assert!(!rejects(custom));
+    let bps = json!({"seq": 4, "type": "response", "request_seq": 2, "success": true,
+        "command": "setBreakpoints", "body": {"breakpoints": [{"verified": "yes"}]}});
+    assert_eq!(schema_definition(&bps), "SetBreakpointsResponse");
+    assert!(rejects(bps));
 }

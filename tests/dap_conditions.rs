@@ -313,3 +313,83 @@ fn logpoints_index_with_variables_in_scope() {
         }
     }
 }
+
+/// Logpoints are checked when they are set: a variable in scope nowhere
+/// at the line, or an expression that does not parse, in the message or
+/// the condition, leaves the breakpoint unverified with the reason; the
+/// others on the same line are armed and print.
+#[test]
+fn logpoints_naming_unknown_variables_or_bad_expressions_are_refused_when_set() {
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(&mut c, backend, "attach-debug", &["3"], json!({}));
+        let r = c.ok(
+            "setBreakpoints",
+            json!({"source": {"path": attach_source()}, "breakpoints": [
+                {"line": 23, "logMessage": "i={i} {nosuchvar}"},
+                {"line": 23, "logMessage": "never", "condition": "i > 0 && zz == 1"},
+                {"line": 23, "logMessage": "{a.b} {len(c)} {d[e]}"},
+                {"line": 23, "logMessage": "never", "condition": "i >"},
+                {"line": 23, "logMessage": "x {i +} y"},
+                {"line": 23, "logMessage": "i={i} sum={sum}", "condition": "i == 1 && n == 3"},
+            ]}),
+        );
+        let bps = r["body"]["breakpoints"].as_array().unwrap();
+        let message = |k: usize| bps[k]["message"].as_str().unwrap_or("").to_string();
+        let at = format!("in scope at {}:23 (in scope: ", attach_source());
+        for (k, bp) in bps.iter().enumerate().take(5) {
+            assert_eq!(bp["verified"], false, "{backend} {k}: {r}");
+            assert_eq!(bp["reason"], "failed", "{backend} {k}: {r}");
+        }
+        assert!(
+            message(0).starts_with(&format!("no variable nosuchvar {at}")),
+            "{backend}: {}",
+            message(0)
+        );
+        // What is in scope is listed: the loop's variables among them.
+        for name in ["i", "n", "sum"] {
+            assert!(
+                message(0).contains(&format!(" {name},"))
+                    || message(0).contains(&format!(" {name})")),
+                "{backend}: {}",
+                message(0)
+            );
+        }
+        assert!(
+            message(1).starts_with(&format!("no variable zz {at}")),
+            "{backend}: {}",
+            message(1)
+        );
+        assert!(
+            message(2).starts_with(&format!("no variables a, c, d, e {at}")),
+            "{backend}: {}",
+            message(2)
+        );
+        assert!(
+            message(3).starts_with("condition \"i >\": "),
+            "{backend}: {}",
+            message(3)
+        );
+        assert_eq!(
+            message(4),
+            "log message {i +}: unexpected character '+'",
+            "{backend}"
+        );
+        assert_eq!(bps[5]["reason"], "pending", "{backend}: {r}");
+        c.ok("configurationDone", json!({}));
+        let armed = c.wait_event(|e| e["event"] == "breakpoint");
+        assert_eq!(
+            armed["body"]["breakpoint"]["id"], bps[5]["id"],
+            "{backend}: {armed}"
+        );
+        let (console, _) = c.run_to_end();
+        assert_eq!(console, "i=1 sum=0\n", "{backend}");
+        // Only the valid logpoint was ever armed.
+        assert!(
+            !c.events.iter().any(|e| e["event"] == "breakpoint"),
+            "{backend}: {:?}",
+            c.events
+        );
+        c.ok("disconnect", json!({}));
+    }
+}

@@ -1,11 +1,12 @@
 //! A small DAP client over any byte stream, the real `logprobe dap` on
 //! stdio or TCP, and the steps most DAP tests share (launch, attach).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -87,6 +88,85 @@ pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
     serde_json::from_slice(&body).ok()
 }
 
+/// The official DAP JSON schema, vendored (see tests/dap-schema/README.md).
+fn dap_schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = root().join("tests/dap-schema/debugAdapterProtocol.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("the DAP schema is JSON")
+    })
+}
+
+/// The schema definition a message must satisfy: `<Command>Response` for a
+/// successful response (`ErrorResponse` for a failed one), `<Event>Event`
+/// for an event, and the base `Response` or `Event` for the custom ones.
+pub fn schema_definition(m: &Value) -> String {
+    let defs = &dap_schema()["definitions"];
+    let capitalized = |s: &str| {
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect::<String>())
+            .unwrap_or_default()
+    };
+    let (specific, base) = match m["type"].as_str() {
+        Some("response") if m["success"] == false => ("ErrorResponse".to_string(), "Response"),
+        Some("response") => (
+            format!(
+                "{}Response",
+                capitalized(m["command"].as_str().unwrap_or(""))
+            ),
+            "Response",
+        ),
+        Some("event") => (
+            format!("{}Event", capitalized(m["event"].as_str().unwrap_or(""))),
+            "Event",
+        ),
+        _ => ("ProtocolMessage".to_string(), "ProtocolMessage"),
+    };
+    if defs.get(&specific).is_some() {
+        specific
+    } else {
+        base.to_string()
+    }
+}
+
+/// Panics unless `m` is valid against the DAP schema's definition for it.
+pub fn check_against_schema(m: &Value) {
+    static VALIDATORS: OnceLock<Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>> =
+        OnceLock::new();
+    let name = schema_definition(m);
+    let validator =
+        {
+            let mut cache = VALIDATORS
+                .get_or_init(Default::default)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cache
+                .entry(name.clone())
+                .or_insert_with(|| {
+                    // The whole schema, narrowed to one definition, so that its
+                    // `#/definitions/...` references resolve.
+                    let mut schema = dap_schema().clone();
+                    schema["allOf"] = json!([{ "$ref": format!("#/definitions/{name}") }]);
+                    std::sync::Arc::new(jsonschema::draft4::new(&schema).unwrap_or_else(|e| {
+                        panic!("the DAP schema's {name} does not compile: {e}")
+                    }))
+                })
+                .clone()
+        };
+    let errors: Vec<String> = validator
+        .iter_errors(m)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "message from the adapter invalid against the DAP schema's {name}: {}\n{m:#}",
+        errors.join("; ")
+    );
+}
+
 impl Client {
     pub fn new(reader: impl Read + Send + 'static, writer: Box<dyn Write + Send>) -> Client {
         Client::gated(reader, writer, Gate::default())
@@ -148,12 +228,14 @@ impl Client {
 
     pub fn next(&mut self, deadline: Instant) -> Value {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.rx.recv_timeout(left).unwrap_or_else(|_| {
+        let m = self.rx.recv_timeout(left).unwrap_or_else(|_| {
             panic!(
                 "no message from the adapter in time; events so far: {:#?}",
                 self.events
             )
-        })
+        });
+        check_against_schema(&m);
+        m
     }
 
     /// Sends a request and returns its response, keeping events seen meanwhile.
@@ -205,6 +287,7 @@ impl Client {
             .rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
+            check_against_schema(&m);
             if m["type"] == "event" {
                 self.events.push(m);
             }

@@ -10,6 +10,7 @@ const cp = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { DebugClient } = require('@vscode/debugadapter-testsupport');
+const Ajv = require('ajv-draft-04');
 
 const root = path.resolve(__dirname, '../..');
 const logprobe = process.env.LOGPROBE || path.join(root, 'target/release/logprobe');
@@ -17,6 +18,60 @@ const backends = (process.env.LOGPROBE_BACKENDS || 'ptrace,ebpf').split(',');
 const seedSource = path.join(root, 'fixtures/go/seed/main.go');
 const attachSource = path.join(root, 'fixtures/go/attach/main.go');
 const TIMEOUT = 30000;
+
+// Every message the adapter sends is checked against the official DAP
+// schema (tests/dap-schema): `<Command>Response` (`ErrorResponse` when it
+// failed), `<Event>Event`, else the base `Response`/`Event` for custom ones.
+const schema = JSON.parse(fs.readFileSync(path.join(root, 'tests/dap-schema/debugAdapterProtocol.json'), 'utf8'));
+const ajv = new Ajv({ allErrors: true, strict: false });
+// The schema's integer formats, as ranges.
+for (const [name, lo, hi] of [['int32', -(2 ** 31), 2 ** 31 - 1], ['int64', -(2 ** 63), 2 ** 63], ['uint32', 0, 2 ** 32 - 1], ['uint64', 0, 2 ** 64]]) {
+  ajv.addFormat(name, { type: 'number', validate: (n) => Number.isInteger(n) && n >= lo && n <= hi });
+}
+ajv.addSchema(schema, 'dap');
+const validators = new Map();
+
+function definition(m) {
+  const cap = (s) => (s || '').charAt(0).toUpperCase() + (s || '').slice(1);
+  let name;
+  let base;
+  if (m.type === 'response') {
+    name = m.success === false ? 'ErrorResponse' : `${cap(m.command)}Response`;
+    base = 'Response';
+  } else if (m.type === 'event') {
+    name = `${cap(m.event)}Event`;
+    base = 'Event';
+  } else {
+    name = base = 'ProtocolMessage';
+  }
+  return schema.definitions[name] ? name : base;
+}
+
+function violations(m) {
+  const name = definition(m);
+  if (!validators.has(name)) validators.set(name, ajv.getSchema(`dap#/definitions/${name}`));
+  const validate = validators.get(name);
+  return validate(m) ? null : `${name}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(m)}`;
+}
+
+/** A DebugClient that checks every message it receives against the schema. */
+function client() {
+  const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+  dc.invalid = [];
+  const dispatch = dc.dispatch.bind(dc);
+  dc.dispatch = (body) => {
+    const v = violations(JSON.parse(body));
+    if (v) dc.invalid.push(v);
+    dispatch(body);
+  };
+  return dc;
+}
+
+/** Ends the session; fails if any message it received was invalid. */
+async function stop(dc) {
+  await dc.stop();
+  assert.deepStrictEqual(dc.invalid, [], 'messages invalid against the DAP schema');
+}
 
 function fixture(name) {
   const p = path.join(root, 'fixtures/bin', name);
@@ -72,12 +127,12 @@ async function seedLogpoint(dc, backend) {
 
 for (const backend of backends) {
   test(`${backend}: seed logpoint over stdio`, async () => {
-    const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+    const dc = client();
     await dc.start();
     try {
       await seedLogpoint(dc, backend);
     } finally {
-      await dc.stop();
+      await stop(dc);
     }
   });
 
@@ -94,12 +149,12 @@ for (const backend of backends) {
         server.on('exit', () => reject(new Error(`server exited: ${buf}`)));
       });
       for (let i = 0; i < 2; i++) {
-        const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+        const dc = client();
         await dc.start(port);
         try {
           await seedLogpoint(dc, backend);
         } finally {
-          await dc.stop();
+          await stop(dc);
         }
       }
     } finally {
@@ -108,7 +163,7 @@ for (const backend of backends) {
   });
 
   test(`${backend}: traceFunctions by regex, then removed while running`, async () => {
-    const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+    const dc = client();
     await dc.start();
     try {
       const seen = recordOutput(dc);
@@ -134,13 +189,13 @@ for (const backend of backends) {
       assert.strictEqual(text(seen, 'stdout'), 'ready\ndone sum=1560\n');
       // dc.stop() sends `disconnect`.
     } finally {
-      await dc.stop();
+      await stop(dc);
     }
   });
 }
 
 test('noDebug runs the program without probes, its output forwarded', async () => {
-  const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+  const dc = client();
   await dc.start();
   try {
     const seen = recordOutput(dc);
@@ -159,12 +214,12 @@ test('noDebug runs the program without probes, its output forwarded', async () =
     assert.strictEqual(text(seen, 'stdout'), 'ready\ndone sum=6\n');
     assert.strictEqual(text(seen, 'console'), '');
   } finally {
-    await dc.stop();
+    await stop(dc);
   }
 });
 
 test('bad requests get error responses and the session goes on', async () => {
-  const dc = new DebugClient(logprobe, 'dap', 'logprobe');
+  const dc = client();
   await dc.start();
   try {
     await assert.rejects(dc.launchRequest({ program: '/bin/true' }), /before 'initialize'/);
@@ -185,6 +240,14 @@ test('bad requests get error responses and the session goes on', async () => {
     await terminated;
     // dc.stop() sends `disconnect`.
   } finally {
-    await dc.stop();
+    await stop(dc);
   }
+});
+
+test('the schema check rejects what the DAP schema rejects', () => {
+  const error = { seq: 1, type: 'response', request_seq: 1, success: false, command: 'launch', message: 'no' };
+  assert.match(violations(error), /^ErrorResponse: /);
+  assert.strictEqual(violations({ ...error, body: { error: { id: 5, format: 'no' } } }), null);
+  assert.match(violations({ seq: 2, type: 'event', event: 'output', body: { category: 'console' } }), /^OutputEvent: /);
+  assert.strictEqual(violations({ seq: 3, type: 'event', event: 'logprobe/hits', body: {} }), null);
 });

@@ -65,6 +65,7 @@ impl Session {
                     message: (!armed).then(|| String::from(self.pending_message())),
                     source: Some(args.source.clone()),
                     line: Some(bp.line),
+                    reason: (!armed).then_some("pending"),
                 });
                 set.push(Ok(same));
                 continue;
@@ -77,6 +78,7 @@ impl Session {
                 message: None,
                 source: Some(args.source.clone()),
                 line: Some(bp.line),
+                reason: Some("failed"),
             };
             let label = id as Label;
             let planned = match (&bp.log_message, &self.program) {
@@ -102,6 +104,7 @@ impl Session {
             match planned {
                 Ok(g) => {
                     answer.message = Some(String::from(self.pending_message()));
+                    answer.reason = Some("pending");
                     groups.push(g);
                     if let Ok(mut l) = self.logpoints.lock() {
                         l.insert(

@@ -40,7 +40,7 @@ use anyhow::{Context, Result};
 
 use codec::FrameError;
 use outgoing::Outgoing;
-use protocol::{Incoming, OutputBody};
+use protocol::{ErrorId, Failure, Incoming, OutputBody};
 use session::Session;
 
 #[derive(clap::Args, Debug)]
@@ -186,7 +186,8 @@ fn session(mut reader: impl std::io::BufRead, writer: Box<dyn Write + Send>, que
                     .and_then(|s| s.as_str());
                 match (seq, cmd) {
                     (Some(seq), Some(cmd)) => {
-                        out.respond(seq, cmd, Err(format!("malformed request: {e}")))
+                        let f = Failure::new(ErrorId::Malformed, format!("malformed request: {e}"));
+                        out.respond(seq, cmd, Err(f))
                     }
                     _ => complain(&out, &format!("invalid message skipped: {e}")),
                 }

@@ -21,7 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use anyhow::Result;
 use serde_json::{json, Value as Json};
 
-use super::protocol::{Event, OutputBody, Response};
+use super::protocol::{Event, Failure, OutputBody, Response};
 use super::{codec, log};
 
 /// The default budget of queued bytes (`--queue-bytes`).
@@ -207,12 +207,14 @@ impl Outgoing {
         self.lock().is_some_and(|s| s.shedding)
     }
 
-    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, String>) {
+    /// Sends the response to a request; a failed one carries its message
+    /// both as `message` and as `body.error` (the schema's ErrorResponse).
+    pub fn respond(&self, request_seq: i64, command: &str, result: Result<Option<Json>, Failure>) {
         let Some(mut s) = self.lock() else { return };
         self.push(&mut s, |seq| {
             let (success, message, body) = match result {
                 Ok(body) => (true, None, body),
-                Err(m) => (false, Some(m), None),
+                Err(f) => (false, Some(f.message.clone()), Some(f.body())),
             };
             serde_json::to_vec(&Response {
                 seq,

@@ -41,6 +41,48 @@ pub struct Response<'a> {
     pub body: Option<Json>,
 }
 
+/// Why a request failed: the stable `id` of the `Message` in an error
+/// response's `body.error` (listed in docs/protocol.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorId {
+    /// A body that is JSON with a `seq` and a `command` but no valid request.
+    Malformed = 1,
+    /// A request other than `initialize` or `disconnect` before `initialize`.
+    BeforeInitialize = 2,
+    /// A command logprobe does not handle.
+    Unsupported = 3,
+    /// Arguments missing or of the wrong type for the command.
+    InvalidArguments = 4,
+    /// A valid request that could not be carried out (the message says why).
+    Failed = 5,
+}
+
+/// A request's failure: an [`ErrorId`] and the message shown to the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub id: ErrorId,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(id: ErrorId, message: impl Into<String>) -> Failure {
+        Failure {
+            id,
+            message: message.into(),
+        }
+    }
+
+    /// The body of the error response: `{"error": Message}`. The message is
+    /// the `format` itself; `{name}` in it has no variable to stand for, so
+    /// clients show it as it is.
+    pub fn body(&self) -> Json {
+        serde_json::json!({
+            "error": { "id": self.id as i64, "format": self.message }
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Event<'a> {
     pub seq: i64,
@@ -209,6 +251,9 @@ pub struct Breakpoint {
     pub source: Option<Source>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// Why it is not verified: `pending` (armed later) or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// `traceFunctions` arguments (custom).

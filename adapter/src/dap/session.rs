@@ -18,7 +18,9 @@ use serde_json::Value as Json;
 
 use super::log;
 use super::outgoing::Outgoing;
-use super::protocol::{FunctionInfo, Incoming, Source, SourceBreakpoint, TraceEntry};
+use super::protocol::{
+    ErrorId, Failure, FunctionInfo, Incoming, Source, SourceBreakpoint, TraceEntry,
+};
 use crate::trace::{GroupId, Label, Prepared, StopHandle, Target, Trace};
 
 /// A logpoint as the client set it, by its breakpoint id (the label of
@@ -130,8 +132,13 @@ impl Session {
         if let Err(e) = &result {
             log(&format!("{command} failed: {e:#}"));
         }
-        self.out
-            .respond(req.seq, &command, result.map_err(|e| format!("{e:#}")));
+        let result = result.map_err(|e| {
+            let id = e
+                .downcast_ref::<Failure>()
+                .map_or(ErrorId::Failed, |f| f.id);
+            Failure::new(id, format!("{e:#}"))
+        });
+        self.out.respond(req.seq, &command, result);
         for (event, body) in std::mem::take(&mut self.after) {
             self.out.event(event, body);
         }
@@ -139,7 +146,10 @@ impl Session {
 
     fn dispatch(&mut self, command: &str, req: &Incoming) -> Result<Option<Json>> {
         if command != "initialize" && !self.initialized && command != "disconnect" {
-            bail!("'{command}' before 'initialize'");
+            bail!(Failure::new(
+                ErrorId::BeforeInitialize,
+                format!("'{command}' before 'initialize'")
+            ));
         }
         match command {
             "initialize" => self.initialize(),
@@ -162,8 +172,14 @@ impl Session {
             "pause" => self.pause(arguments(req)?),
             "disconnect" => self.disconnect(arguments(req)?),
             "terminate" => self.terminate(),
-            "" => bail!("request without a command"),
-            other => bail!("unsupported request '{other}': logprobe traces without stopping"),
+            "" => bail!(Failure::new(
+                ErrorId::Malformed,
+                "request without a command"
+            )),
+            other => bail!(Failure::new(
+                ErrorId::Unsupported,
+                format!("unsupported request '{other}': logprobe traces without stopping")
+            )),
         }
     }
 
@@ -221,9 +237,12 @@ fn arguments<T: DeserializeOwned>(req: &Incoming) -> Result<T> {
         Some(v) => v.clone(),
     };
     serde_json::from_value(args).map_err(|e| {
-        anyhow!(
-            "invalid arguments for '{}': {e}",
-            req.command.as_deref().unwrap_or("")
-        )
+        anyhow!(Failure::new(
+            ErrorId::InvalidArguments,
+            format!(
+                "invalid arguments for '{}': {e}",
+                req.command.as_deref().unwrap_or("")
+            )
+        ))
     })
 }

@@ -99,6 +99,23 @@ pub fn paths(e: &Expr, out: &mut Vec<Path>) {
     }
 }
 
+/// The variables `e` names, each once, in order of appearance.
+pub fn variables(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Var(v) => {
+            if !out.contains(v) {
+                out.push(v.clone());
+            }
+        }
+        Expr::Field(b, _) | Expr::Deref(b) | Expr::Len(b) | Expr::Not(b) => variables(b, out),
+        Expr::Index(a, b) | Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(a, _, b) => {
+            variables(a, out);
+            variables(b, out);
+        }
+        Expr::Lit(_) => {}
+    }
+}
+
 pub(super) fn eval(e: &Expr, vars: &[NamedValue]) -> Result<Out> {
     if matches!(e, Expr::Field(..) | Expr::Deref(_) | Expr::Index(..)) {
         if let Some(name) = canonical(e) {

@@ -30,7 +30,7 @@ pub mod hit;
 pub mod parse;
 pub mod template;
 
-pub use eval::{canonical, holds, paths};
+pub use eval::{canonical, holds, paths, variables};
 pub use hit::HitCondition;
 pub use parse::parse;
 pub use template::Template;

@@ -24,7 +24,9 @@ pub struct Template {
 #[derive(Debug, Clone)]
 enum Part {
     Text(String),
-    Expr(std::result::Result<Expr, String>),
+    Expr(Expr),
+    /// `{text}` that does not parse, and why.
+    Bad(String, String),
     Function,
     Goroutine,
     Thread,
@@ -34,7 +36,15 @@ impl Template {
     /// The expressions inside `{...}` that parsed.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Expr(Ok(e)) => Some(e),
+            Part::Expr(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first `{...}` that does not parse: its text and why.
+    pub fn bad(&self) -> Option<(&str, &str)> {
+        self.parts.iter().find_map(|p| match p {
+            Part::Bad(text, why) => Some((text.as_str(), why.as_str())),
             _ => None,
         })
     }
@@ -57,7 +67,10 @@ impl Template {
                 };
                 let inner = &rest[1..end];
                 parts.push(Part::Text(std::mem::take(&mut text)));
-                parts.push(Part::Expr(parse(inner).map_err(|e| format!("{e:#}"))));
+                parts.push(match parse(inner) {
+                    Ok(e) => Part::Expr(e),
+                    Err(e) => Part::Bad(inner.to_string(), format!("{e:#}")),
+                });
                 rest = &rest[end + 1..];
             } else if let Some((token, part)) = [
                 ("$FUNCTION", Part::Function),
@@ -91,8 +104,8 @@ impl Template {
                     None => out.push('?'),
                 },
                 Part::Thread => out.push_str(&cx.thread.to_string()),
-                Part::Expr(Err(e)) => out.push_str(&format!("<error: {e}>")),
-                Part::Expr(Ok(e)) => match eval(e, values) {
+                Part::Bad(_, why) => out.push_str(&format!("<error: {why}>")),
+                Part::Expr(e) => match eval(e, values) {
                     Ok(Out::Value(v)) => out.push_str(&cx.notation.show(&v)),
                     Ok(Out::Scalar(s)) => out.push_str(&match s {
                         Scalar::Int(n) => n.to_string(),
@@ -133,6 +146,8 @@ mod tests {
             "main.f g=7 t=99 x=42 s=\"go\" {x} \"lit\" <error: no variable nope here> <error: unexpected character '+'>"
         );
         assert_eq!(t.exprs().count(), 4);
+        assert_eq!(t.bad(), Some(("x +", "unexpected character '+'")));
+        assert_eq!(Template::parse("{x} {{y}}").bad(), None);
         let no_goroutine = Context {
             goroutine: None,
             ..cx

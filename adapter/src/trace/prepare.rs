@@ -4,6 +4,7 @@
 //! aside with the reason, and a request that yields no probe is an error
 //! that says why.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -74,6 +75,39 @@ fn label(image: &Image, select: &Select, functions: &[FuncId]) -> String {
     }
 }
 
+/// Fails when a logpoint's message or condition names a variable that is
+/// in scope at none of the line's addresses (DWARF says which are).
+fn unknown_variables(
+    names: &[String],
+    in_scope: &BTreeSet<String>,
+    file: &str,
+    line: u64,
+) -> Result<()> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !in_scope.contains(*n))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known = if in_scope.is_empty() {
+        String::from("none is")
+    } else {
+        let list: Vec<&str> = in_scope.iter().map(String::as_str).collect();
+        format!("in scope: {}", list.join(", "))
+    };
+    let noun = if unknown.len() == 1 {
+        "variable"
+    } else {
+        "variables"
+    };
+    bail!(
+        "no {noun} {} in scope at {file}:{line} ({known})",
+        unknown.join(", ")
+    )
+}
+
 pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Result<Prepared> {
     let condition = match &req.condition {
         Some(c) => Some(expr::parse(c).map_err(|e| anyhow!("condition {c:?}: {e:#}"))?),
@@ -92,6 +126,11 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
     let mut roots = None;
     let at = match &req.select {
         Select::Line { file, line } => {
+            // A logpoint is checked when it is set: what it cannot show
+            // makes it fail now rather than print an error at every hit.
+            if let Some((text, why)) = message.as_ref().and_then(Template::bad) {
+                bail!("log message {{{text}}}: {why}");
+            }
             let sites = image.line_addresses(file, *line)?;
             if sites.is_empty() {
                 bail!("no code at {file}:{line}");
@@ -104,11 +143,21 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
             {
                 expr::paths(e, &mut paths);
             }
+            let mut names = Vec::new();
+            for e in condition
+                .iter()
+                .chain(message.iter().flat_map(|m| m.exprs()))
+            {
+                expr::variables(e, &mut names);
+            }
+            let mut in_scope = BTreeSet::new();
             for (func, addr) in sites {
                 let vars = image.variables_at(addr)?;
+                in_scope.extend(vars.iter().map(|v| v.name.clone()));
                 probes.push(planner.plan_line(func, addr, &vars, &paths, condition.as_ref())?);
                 functions.push(func);
             }
+            unknown_variables(&names, &in_scope, file, *line)?;
             Some((file.clone(), *line))
         }
         Select::Functions(_) | Select::Around { .. } => {
