@@ -2,7 +2,8 @@
 # Fuzzes logprobe's readers for a bounded time (docs/fuzzing.md):
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # runs each target (dap, elf, dwarf, pclntab; all by default) for SECONDS
-# (20 by default) with a fresh random seed, on stable Rust. A crashing input
+# (20 by default) with a fresh random seed (FUZZ_SEED=N: that seed, so a run
+# is repeatable; scripts/test.sh sets one for CI), on stable Rust. A crashing input
 # is saved under fuzz/crashes/TARGET/ (FUZZ_CRASHES=DIR elsewhere) with the
 # command that replays it; the exit status is 1 if any target crashed,
 # aborted or hung.
@@ -18,7 +19,9 @@ fuzz=target/fuzz/examples/fuzz
 failed=0
 for t in "${targets[@]}"; do
     status=0
-    "$fuzz" run "$t" "$seconds" --crashes "$crashes" || status=$?
+    seed=()
+    [ -z "${FUZZ_SEED:-}" ] || seed=(--seed "$FUZZ_SEED")
+    "$fuzz" run "$t" "$seconds" "${seed[@]}" --crashes "$crashes" || status=$?
     if [ "$status" -ne 0 ]; then
         failed=1
         current="$crashes/$t/.current"

@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LOGPROBE_WITH_VSCODE_E2E=1 bash scripts/setup.sh
 cargo test --release --locked -p logprobe -- --test-threads=2
-bash scripts/fuzz.sh 20
+# A fixed seed: CI replays the same inputs each time (a new crash found by
+# exploring with fresh seeds, `bash scripts/fuzz.sh`, comes with its fix).
+FUZZ_SEED=20261205 bash scripts/fuzz.sh 20
 (cd tests/dap-node && npm ci --no-audit --no-fund --silent && node --test)
 bash scripts/test-extension.sh
 # Screenshots of a test run go to a scratch directory, not over docs/.

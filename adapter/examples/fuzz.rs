@@ -338,7 +338,7 @@ fn mutate_once(
                 let old: i64 = text[s..end].trim().parse().unwrap_or(0);
                 let new = match rng.below(4) {
                     0 => (INTERESTING[rng.below(INTERESTING.len())]).to_string(),
-                    1 => (old + rng.below(9) as i64 - 4).to_string(),
+                    1 => old.wrapping_add(rng.below(9) as i64 - 4).to_string(),
                     2 => format!("-{}", rng.below(5)),
                     _ => String::from(
                         ["", " ", "x", "1 2", "0x10", "+3", "99999999999999999999"][rng.below(7)],

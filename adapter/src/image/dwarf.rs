@@ -303,9 +303,14 @@ impl Dwarf {
         if let Some(low) = self.low_pc(unit, entry)? {
             let high = match entry.attr_value(gimli::DW_AT_high_pc)? {
                 Some(AttributeValue::Addr(a)) => a,
-                Some(AttributeValue::Udata(n)) => low + n,
-                Some(v) => match v.udata_value() {
-                    Some(n) => low + n,
+                // An offset past the address space is a corrupt entry:
+                // no range, as for an unknown form.
+                Some(AttributeValue::Udata(n)) => match low.checked_add(n) {
+                    Some(high) => high,
+                    None => return Ok(None),
+                },
+                Some(v) => match v.udata_value().and_then(|n| low.checked_add(n)) {
+                    Some(high) => high,
                     None => return Ok(None),
                 },
                 None => return Ok(None),
