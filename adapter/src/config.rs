@@ -135,6 +135,48 @@ fn switch(name: &str, value: Option<&str>, default: bool) -> Result<bool> {
     }
 }
 
+/// A Go package to build and trace instead of a program (`logprobe trace
+/// [--test] PACKAGE REGEX`, DAP `package`/`test`/`optimized`), resolved:
+/// `--test` alone means the package in the current directory (`.`), and
+/// `--optimized` means nothing without a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoPackage {
+    /// As `go build` takes it: `.`, `./cmd/server`, an import path.
+    pub package: String,
+    /// Build the package's test binary (`go test -c`) instead.
+    pub test: bool,
+    /// Build as `go build` does by default, instead of with
+    /// `-gcflags=all=-N -l`.
+    pub optimized: bool,
+}
+
+impl GoPackage {
+    /// The package to build, from what a face was given (`optimized_name`
+    /// is its spelling of that option, for the message); `None`: a program
+    /// is traced as it is.
+    pub fn resolve(
+        package: Option<&str>,
+        test: bool,
+        optimized: bool,
+        optimized_name: &str,
+    ) -> Result<Option<GoPackage>> {
+        let package = match (package, test) {
+            (Some(""), _) => bail!("the Go package to build is empty: give `.`, `./cmd/x` or an import path"),
+            (Some(p), _) => p,
+            (None, true) => ".",
+            (None, false) if optimized => bail!(
+                "{optimized_name} applies to a Go package that logprobe builds: give the package (`.`, `./cmd/x`), or build the program yourself"
+            ),
+            (None, false) => return Ok(None),
+        };
+        Ok(Some(GoPackage {
+            package: package.to_string(),
+            test,
+            optimized,
+        }))
+    }
+}
+
 /// Everything that shapes a trace, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceConfig {

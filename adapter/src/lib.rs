@@ -14,6 +14,7 @@ pub mod config;
 pub mod dap;
 pub mod doctor;
 pub mod expr;
+pub mod gobuild;
 pub mod image;
 pub mod plan;
 pub mod trace;
