@@ -337,6 +337,73 @@ fn a_trace_ended_by_a_signal_removes_the_binary() {
     });
 }
 
+#[test]
+fn a_build_ended_by_a_signal_leaves_nothing_behind() {
+    let Some(ticker) = go_module("ticker", TICKER_GO) else {
+        return;
+    };
+    // Ctrl-C (SIGINT to logprobe alone: `go` runs in a process group of
+    // its own) and SIGTERM. An empty build cache makes the build last long
+    // enough to be ended while `go` runs (its work directory is there).
+    for signal in ["-INT", "-TERM"] {
+        let tmp = Dir::new("tmp");
+        let cache = Dir::new("gocache");
+        let mut cmd = logprobe();
+        cmd.current_dir(&ticker.0)
+            .env("TMPDIR", &tmp.0)
+            .env("GOCACHE", &cache.0)
+            .args(["trace", "--backend", "ptrace", ".", r"main\.tick$"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = Reaper(Some(cmd.spawn().unwrap()));
+        let pid = child.0.as_ref().unwrap().id();
+        let building = || {
+            std::fs::read_dir(&tmp.0).unwrap().flatten().any(|d| {
+                std::fs::read_dir(d.path()).is_ok_and(|mut inner| {
+                    inner.any(|e| {
+                        e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("go-build"))
+                    })
+                })
+            })
+        };
+        let start = Instant::now();
+        while !building() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "go never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SIGTERM to logprobe (by the pid of the child this test started).
+        assert!(Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let out = child.into_inner().wait_with_output().unwrap();
+        assert!(!out.status.success());
+        assert_eq!(stderr(&out), "logprobe: interrupted while building\n");
+        assert_eq!(stdout(&out), "");
+        assert_eq!(tmp.entries(), Vec::<String>::new());
+        // Nothing of the build goes on: no process works in the cache.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!compiling_in(&cache.0), "{signal}");
+    }
+}
+
+/// Whether a process runs with `dir` in its command line or environment
+/// (go's compilers use the cache in `GOCACHE`).
+fn compiling_in(dir: &Path) -> bool {
+    let dir = dir.display().to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        ["cmdline", "environ"].iter().any(|f| {
+            std::fs::read(p.path().join(f))
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(&dir))
+        })
+    })
+}
+
 /// A DAP session building in `tmp`, initialized; `launch` sent with
 /// `launch_args` when given (then `initialized` and `configurationDone`).
 fn dap_session(tmp: &Dir, launch_args: Option<serde_json::Value>) -> (Client, Reaper) {

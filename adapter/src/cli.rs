@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
@@ -312,11 +313,15 @@ fn columns(rows: &[(String, String)]) -> Vec<String> {
 /// The stop handle signal handlers reach.
 static STOP: OnceLock<(StopHandle, bool)> = OnceLock::new();
 
+/// A Go package is being built: `go` runs in a process group of its own,
+/// out of the terminal's reach, so Ctrl-C ends the build through `STOP`.
+static BUILDING: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     if let Some((stop, attached)) = STOP.get() {
         // A launched program got the terminal's SIGINT itself; logprobe
         // follows it to its end. Any other stop request ends the trace.
-        if *attached || sig != libc::SIGINT {
+        if *attached || sig != libc::SIGINT || BUILDING.load(Ordering::SeqCst) {
             stop.request();
         }
     }
@@ -331,7 +336,7 @@ fn install_signal_handlers(stop: StopHandle, attached: bool) {
         SigSet::empty(),
     );
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: `on_signal` only reads a OnceLock (an atomic load), stores
+        // SAFETY: `on_signal` only reads a OnceLock and BUILDING (atomic loads), stores
         // an atomic and calls tgkill, all async-signal-safe.
         if let Err(e) = unsafe { sigaction(sig, &action) } {
             eprintln!("logprobe: cannot handle {sig}: {e}");
@@ -433,11 +438,14 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     let stop = StopHandle::default();
     // A package is built first, into a directory removed when `built` is
     // dropped: when this returns, whatever way the trace ended. Ctrl-C
-    // reaches `go` too (the build fails and ends), SIGTERM ends the build.
+    // and SIGTERM during the build end it (`go` and its compilers).
     let built = match &package {
         Some(pkg) => {
             install_signal_handlers(stop.clone(), false);
-            Some(gobuild::build(pkg, None, Some(&stop))?)
+            BUILDING.store(true, Ordering::SeqCst);
+            let built = gobuild::build(pkg, None, Some(&stop));
+            BUILDING.store(false, Ordering::SeqCst);
+            Some(built?)
         }
         None => None,
     };

@@ -69,12 +69,22 @@ fn go(
         std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))
     };
     let mut cmd = Command::new("go");
+    // A process group of its own, so that ending the build ends the
+    // compilers go started too (the face turns Ctrl-C into `stop`).
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(create("go.out")?))
         .stderr(Stdio::from(create("go.err")?));
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
+    }
+    // go's own work directory inside ours, unless the user chose where it
+    // goes: go leaves it behind when it is interrupted, and the guard then
+    // removes it with the rest.
+    if std::env::var_os("GOTMPDIR").is_none_or(|v| v.is_empty()) {
+        cmd.env("GOTMPDIR", dir);
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -88,9 +98,7 @@ fn go(
             break status;
         }
         if stop.is_some_and(StopHandle::requested) {
-            // Our own child, by its handle.
-            let _ = child.kill();
-            let _ = child.wait();
+            end(&mut child);
             bail!("interrupted while building");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -105,6 +113,25 @@ fn go(
         return Ok(Some(format!("`go {}` ended ({status})", args.join(" "))));
     }
     Ok(Some(output.to_string()))
+}
+
+/// Ends `go` and what it started (the process group of our own child,
+/// which it leads) as Ctrl-C would; killed if not ended in 5 s.
+fn end(child: &mut std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+    for _ in 0..250 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Builds `pkg` (resolved against `cwd`, None: logprobe's own) into a new
