@@ -323,6 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn a_go_package_is_what_was_given_or_dot_for_tests() {
+        let r = |p, t, o| GoPackage::resolve(p, t, o, "--optimized");
+        assert_eq!(r(None, false, false).expect("resolves"), None);
+        let tests = r(None, true, false).expect("resolves").expect("a package");
+        assert_eq!((tests.package.as_str(), tests.test), (".", true));
+        let named = r(Some("./cmd/x"), false, true).expect("resolves");
+        assert_eq!(
+            named.map(|p| (p.package, p.optimized)),
+            Some(("./cmd/x".into(), true))
+        );
+        let e = r(None, false, true).expect_err("refused");
+        assert!(
+            e.to_string()
+                .starts_with("--optimized applies to a Go package"),
+            "{e}"
+        );
+        assert!(r(Some(""), false, false).is_err());
+    }
+
+    #[test]
     fn backends_are_named_as_the_extension_names_them() {
         for b in [
             BackendChoice::Ebpf,
