@@ -9,12 +9,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::{BackendChoice, Env, Options, Style, TraceConfig};
+use crate::config::{BackendChoice, Env, GoPackage, Options, Style, TraceConfig};
+use crate::gobuild;
 use crate::image::Image;
 use crate::plan::Limits;
 use crate::trace::{self, Launch, Outcome, Request, Shown, Sink, StopHandle, Target, Trace};
@@ -34,6 +36,19 @@ pub struct Cli {
 pub enum Command {
     /// Trace every function matching REGEX: print each call with its
     /// arguments and each return with its results.
+    ///
+    /// What runs: the program after `--` (with its arguments); or, when
+    /// two words come before `--`, the Go package PACKAGE (`.`, `./cmd/x`,
+    /// an import path), built with the `go` on PATH (`-gcflags=all=-N -l`
+    /// unless --optimized) into a temporary directory that is removed when
+    /// the trace ends, the words after `--` its arguments; `--test` builds
+    /// the package's test binary (`go test -c`; PACKAGE defaults to `.`)
+    /// and runs it in the package's directory, the words after `--` its
+    /// flags (`-- -test.run TestFoo`). Or the running process `-p PID`.
+    #[command(override_usage = "logprobe trace [OPTIONS] REGEX -- PROGRAM [ARGS]...
+       logprobe trace [OPTIONS] PACKAGE REGEX [-- ARGS...]
+       logprobe trace [OPTIONS] --test [PACKAGE] REGEX [-- -test.run TestFoo ...]
+       logprobe trace [OPTIONS] -p PID REGEX")]
     Trace(TraceArgs),
     /// List the functions of PROGRAM that can be traced, sorted, with
     /// file:line (aligned after names of up to 40 characters).
@@ -62,11 +77,22 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct TraceArgs {
-    /// Functions to trace (Go regular expression syntax; `foo` matches `main.foo`).
-    pub regex: String,
+    /// `REGEX`, the functions to trace (Go regular expression syntax; `foo`
+    /// matches `main.foo`), or `PACKAGE REGEX`: the Go package to build
+    /// and trace, then the functions.
+    #[arg(value_names = ["PACKAGE|REGEX", "REGEX"], num_args = 1..=2, required = true)]
+    pub targets: Vec<String>,
     /// Attach to this running process instead of launching one.
     #[arg(short, long, conflicts_with = "command")]
     pub pid: Option<i32>,
+    /// Build and trace the Go package's test binary (`go test -c`); the
+    /// arguments after `--` are its flags (`-test.run TestFoo`).
+    #[arg(short = 't', long, conflicts_with = "pid")]
+    pub test: bool,
+    /// Build the Go package as `go build` does by default (optimized and
+    /// inlined) instead of with `-gcflags=all=-N -l`.
+    #[arg(long, conflicts_with = "pid")]
+    pub optimized: bool,
     /// Probe mechanism: `auto` uses eBPF where the kernel and privileges
     /// allow, else ptrace (saying why).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -125,8 +151,9 @@ pub struct TraceArgs {
     /// timestamp, typed value trees) instead of a text line.
     #[arg(long)]
     pub json: bool,
-    /// The program to launch and its arguments, after `--`.
-    #[arg(last = true)]
+    /// The program to launch and its arguments, after `--`; with a
+    /// PACKAGE, the arguments of the binary built from it.
+    #[arg(last = true, value_name = "PROGRAM] [ARGS")]
     pub command: Vec<String>,
 }
 
@@ -151,9 +178,41 @@ impl TraceArgs {
         }
     }
 
+    /// The Go package to build, if any, and the functions' regex: two
+    /// words before `--` are `PACKAGE REGEX`, one is `REGEX`.
+    fn package_and_regex(&self) -> Result<(Option<GoPackage>, &str)> {
+        let (package, regex) = match self.targets.as_slice() {
+            [regex] => (None, regex.as_str()),
+            [package, regex] => (Some(package.as_str()), regex.as_str()),
+            _ => bail!("give REGEX, or PACKAGE REGEX, before `--`"),
+        };
+        let pkg = GoPackage::resolve(package, self.test, self.optimized, "--optimized")?;
+        let is_path = |s: &str| s.starts_with('.') || s.starts_with('/');
+        match (&pkg, package) {
+            (Some(_), Some(p)) if self.pid.is_some() => {
+                bail!("-p PID traces a running process, and {p} would be a Go package to build: give one or the other")
+            }
+            (Some(_), Some(p)) if std::path::Path::new(p).is_file() => bail!(
+                "{p} is a file, not a Go package: to trace a program, give it after `--`: logprobe trace '{regex}' -- {p}"
+            ),
+            (Some(_), Some(p))
+                if is_path(regex)
+                    && std::path::Path::new(regex).is_dir()
+                    && !std::path::Path::new(p).exists() =>
+            {
+                bail!("the package comes first, then the functions: logprobe trace {regex} '{p}'")
+            }
+            (None, None) if self.pid.is_none() && self.command.is_empty() && is_path(regex) => {
+                bail!("give the functions to trace after the package: logprobe trace {regex} REGEX")
+            }
+            _ => {}
+        }
+        Ok((pkg, regex))
+    }
+
     /// What to trace.
-    fn request(&self) -> Request {
-        Request::functions(&self.regex)
+    fn request(&self, regex: &str) -> Request {
+        Request::functions(regex)
             .condition(self.cond.as_deref())
             .hit_condition(self.hit_cond.as_deref())
             .message(self.print.as_deref())
@@ -255,11 +314,15 @@ fn columns(rows: &[(String, String)]) -> Vec<String> {
 /// The stop handle signal handlers reach.
 static STOP: OnceLock<(StopHandle, bool)> = OnceLock::new();
 
+/// A Go package is being built: `go` runs in a process group of its own,
+/// out of the terminal's reach, so Ctrl-C ends the build through `STOP`.
+static BUILDING: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_signal(sig: libc::c_int) {
     if let Some((stop, attached)) = STOP.get() {
         // A launched program got the terminal's SIGINT itself; logprobe
         // follows it to its end. Any other stop request ends the trace.
-        if *attached || sig != libc::SIGINT {
+        if *attached || sig != libc::SIGINT || BUILDING.load(Ordering::SeqCst) {
             stop.request();
         }
     }
@@ -274,7 +337,7 @@ fn install_signal_handlers(stop: StopHandle, attached: bool) {
         SigSet::empty(),
     );
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: `on_signal` only reads a OnceLock (an atomic load), stores
+        // SAFETY: `on_signal` only reads a OnceLock and BUILDING (atomic loads), stores
         // an atomic and calls tgkill, all async-signal-safe.
         if let Err(e) = unsafe { sigaction(sig, &action) } {
             eprintln!("logprobe: cannot handle {sig}: {e}");
@@ -371,15 +434,45 @@ impl Sink for Printer {
 }
 
 fn run_trace(args: TraceArgs) -> Result<i32> {
-    trace::compile_pattern(&args.regex)?;
-    let (target, exe) = match (args.pid, args.command.split_first()) {
-        (Some(pid), _) => {
+    let (package, regex) = args.package_and_regex()?;
+    trace::compile_pattern(regex)?;
+    let stop = StopHandle::default();
+    // A package is built first, into a directory removed when `built` is
+    // dropped: when this returns, whatever way the trace ended. Ctrl-C
+    // and SIGTERM during the build end it (`go` and its compilers).
+    let built = match &package {
+        Some(pkg) => {
+            install_signal_handlers(stop.clone(), false);
+            BUILDING.store(true, Ordering::SeqCst);
+            let built = gobuild::build(pkg, None, Some(&stop));
+            BUILDING.store(false, Ordering::SeqCst);
+            Some(built?)
+        }
+        None => None,
+    };
+    let (target, exe) = match (args.pid, &built, args.command.split_first()) {
+        (_, Some(built), _) => {
+            let target = Target::Launch(Launch {
+                program: built.exe.clone(),
+                args: args.command.clone(),
+                // A test binary runs in its package's directory, as under
+                // `go test` (for its testdata).
+                cwd: package
+                    .as_ref()
+                    .filter(|p| p.test)
+                    .map(|_| built.package_dir.clone()),
+                env: Vec::new(),
+                stdio: None,
+            });
+            (target, built.exe.clone())
+        }
+        (Some(pid), None, _) => {
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| {
                 format!("no process with pid {pid} (or not allowed to inspect it)")
             })?;
             (Target::Attach(pid), exe)
         }
-        (None, Some((program, rest))) => {
+        (None, None, Some((program, rest))) => {
             let exe = trace::resolve_program(std::path::Path::new(program))?;
             let target = Target::Launch(Launch {
                 program: PathBuf::from(program),
@@ -390,8 +483,8 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
             });
             (target, exe)
         }
-        (None, None) => {
-            bail!("nothing to trace: give a program after `--`, or a running process with -p PID")
+        (None, None, None) => {
+            bail!("nothing to trace: give a program after `--` (logprobe trace '{regex}' -- ./prog), a Go package before the functions (logprobe trace ./cmd/x '{regex}'), or a running process with -p PID")
         }
     };
     let config = TraceConfig::resolve(&args.options(), &Env::from_process())?;
@@ -402,7 +495,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     if let Target::Attach(pid) = target {
         trace = trace.attached_to(pid);
     }
-    let prepared = trace.prepare(&args.request())?;
+    let prepared = trace.prepare(&args.request(regex))?;
     if !image.has_dwarf {
         eprintln!(
             "logprobe: warning: {} has no DWARF debug info; calls are traced by symbol name but arguments and results cannot be shown (build without -ldflags=-w and do not strip)",
@@ -416,8 +509,9 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
         eprintln!("logprobe: note: {n}");
     }
     trace.add(prepared);
-    let stop = StopHandle::default();
-    install_signal_handlers(stop.clone(), matches!(target, Target::Attach(_)));
+    if built.is_none() {
+        install_signal_handlers(stop.clone(), matches!(target, Target::Attach(_)));
+    }
     let mut printer = Printer {
         json: args.json,
         pending: String::new(),

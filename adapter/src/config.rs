@@ -135,6 +135,48 @@ fn switch(name: &str, value: Option<&str>, default: bool) -> Result<bool> {
     }
 }
 
+/// A Go package to build and trace instead of a program (`logprobe trace
+/// [--test] PACKAGE REGEX`, DAP `package`/`test`/`optimized`), resolved:
+/// `--test` alone means the package in the current directory (`.`), and
+/// `--optimized` means nothing without a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoPackage {
+    /// As `go build` takes it: `.`, `./cmd/server`, an import path.
+    pub package: String,
+    /// Build the package's test binary (`go test -c`) instead.
+    pub test: bool,
+    /// Build as `go build` does by default, instead of with
+    /// `-gcflags=all=-N -l`.
+    pub optimized: bool,
+}
+
+impl GoPackage {
+    /// The package to build, from what a face was given (`optimized_name`
+    /// is its spelling of that option, for the message); `None`: a program
+    /// is traced as it is.
+    pub fn resolve(
+        package: Option<&str>,
+        test: bool,
+        optimized: bool,
+        optimized_name: &str,
+    ) -> Result<Option<GoPackage>> {
+        let package = match (package, test) {
+            (Some(""), _) => bail!("the Go package to build is empty: give `.`, `./cmd/x` or an import path"),
+            (Some(p), _) => p,
+            (None, true) => ".",
+            (None, false) if optimized => bail!(
+                "{optimized_name} applies to a Go package that logprobe builds: give the package (`.`, `./cmd/x`), or build the program yourself"
+            ),
+            (None, false) => return Ok(None),
+        };
+        Ok(Some(GoPackage {
+            package: package.to_string(),
+            test,
+            optimized,
+        }))
+    }
+}
+
 /// Everything that shapes a trace, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceConfig {
@@ -278,6 +320,26 @@ mod tests {
             format!("{e:#}"),
             "LOGPROBE_PREFILTER must be 0 or 1, not 'off'"
         );
+    }
+
+    #[test]
+    fn a_go_package_is_what_was_given_or_dot_for_tests() {
+        let r = |p, t, o| GoPackage::resolve(p, t, o, "--optimized");
+        assert_eq!(r(None, false, false).expect("resolves"), None);
+        let tests = r(None, true, false).expect("resolves").expect("a package");
+        assert_eq!((tests.package.as_str(), tests.test), (".", true));
+        let named = r(Some("./cmd/x"), false, true).expect("resolves");
+        assert_eq!(
+            named.map(|p| (p.package, p.optimized)),
+            Some(("./cmd/x".into(), true))
+        );
+        let e = r(None, false, true).expect_err("refused");
+        assert!(
+            e.to_string()
+                .starts_with("--optimized applies to a Go package"),
+            "{e}"
+        );
+        assert!(r(Some(""), false, false).is_err());
     }
 
     #[test]

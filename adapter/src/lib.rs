@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod expr;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gobuild;
 pub mod image;
 pub mod plan;
 pub mod trace;

@@ -9,11 +9,20 @@ fn main() {
     let code = match logprobe::cli::run() {
         Ok(code) => code,
         Err(e) => {
-            // One line, whatever the causes say: a library's message (gimli's
-            // on corrupt DWARF) may be wrapped over several.
-            let message = format!("{e:#}");
-            let words: Vec<&str> = message.split_whitespace().collect();
-            eprintln!("logprobe: {}", words.join(" "));
+            let built = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<logprobe::gobuild::BuildFailed>());
+            match built {
+                // The Go toolchain's own errors, a line each.
+                Some(b) => eprintln!("logprobe: {}", b.to_string().trim_end()),
+                None => {
+                    // One line, whatever the causes say: a library's message
+                    // (gimli's on corrupt DWARF) may be wrapped over several.
+                    let message = format!("{e:#}");
+                    let words: Vec<&str> = message.split_whitespace().collect();
+                    eprintln!("logprobe: {}", words.join(" "));
+                }
+            }
             1
         }
     };

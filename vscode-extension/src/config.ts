@@ -55,8 +55,24 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   }
 
   if (request === 'launch') {
-    if (typeof config.program !== 'string' || config.program.trim() === '') {
-      return error('A logprobe launch configuration needs "program": the path of the executable to run.');
+    // A Go package to build (`package`, `test`, `optimized`) instead of a program.
+    for (const field of ['test', 'optimized']) {
+      if (config[field] !== undefined && typeof config[field] !== 'boolean') {
+        return error(`"${field}" must be true or false.`);
+      }
+    }
+    const pkg = config.package;
+    if (pkg !== undefined && (typeof pkg !== 'string' || pkg.trim() === '')) {
+      return error('"package" must be a Go package: ".", "./cmd/x" or an import path.');
+    }
+    const builds = pkg !== undefined || config.test === true;
+    if (builds && config.program !== undefined) {
+      return error('Give "program" (an executable) or "package" (a Go package to build), not both.');
+    }
+    if (!builds && (typeof config.program !== 'string' || config.program.trim() === '')) {
+      return error(
+        'A logprobe launch configuration needs "program": the path of the executable to run (or "package": a Go package to build).',
+      );
     }
     if (config.args !== undefined && !isStringArray(config.args)) {
       return error('"args" must be a list of strings.');

@@ -39,6 +39,24 @@ test('launch without program, or with bad field types, is refused with the field
   }
 });
 
+test('launch builds a Go package instead of a program when given one', () => {
+  const pkg = { type: 'logprobe', request: 'launch', name: 'p', package: './cmd/server' };
+  assert.equal(resolveAfterSubstitution(pkg, '/w').kind, 'ok');
+  const tests = { type: 'logprobe', request: 'launch', name: 't', test: true, args: ['-test.run', 'TestX'] };
+  assert.equal(resolveAfterSubstitution(tests, '/w').kind, 'ok');
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...pkg, program: '/w/seed' }, /"program".*"package".*not both/],
+    [{ ...pkg, package: '' }, /"package"/],
+    [{ ...pkg, test: 'yes' }, /"test"/],
+    [{ ...pkg, optimized: 1 }, /"optimized"/],
+  ];
+  for (const [config, message] of cases) {
+    const r = resolveAfterSubstitution(config, undefined);
+    assert.equal(r.kind, 'error', JSON.stringify(config));
+    assert.match(r.kind === 'error' ? r.message : '', message);
+  }
+});
+
 test('attach takes a pid as number or as the string a picker returns', () => {
   const base = { type: 'logprobe', request: 'attach', name: 'a' };
   const r = resolveAfterSubstitution({ ...base, pid: '4242' }, '/w');

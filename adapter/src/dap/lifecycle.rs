@@ -13,7 +13,8 @@ use super::protocol::{
     AttachArguments, Capabilities, CommonArguments, DisconnectArguments, LaunchArguments,
 };
 use super::session::{Program, Session};
-use crate::config::{Env, TraceConfig};
+use crate::config::{Env, GoPackage, TraceConfig};
+use crate::gobuild::{self, Built};
 use crate::image::Image;
 use crate::trace::{self, Launch, Request, Target, Trace};
 
@@ -59,18 +60,38 @@ impl Session {
         if self.program.is_some() {
             bail!("a program was already launched or attached in this session");
         }
-        if args.program.is_empty() {
-            bail!("'program' is required");
-        }
-        let path = trace::resolve_program(std::path::Path::new(&args.program))?;
+        let package = GoPackage::resolve(
+            args.package.as_deref(),
+            args.test,
+            args.optimized,
+            "'optimized'",
+        )?;
+        let cwd = args.cwd.map(PathBuf::from);
+        let (program, built) = match (&package, args.program.is_empty()) {
+            (Some(_), false) => bail!(
+                "give 'program' (an executable) or 'package' (a Go package to build), not both"
+            ),
+            (None, true) => bail!("'program' is required (or 'package', a Go package to build)"),
+            (None, false) => (PathBuf::from(&args.program), None),
+            (Some(pkg), true) => {
+                let built = gobuild::build(pkg, cwd.as_deref(), None)?;
+                (built.exe.clone(), Some(built))
+            }
+        };
+        let path = trace::resolve_program(&program)?;
+        // A test binary runs in its package's directory, as under `go test`.
+        let cwd = match (&package, &built) {
+            (Some(p), Some(b)) if p.test => Some(b.package_dir.clone()),
+            _ => cwd,
+        };
         let target = Target::Launch(Launch {
-            program: PathBuf::from(&args.program),
+            program,
             args: args.args,
-            cwd: args.cwd.map(PathBuf::from),
+            cwd,
             env: args.env.into_iter().collect(),
             stdio: None,
         });
-        self.choose(path, target, &args.common)
+        self.choose(path, target, &args.common, built)
     }
 
     pub(super) fn attach(&mut self, args: AttachArguments) -> Result<Option<Json>> {
@@ -86,7 +107,7 @@ impl Session {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .with_context(|| format!("no process with pid {pid} (or not allowed to inspect it)"))?;
-        self.choose(exe, Target::Attach(pid), &args.common)
+        self.choose(exe, Target::Attach(pid), &args.common, None)
     }
 
     /// Common part of launch and attach: the options resolved, the image,
@@ -96,6 +117,7 @@ impl Session {
         exe: PathBuf,
         target: Target,
         common: &CommonArguments,
+        built: Option<Built>,
     ) -> Result<Option<Json>> {
         let config = TraceConfig::resolve(&common.options()?, &Env::from_process())?;
         self.hits_interval = match common.hits_interval {
@@ -120,6 +142,7 @@ impl Session {
             target,
             trace,
             name: exe.display().to_string(),
+            built,
         });
         self.then_send("initialized", None);
         Ok(None)

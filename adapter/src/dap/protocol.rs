@@ -135,7 +135,20 @@ impl Source {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchArguments {
+    /// The executable; empty when `package` names what to build instead.
+    #[serde(default)]
     pub program: String,
+    /// A Go package to build (`.`, `./cmd/x`, an import path; relative to
+    /// `cwd`) and launch instead of `program`; the binary is removed when
+    /// the session ends.
+    pub package: Option<String>,
+    /// Build the package's test binary (`go test -c`; `package` defaults to
+    /// `.`), `args` its flags (`-test.run`, `TestFoo`).
+    #[serde(default)]
+    pub test: bool,
+    /// Build the package without `-gcflags=all=-N -l`.
+    #[serde(default)]
+    pub optimized: bool,
     #[serde(default)]
     pub args: Vec<String>,
     pub cwd: Option<String>,

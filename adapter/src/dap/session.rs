@@ -57,6 +57,9 @@ pub struct Program {
     pub trace: Trace,
     /// The executable's path, as the `process` event names it.
     pub name: String,
+    /// The binary built from a Go package (DAP `package`), removed when
+    /// the session (and with it this) goes.
+    pub built: Option<crate::gobuild::Built>,
 }
 
 /// A backend running on its thread.
