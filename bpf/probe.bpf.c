@@ -9,11 +9,13 @@
  * the registers, runs the capture steps in order (registers, stack slots,
  * memory behind earlier captures, each bounded; a recipe's filter, a DAP
  * condition compiled by logprobe, may reject the hit once the captures it
- * reads are taken, and returns are reported only for calls it admitted),
- * and emits one record to
+ * reads are taken; then the recipe's rate limits, token buckets in
+ * `buckets` and `total_bucket`, may leave it out; returns are reported
+ * only for calls that were), and emits one record to
  * the `events` ring buffer without waking the reader (it polls on a
- * timer). Hits and lost records are counted in `counters`, so the reader
- * can prove that seen + dropped = hits.
+ * timer). Hits, lost records and those left out are counted in
+ * `counters`, so the reader can prove that seen + dropped + filtered +
+ * limited = hits.
  *
  * Two raw tracepoints (system call entry and exit) mark the launched
  * program's writes to its stdout/stderr (relayed through pipes by
@@ -100,6 +102,23 @@ struct {
 	__type(key, struct lp_frame);
 	__type(value, __u8);
 } frames SEC(".maps");
+
+/* The rate limits' token buckets: one per recipe slot (resized like
+ * `recipes`; user space zeroes a slot's when it stores a recipe there),
+ * with the hits its probe had over a limit; and the total's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_bucket);
+} buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lp_bucket);
+} total_bucket SEC(".maps");
 
 /* Set by user space once `lp_sigtramp` is attached: XMM captures may
  * then go through a signal frame (see struct lp_sigxmm). */
@@ -682,14 +701,84 @@ static __always_inline int frame_of(struct lp_recipe *r, struct lp_scratch *s, s
 	return 1;
 }
 
-/* The hit is not reported: a filter rejected it, or it is the return of
- * a call that was not reported. An XMM slot it claimed is given back (the
- * signal already sent is a harmless spurious one). */
-static __always_inline int reject(struct lp_scratch *s)
+/* A second, in ns. */
+#define LP_SECOND 1000000000ull
+/* Compare-and-swaps a CPU may lose on one bucket before its hit counts as
+ * over the limit (each lost to a CPU that took a token meanwhile). */
+#define LP_TAKE_TRIES 8
+
+/* Takes a token of `rate` a second at `now` from the bucket that was
+ * empty at `*empty` (plan::Bucket::take, the same arithmetic); whether
+ * there was one. */
+static __always_inline int take(__u64 *empty, __u32 rate, __u64 now)
+{
+	if (!rate)
+		return 1;
+	__u64 interval = (LP_SECOND + rate - 1) / rate;
+	__u64 span = (__u64)rate * interval;
+	__u64 full = now > span ? now - span : 0;
+	for (int i = 0; i < LP_TAKE_TRIES; i++) {
+		__u64 old = *(volatile __u64 *)empty;
+		__u64 next = (old > full ? old : full) + interval;
+		if (next > now)
+			return 0;
+		if (__sync_val_compare_and_swap(empty, old, next) == old)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether a hit of the probe in slot `slot` (recipe `r`) at `now` is
+ * within its rate limits: its own, then the total (as exec::run); one
+ * that is not is counted in its slot's bucket. Global, so verified once. */
+__noinline int lp_within_rate(struct lp_recipe *r, __u32 slot, __u64 now)
+{
+	if (!r)
+		return 1;
+	__u32 zero = 0;
+	struct lp_bucket *own = bpf_map_lookup_elem(&buckets, &slot);
+	struct lp_bucket *all = bpf_map_lookup_elem(&total_bucket, &zero);
+	if (!own || !all)
+		return 1;
+	if (take(&own->empty, r->rate, now) && take(&all->empty, r->total_rate, now))
+		return 1;
+	__sync_fetch_and_add(&own->limited, 1);
+	return 0;
+}
+
+/* Whether a hit is left out before the rest of its captures, and why: 0
+ * when it is reported, else the counter it is counted in. Its filter runs
+ * once the captures it reads are taken (the scratch record's `f_taken`
+ * then says how many: the caller goes on from there); then its rate
+ * limits. Global, so verified once, not once per path of `hit`. */
+__noinline int lp_left_out(struct lp_scratch *s, struct lp_recipe *r, __u32 slot)
+{
+	if (!s || !r)
+		return 0;
+	s->f_taken = 0;
+	if (r->filter.nops) {
+		__u32 after = r->filter.after;
+		if (after > s->ev.ncaps)
+			after = s->ev.ncaps;
+		struct loop_ctx lc = { .s = s, .r = r, .start = 0 };
+		bpf_loop(after, run_capture, &lc, 0);
+		if (!admits(s, r, after))
+			return LP_COUNT_FILTERED;
+	}
+	if ((r->rate || r->total_rate) && !lp_within_rate(r, slot, s->ev.time_ns))
+		return LP_COUNT_LIMITED;
+	return 0;
+}
+
+/* The hit is not reported: a filter rejected it, it is the return of a
+ * call that was not reported (both counted as `LP_COUNT_FILTERED`), or
+ * it is over a rate limit (`LP_COUNT_LIMITED`). An XMM slot it claimed is
+ * given back (the signal already sent is a harmless spurious one). */
+static __always_inline int reject(struct lp_scratch *s, __u32 why)
 {
 	if (s->xmm_state == 1)
 		bpf_map_delete_elem(&claims, &s->xmm_key);
-	count(LP_COUNT_FILTERED);
+	count(why);
 	s->busy = 0;
 	return 0;
 }
@@ -762,20 +851,17 @@ static __always_inline int hit(void *regs, __u32 id)
 	__u32 role = r->pair.role;
 	int framed = role != LP_PAIR_NONE && frame_of(r, s, &fr);
 	if (framed && role == LP_PAIR_CLOSE && bpf_map_delete_elem(&frames, &fr))
-		return reject(s);
-	struct loop_ctx lc = { .s = s, .r = r, .start = 0 };
-	if (r->filter.nops) {
-		__u32 after = r->filter.after;
-		if (after > ncaps)
-			after = ncaps;
-		bpf_loop(after, run_capture, &lc, 0);
-		if (!admits(s, r, after)) {
-			if (framed && role == LP_PAIR_OPEN)
-				bpf_map_delete_elem(&frames, &fr);
-			return reject(s);
-		}
-		lc.start = after;
+		return reject(s, LP_COUNT_FILTERED);
+	/* A call left out by its filter or a rate limit leaves its return
+	 * out too. */
+	__u32 why = lp_left_out(s, r, id);
+	if (why) {
+		if (framed && role == LP_PAIR_OPEN)
+			bpf_map_delete_elem(&frames, &fr);
+		return reject(s, why);
 	}
+	/* The captures the filter read are taken. */
+	struct loop_ctx lc = { .s = s, .r = r, .start = s->f_taken };
 	if (framed && role == LP_PAIR_OPEN) {
 		__u8 one = 1;
 		bpf_map_update_elem(&frames, &fr, &one, BPF_ANY);

@@ -79,8 +79,12 @@ enum lp_mark {
 enum lp_counter {
 	LP_COUNT_HITS,
 	LP_COUNT_DROPS,
-	/* Hits a filter rejected, or returns of calls it rejected. */
+	/* Hits a filter rejected, or returns of calls it rejected or a rate
+	 * limit left out. */
 	LP_COUNT_FILTERED,
+	/* Hits over a rate limit (each also in its slot's struct
+	 * lp_bucket). */
+	LP_COUNT_LIMITED,
 	LP_NCOUNTERS,
 };
 
@@ -187,9 +191,22 @@ struct lp_recipe {
 	 * (`lp_return`): the distance from that entry to the RET the probe
 	 * stands for, so that the hit's RIP is the RET's, as at a RET probe. */
 	__u32 ret_delta;
+	/* Rate limits (plan::RateLimit), hits a second: this probe's, all
+	 * probes' together; 0: none. Checked once the filter admits a hit. */
+	__u32 rate;
+	__u32 total_rate;
 	struct lp_pair pair;
 	struct lp_filter filter;
 	struct lp_capture caps[LP_MAX_CAPS];
+};
+
+/* A token bucket of a rate limit (plan::Bucket): the time (ns) at which
+ * it was empty, one word so that CPUs hitting at once update it by
+ * compare-and-swap; and the hits its probe had over a rate limit (in a
+ * slot's bucket; user space reads them). */
+struct lp_bucket {
+	__u64 empty;
+	__u64 limited;
 };
 
 /* One hit: this header, then the captured bytes of every readable capture

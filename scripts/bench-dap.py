@@ -22,6 +22,15 @@ or by the adapter alone (LOGPROBE_PREFILTER=0), as a function trace (entry
 and return probes) and with a log message (entry probes only); each prints
 its cost per call, the output events, and how many hits reached the adapter.
 
+With --rate-limit (python3 scripts/bench-dap.py --rate-limit CALLS [BACKEND
+[RATE]]), DAP sessions trace main.target of fixtures/bin/bench (CALLS calls,
+timed by the loop itself) with a log message (entry probes only) and as a
+function trace (calls and returns), without a rate limit and with
+rateLimit RATE (default 1000): each prints the cost per call, the hits
+shown and their rate over the loop against the budget (RATE for the
+bucket's first second's worth plus RATE a second of the loop), the
+`limited` count of the last logprobe/hits event, and logprobe's CPU time.
+
 With --slow-client (python3 scripts/bench-dap.py --slow-client CALLS [BACKEND]),
 DAP sessions trace main.target of fixtures/bin/bench (CALLS calls: 2 x CALLS
 events, entry and return) for a client that keeps up and for one that reads
@@ -42,13 +51,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOGPROBE = os.path.join(ROOT, "target/release/logprobe")
 
 
-def dap_session(program, traces, backend, functions=None, env=None, log=None, launch=None):
+def dap_session(program, traces, backend, functions=None, env=None, log=None, launch=None,
+                figures=None):
     """Runs `program` in a DAP session; `traces` (regexes) are traced from
     the launch, `functions` (traceFunctions entries) set before
     configurationDone, `launch` adds launch arguments. Returns the seconds
     from configurationDone to `terminated`, the console output events, the
     program's stdout, logprobe's own CPU seconds and the logprobe/hits
-    events."""
+    events. `figures`, a dict if given, gets the bodies of the
+    logprobe/hits events ("hits") and the text of the `important` output
+    events ("important")."""
     args = [LOGPROBE, "dap"] + (["--log", log] if log else [])
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          env=dict(os.environ, **(env or {})))
@@ -80,6 +92,10 @@ def dap_session(program, traces, backend, functions=None, env=None, log=None, la
         m = read()
         if m.get("event") == "logprobe/hits":
             hits += 1
+            if figures is not None:
+                figures.setdefault("hits", []).append(m["body"])
+        if figures is not None and m.get("event") == "output" and m["body"]["category"] == "important":
+            figures["important"] = figures.get("important", "") + m["body"]["output"]
         if m.get("command") == "configurationDone":
             start = time.time()
         if m.get("event") == "output" and m["body"]["category"] == "console":
@@ -142,6 +158,34 @@ def volume(n, backend):
         cost = (traced - base) / n / 1e3 if traced else float("nan")
         print(f"  consoleVolume {v:7}: {cost:6.2f} us per call, {events} console lines, "
               f"{hits} logprobe/hits events in {elapsed:.1f} s, logprobe CPU {cpu:.2f} s")
+
+
+def rate_limit(n, backend, rate):
+    """A hot logpoint and a hot trace held to a rate limit, against none."""
+    program = [os.path.join(ROOT, "fixtures/bin/bench"), str(n), "target"]
+    base = loop_ns(subprocess.run(program, capture_output=True, text=True, check=True).stdout)
+    print(f"{backend}, {n} calls of main.target: untraced loop {base / 1e6:.1f} ms")
+    for label, extra, lines in (("log message", {"logMessage": "i={i}"}, 1),
+                                ("calls and returns", {}, 2)):
+        functions = [dict({"regex": r"^main\.target$"}, **extra)]
+        for limit in (0, rate):
+            figures = {}
+            _, events, out, cpu, _ = dap_session(
+                program, [], backend, functions,
+                launch={"rateLimit": limit, "hitsInterval": 250}, figures=figures)
+            traced = loop_ns(out)
+            cost = (traced - base) / n / 1e3 if traced else float("nan")
+            # The last logprobe/hits event may come after `terminated`:
+            # the count the end of the run says.
+            said = re.search(r"(\d+) hits over the rate limit", figures.get("important", ""))
+            limited = int(said.group(1)) if said else 0
+            events_seen = len(figures.get("hits", []))
+            shown = events // lines
+            secs = traced / 1e9 if traced else float("nan")
+            budget = f", budget {rate + rate * secs:.0f}" if limit else ""
+            print(f"  {label:17}, rateLimit {limit:5}: {cost:6.2f} us per call, loop {secs:.2f} s, "
+                  f"{shown} calls shown ({shown / secs:.0f}/s{budget}), {limited} limited, "
+                  f"{events_seen} logprobe/hits events, logprobe CPU {cpu:.2f} s")
 
 
 def children_named(pid, name):
@@ -265,6 +309,10 @@ def main():
     if sys.argv[1:2] == ["--slow-client"]:
         calls = int(sys.argv[2]) if len(sys.argv) > 2 else 500000
         return slow_client(calls, sys.argv[3] if len(sys.argv) > 3 else "ebpf")
+    if sys.argv[1:2] == ["--rate-limit"]:
+        calls = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
+        backend = sys.argv[3] if len(sys.argv) > 3 else "auto"
+        return rate_limit(calls, backend, int(sys.argv[4]) if len(sys.argv) > 4 else 1000)
     if sys.argv[1:2] == ["--volume"]:
         calls = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
         return volume(calls, sys.argv[3] if len(sys.argv) > 3 else "auto")

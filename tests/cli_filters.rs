@@ -189,16 +189,6 @@ fn a_rate_limit_holds_a_hot_function_to_its_budget_and_counts_the_rest() {
             &[&CALLS.to_string(), "target"],
             &["--rate-limit", &RATE.to_string()],
         );
-        if backend == "ebpf" {
-            // Not enforced in the kernel yet: refused rather than ignored.
-            assert!(!out.status.success());
-            assert!(
-                stderr(&out).contains("rate limits are enforced by the ptrace backend only"),
-                "{}",
-                stderr(&out)
-            );
-            continue;
-        }
         assert!(out.status.success(), "{backend}: {}", stderr(&out));
         let lines = trace_lines(&out);
         let calls = lines.iter().filter(|l| l.starts_with("> ")).count() as u64;

@@ -1,6 +1,6 @@
 //! End-to-end tests of what `logprobe dap` reports while the program runs
 //! (docs/protocol.md): the `logprobe/hits` event's counts, durations and
-//! latest values; the console volume; pausing, resuming and removing a
+//! latest values; the console volume; rate limits; pausing, resuming and removing a
 //! trace; traces and logpoints that keep their id when sent again; and the
 //! snapshot thread that shows a trace's latest hit (also what `pause`
 //! shows). Under every backend.
@@ -441,4 +441,84 @@ fn hits_lost_under_ebpf_are_reported_while_the_program_runs() {
     let log = c.output("important");
     assert!(log.contains(&format!("{dropped} events dropped")), "{log}");
     c.ok("disconnect", json!({}));
+}
+
+#[test]
+fn a_rate_limit_in_the_launch_arguments_holds_each_trace_and_logpoint_to_its_budget() {
+    const CALLS: u64 = 5000;
+    const RATE: u64 = 40;
+    let path = root().join("fixtures/go/bench/main.go");
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l.trim() == "sink += target(i)")
+        .expect("the loop's call of target") as u64;
+    for backend in backends() {
+        let (mut c, _adapter) = stdio_adapter();
+        launch(
+            &mut c,
+            backend,
+            "bench",
+            &[&CALLS.to_string(), "target"],
+            json!({ "hitsInterval": 100, "rateLimit": RATE }),
+        );
+        let trace = c.ok(
+            "traceFunctions",
+            json!({ "functions": [{ "regex": "^main\\.target$" }] }),
+        )["body"]["functions"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // The loop's call of target: a logpoint with a budget of its own.
+        let bp = c.ok(
+            "setBreakpoints",
+            json!({ "source": { "path": source },
+                    "breakpoints": [{ "line": line, "logMessage": "at i={i}" }] }),
+        )["body"]["breakpoints"][0]["id"]
+            .clone();
+        let logpoint = format!("b{bp}");
+        let started = std::time::Instant::now();
+        c.ok("configurationDone", json!({}));
+        c.run_to_end();
+        let took = started.elapsed().as_secs();
+        c.drain_for(Duration::from_millis(600));
+        // A bucket of one second's worth, refilled at RATE a second, over
+        // the session's time and a second of slack.
+        let budget = RATE + RATE * (took + 1);
+        let calls = numbers_after(&c, "> goroutine(1): main.target(").len() as u64;
+        let returns = c
+            .output("console")
+            .matches(">> goroutine(1): main.target => (")
+            .count() as u64;
+        let messages = numbers_after(&c, "at i=").len() as u64;
+        let mut limited = 0;
+        for (id, shown) in [(&trace, calls), (&logpoint, messages)] {
+            let t = last(&c, id);
+            let over = t["limited"].as_u64().unwrap();
+            assert_eq!(t["hits"].as_u64(), Some(shown), "{backend} {id}: {t}");
+            assert_eq!(shown + over, CALLS, "{backend} {id}: shown + limited");
+            assert!(
+                (RATE..=budget).contains(&shown),
+                "{backend} {id}: {shown} shown, budget {budget}"
+            );
+            limited += over;
+        }
+        assert_eq!(calls, returns, "{backend}: a return for every call shown");
+        let body_limited = c
+            .events
+            .iter()
+            .filter(|e| e["event"] == "logprobe/hits")
+            .filter_map(|e| e["body"]["limited"].as_u64())
+            .max();
+        assert_eq!(body_limited, Some(limited), "{backend}");
+        let log = c.output("important");
+        assert!(
+            log.contains(&format!(
+                "logprobe: {limited} hits over the rate limit were not shown"
+            )),
+            "{backend}: {log}"
+        );
+        c.ok("disconnect", json!({}));
+    }
 }

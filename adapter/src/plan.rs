@@ -377,17 +377,20 @@ impl RateLimit {
     }
 }
 
-/// A token bucket of [`RateLimit`]: tokens in billionths, refilled by
-/// `rate` a nanosecond up to `rate` whole tokens (one second's worth). The
-/// BPF program's `struct lp_bucket` is the same arithmetic.
+/// A token bucket of [`RateLimit`], kept in one word so that the BPF
+/// program (`lp_take` in bpf/probe.bpf.c, the same arithmetic) updates it
+/// with one compare-and-swap however many CPUs hit at once: `empty` is the
+/// time (ns) at which the bucket was empty. It holds a token per
+/// `interval(rate)` (a second / `rate`, rounded up: never more than `rate`
+/// a second) since then, at most `rate` (one second's worth); taking one
+/// moves `empty` on by an interval.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bucket {
-    tokens: u64,
-    stamp: u64,
+    empty: u64,
 }
 
-/// A token in the bucket's units.
-pub const TOKEN: u64 = 1_000_000_000;
+/// A second, in the bucket's units.
+pub const SECOND: u64 = 1_000_000_000;
 
 impl Bucket {
     /// Takes one token at `now` (ns) if there is one; `rate` 0 always has.
@@ -395,16 +398,13 @@ impl Bucket {
         if rate == 0 {
             return true;
         }
-        let rate = u64::from(rate);
-        if now > self.stamp {
-            let dt = (now - self.stamp).min(TOKEN);
-            self.tokens = (self.tokens + dt * rate).min(rate * TOKEN);
-            self.stamp = now;
-        }
-        if self.tokens < TOKEN {
+        let interval = SECOND.div_ceil(u64::from(rate));
+        let full = now.saturating_sub(u64::from(rate) * interval);
+        let next = self.empty.max(full) + interval;
+        if next > now {
             return false;
         }
-        self.tokens -= TOKEN;
+        self.empty = next;
         true
     }
 }
@@ -602,6 +602,28 @@ mod tests {
                 ..Limits::default()
             }
         );
+    }
+
+    #[test]
+    fn a_bucket_holds_one_seconds_worth_and_refills_at_its_rate() {
+        let mut b = Bucket::default();
+        let t0 = 5 * SECOND;
+        // A full bucket: a burst of `rate`, then nothing.
+        assert_eq!((0..10).filter(|_| b.take(4, t0)).count(), 4);
+        // A token a quarter of a second later, not before.
+        assert!(!b.take(4, t0 + SECOND / 4 - 1));
+        assert!(b.take(4, t0 + SECOND / 4));
+        assert!(!b.take(4, t0 + SECOND / 4));
+        // Idle for long: still one second's worth, no more.
+        let t1 = t0 + 100 * SECOND;
+        assert_eq!((0..10).filter(|_| b.take(4, t1)).count(), 4);
+        // Rate 0 is no limit; a rate that does not divide a second rounds
+        // its interval up, so never more than `rate` a second.
+        assert!((0..1000).all(|_| b.take(0, t1)));
+        let mut c = Bucket::default();
+        assert_eq!((0..10).filter(|_| c.take(3, t0)).count(), 3);
+        assert!(!c.take(3, t0 + SECOND / 3));
+        assert!(c.take(3, t0 + SECOND / 3 + 1));
     }
 
     #[test]

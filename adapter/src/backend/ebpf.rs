@@ -10,8 +10,10 @@
 //! probes added together, each with its slot as cookie (`armed`). Hits
 //! come back through a ring buffer that is drained on a short timer
 //! (records are submitted without wake-ups, which makes a hit several
-//! times cheaper). The kernel counts hits and lost records; the count of
-//! lost ones is always reported, and seen + lost = hits is checked.
+//! times cheaper). The kernel counts hits, lost records and those a
+//! filter or a rate limit left out (rate limits per slot too, read back
+//! as each probe's `HitSink::limited`); the count of lost ones is always
+//! reported, and seen + lost + filtered + limited = hits is checked.
 //! Nothing needs tracefs or debugfs (`support`).
 //!
 //! XMM registers are not in a uprobe's registers: a hit that captures them
@@ -240,6 +242,9 @@ struct Run<'a> {
     /// face can show it while the program runs.
     drains: u32,
     dropped: u64,
+    /// The kernel's count of hits over a rate limit when the slots'
+    /// counts were last read.
+    limited: u64,
 }
 
 impl<'a> Run<'a> {
@@ -271,6 +276,7 @@ impl<'a> Run<'a> {
             seen: 0,
             drains: 0,
             dropped: 0,
+            limited: 0,
         })
     }
 
@@ -312,7 +318,7 @@ impl<'a> Run<'a> {
         let mut forwarded = false;
         let mut run = || -> Result<Outcome> {
             loop {
-                self.drain(sink, &armed)?;
+                self.drain(sink, &mut armed)?;
                 if let Some(o) = reap(child)? {
                     return Ok(o);
                 }
@@ -335,7 +341,8 @@ impl<'a> Run<'a> {
         };
         // The program is gone: nothing more can hit. What it reported is
         // read before the links go (their removal waits for the kernel).
-        self.drain(sink, &armed)?;
+        self.drain(sink, &mut armed)?;
+        self.report_limited(sink, &mut armed);
         self.relay.finish(sink);
         drop(write_links);
         armed.unlink_all();
@@ -357,7 +364,7 @@ impl<'a> Run<'a> {
         sink.armed(pid, &ids);
         let mut gone = false;
         while !self.stop.requested() {
-            self.drain(sink, &armed)?;
+            self.drain(sink, &mut armed)?;
             if !alive(pid) {
                 gone = true;
                 break;
@@ -366,7 +373,8 @@ impl<'a> Run<'a> {
             std::thread::sleep(POLL_INTERVAL);
         }
         armed.unlink_all();
-        self.drain(sink, &armed)?;
+        self.drain(sink, &mut armed)?;
+        self.report_limited(sink, &mut armed);
         if gone {
             self.report_losses(sink);
             bail!("process {pid} exited during the trace");
@@ -378,7 +386,7 @@ impl<'a> Run<'a> {
     /// `armed` turns that back into the probe id (a hit on a slot freed
     /// since cannot happen: slots are freed only after a drain, see
     /// `Armed::relink`).
-    fn drain(&mut self, sink: &mut dyn HitSink, armed: &Armed) -> Result<()> {
+    fn drain(&mut self, sink: &mut dyn HitSink, armed: &mut Armed) -> Result<()> {
         self.drains += 1;
         if self.drains >= DROPS_EVERY {
             self.drains = 0;
@@ -387,6 +395,7 @@ impl<'a> Run<'a> {
                 self.dropped = total;
                 sink.dropped(total);
             }
+            self.report_limited(sink, armed);
         }
         self.ring.consume().context("reading the ring buffer")?;
         loop {
@@ -425,8 +434,10 @@ impl<'a> Run<'a> {
                 let pending = armed.unlink(&change.remove);
                 // The removed probes' links are gone, and with them any
                 // handler still running: what they reported is in the
-                // ring now, and is read while their slots still name them.
+                // ring now, and is read while their slots still name them
+                // (and so are the hits their rate limits left out).
                 self.drain(sink, armed)?;
+                self.report_limited(sink, armed);
                 if let Err(e) = armed.relink(self.skel, pending) {
                     sink.notice(&format!("{e:#}"));
                 }
@@ -479,6 +490,25 @@ impl<'a> Run<'a> {
         .collect()
     }
 
+    /// Tells the sink of the hits rate limits left out since it last
+    /// did, per probe. The slots' counts are read only when the kernel's
+    /// total of them grew (each slot's is counted before the total).
+    fn report_limited(&mut self, sink: &mut dyn HitSink, armed: &mut Armed) {
+        let total = self.counter(abi::COUNT_LIMITED).unwrap_or(self.limited);
+        if total <= self.limited {
+            return;
+        }
+        match armed.newly_limited(self.skel) {
+            Ok(counts) => {
+                self.limited = total;
+                for (probe, count) in counts {
+                    sink.limited(probe, count);
+                }
+            }
+            Err(e) => sink.notice(&format!("{e:#}")),
+        }
+    }
+
     /// Reports lost records, and any mismatch between what the kernel
     /// counted and what arrived.
     fn report_losses(&self, sink: &mut dyn HitSink) {
@@ -486,10 +516,11 @@ impl<'a> Run<'a> {
             self.counter(abi::COUNT_HITS),
             self.counter(abi::COUNT_DROPS),
             self.counter(abi::COUNT_FILTERED),
+            self.counter(abi::COUNT_LIMITED),
         );
-        let (hits, drops, filtered) = match counters {
-            (Ok(h), Ok(d), Ok(f)) => (h, d, f),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        let (hits, drops, filtered, limited) = match counters {
+            (Ok(h), Ok(d), Ok(f), Ok(l)) => (h, d, f, l),
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
                 sink.notice(&format!("cannot read the kernel's hit counters: {e:#}"));
                 return;
             }
@@ -502,9 +533,9 @@ impl<'a> Run<'a> {
         if malformed > 0 {
             sink.notice(&format!("{malformed} malformed events ignored"));
         }
-        if self.seen + drops + malformed + filtered != hits {
+        if self.seen + drops + malformed + filtered + limited != hits {
             sink.notice(&format!(
-                "the kernel counted {hits} probe hits but {} events arrived, {drops} were dropped and {filtered} filtered",
+                "the kernel counted {hits} probe hits but {} events arrived, {drops} were dropped, {filtered} filtered and {limited} over a rate limit",
                 self.seen
             ));
         }

@@ -12,8 +12,9 @@
 use anyhow::{bail, Result};
 
 use super::skel::types::{
-    lp_cap_kind, lp_capture, lp_cmp, lp_counter, lp_event, lp_filter, lp_len_kind, lp_limit,
-    lp_mark, lp_op, lp_op_kind, lp_pair, lp_pair_role, lp_recipe, lp_relay, lp_sigxmm, lp_write,
+    lp_bucket, lp_cap_kind, lp_capture, lp_cmp, lp_counter, lp_event, lp_filter, lp_len_kind,
+    lp_limit, lp_mark, lp_op, lp_op_kind, lp_pair, lp_pair_role, lp_recipe, lp_relay, lp_sigxmm,
+    lp_write,
 };
 use crate::backend::RawHit;
 use crate::plan::{Capture, CmpOp, Filter, FilterOp, FrameRole, Guard, Len, Pairing, Probe};
@@ -30,6 +31,7 @@ const UNREADABLE: u16 = lp_mark::LP_UNREADABLE.0 as u16;
 pub const COUNT_HITS: u32 = lp_counter::LP_COUNT_HITS.0;
 pub const COUNT_DROPS: u32 = lp_counter::LP_COUNT_DROPS.0;
 pub const COUNT_FILTERED: u32 = lp_counter::LP_COUNT_FILTERED.0;
+pub const COUNT_LIMITED: u32 = lp_counter::LP_COUNT_LIMITED.0;
 
 /// A type shared with the kernel, viewed as bytes.
 ///
@@ -48,6 +50,8 @@ pub unsafe trait Plain: Copy {}
 unsafe impl Plain for lp_recipe {}
 // SAFETY: as above.
 unsafe impl Plain for lp_event {}
+// SAFETY: as above.
+unsafe impl Plain for lp_bucket {}
 // SAFETY: as above.
 unsafe impl Plain for lp_write {}
 // SAFETY: as above.
@@ -83,9 +87,6 @@ pub fn recipe(p: &Probe) -> Result<Box<lp_recipe>> {
             caps.len()
         );
     }
-    if p.recipe.rate.is_some() {
-        bail!("rate limits are enforced by the ptrace backend only for now");
-    }
     let mut r = Box::<lp_recipe>::default();
     r.ncaps = caps.len() as u32;
     r.guard_cc = match p.guard {
@@ -93,6 +94,10 @@ pub fn recipe(p: &Probe) -> Result<Box<lp_recipe>> {
         None => lp_mark::LP_NO_GUARD.0,
     };
     r.pair = pairing(p.recipe.pairing);
+    if let Some(rate) = p.recipe.rate {
+        r.rate = rate.probe;
+        r.total_rate = rate.total;
+    }
     if let Some(at) = p.returns_at {
         r.ret_delta = p
             .address
@@ -283,6 +288,17 @@ pub fn relay(pid: i32, fds: u32) -> lp_relay {
         tgid: pid as u32,
         fds,
     }
+}
+
+/// The token bucket a recipe slot starts with: full, nothing limited.
+pub fn fresh_bucket() -> lp_bucket {
+    lp_bucket::default()
+}
+
+/// The hits over a rate limit a slot's bucket (as read from the
+/// `buckets` map) counted.
+pub fn limited_of(bucket: &[u8]) -> Option<u64> {
+    read::<lp_bucket>(bucket).map(|b| b.limited)
 }
 
 /// One ring buffer record.

@@ -42,6 +42,9 @@ pub struct Armed {
     /// Slot -> the XMM captures its probed instruction changed before the
     /// signal frame saved them (see `sse`).
     xmm_fixes: Vec<Vec<(usize, sse::Effect)>>,
+    /// Slot -> for a probe with a rate limit, the hits over it its bucket
+    /// had counted when last read.
+    limited: Vec<Option<u64>>,
     free: Vec<u32>,
     batches: Vec<Batch>,
     signal: SignalXmm,
@@ -77,6 +80,7 @@ impl Armed {
             entry_only,
             slots: vec![None; capacity as usize],
             xmm_fixes: vec![Vec::new(); capacity as usize],
+            limited: vec![None; capacity as usize],
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
             signal: SignalXmm::default(),
@@ -99,6 +103,30 @@ impl Armed {
     /// The probe id a hit's cookie (slot) stands for.
     pub fn probe_of(&self, slot: u32) -> Option<u32> {
         self.slots.get(slot as usize).copied().flatten()
+    }
+
+    /// The hits over a rate limit of each rate-limited probe since the
+    /// last call, as (probe id, count), read from the slots' buckets.
+    pub fn newly_limited(&mut self, skel: &ProbeSkel<'_>) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for (slot, seen) in self.limited.iter_mut().enumerate() {
+            let (Some(before), Some(Some(id))) = (*seen, self.slots.get(slot)) else {
+                continue;
+            };
+            let now = skel
+                .maps
+                .buckets
+                .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
+                .context("reading a rate limit's bucket")?
+                .as_deref()
+                .and_then(abi::limited_of)
+                .unwrap_or(before);
+            if now > before {
+                out.push((*id, now - before));
+                *seen = Some(now);
+            }
+        }
+        Ok(out)
     }
 
     /// Undoes, in a hit on `slot`, what the probed instruction did to its
@@ -150,6 +178,7 @@ impl Armed {
                 break; // counted above
             };
             self.slots[slot as usize] = Some(p.id);
+            self.limited[slot as usize] = p.recipe.rate.map(|_| 0);
             self.xmm_fixes[slot as usize] = p
                 .recipe
                 .captures
@@ -164,9 +193,15 @@ impl Armed {
         }
         let stored = batch.probes.iter().try_for_each(|(slot, p)| {
             let recipe = abi::recipe(p)?;
+            let key = slot.to_ne_bytes();
+            // A reused slot's bucket starts full again, counting from 0.
+            skel.maps
+                .buckets
+                .update(&key, abi::bytes_of(&abi::fresh_bucket()), MapFlags::ANY)
+                .context("resetting a rate limit's bucket in the kernel")?;
             skel.maps
                 .recipes
-                .update(&slot.to_ne_bytes(), abi::bytes_of(&*recipe), MapFlags::ANY)
+                .update(&key, abi::bytes_of(&*recipe), MapFlags::ANY)
                 .context("storing a capture recipe in the kernel")
         });
         if stored.is_ok() {

@@ -167,6 +167,10 @@ fn open_and_load(
         .recipes
         .set_max_entries(sizes.slots.max(1))
         .map_err(|e| load_error(&e))?;
+    open.maps
+        .buckets
+        .set_max_entries(sizes.slots.max(1))
+        .map_err(|e| load_error(&e))?;
     let cpus = libbpf_rs::num_possible_cpus().map_err(|e| load_error(&e))?;
     open.maps
         .scratch
