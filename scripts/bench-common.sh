@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh and scripts/bench-native.sh (sourced): the
+# Shared by scripts/bench.sh, bench-native.sh and bench-stack.sh (sourced): the
 # bare-uprobe floor's clean-up and the median of a fixture's own loop time.
 # The sourcing script sets $tracefs, $group, $repeats and $lp.
 

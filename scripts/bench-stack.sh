@@ -18,16 +18,8 @@ bin=$PWD/fixtures/bin/bench
 lp=$PWD/target/release/logprobe
 [ -x "$lp" ] && [ -x "$bin" ] || bash scripts/setup.sh >/dev/null
 
-# median of the loop time (ns) over $repeats runs of "$@"
-median() {
-  local times=() t
-  for _ in $(seq "$repeats"); do
-    t=$("$@" 2>/dev/null | sed -n 's/^calls=[0-9]* elapsed_ns=\([0-9]*\)$/\1/p' | tail -1)
-    [ -n "$t" ] || { echo "bench-stack: no timing from: $*" >&2; return 1; }
-    times+=("$t")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (repeats + 1) / 2 ))p"
-}
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 
 printf '%-8s %8s %14s %14s %14s\n' backend calls "no stack/hit" "stack 8/hit" "added/hit"
 for backend in ebpf ptrace; do
