@@ -489,7 +489,7 @@ fn run_trace(args: TraceArgs) -> Result<i32> {
     };
     let config = TraceConfig::resolve(&args.options(), &Env::from_process())?;
     // Under eBPF the kernel verifies the program while the image is read.
-    let preload = trace::Preload::start(&config);
+    let preload = trace::Preload::start(&config, &exe);
     let image = Arc::new(Image::open(&exe)?);
     let mut trace = Trace::new(image.clone(), config).preloaded(preload);
     if let Target::Attach(pid) = target {

@@ -37,7 +37,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -123,10 +123,11 @@ impl EbpfBackend {
 
     /// Starts loading the BPF program on another thread now, so that the
     /// kernel verifies it while the caller reads the executable and plans
-    /// the probes; `run` takes it (or loads again if its maps are too
-    /// small for the probes).
-    pub fn preloading(options: Options) -> EbpfBackend {
-        let preload = load::Preload::start(options.ringbuf_bytes);
+    /// the probes of a trace of `program`; `run` takes it (or loads again
+    /// if its maps are too small for the probes, or it lacks a program
+    /// they need).
+    pub fn preloading(options: Options, program: &Path) -> EbpfBackend {
+        let preload = load::Preload::start(options.ringbuf_bytes, program.to_path_buf());
         EbpfBackend {
             options,
             preload: Some(preload),
@@ -160,6 +161,7 @@ impl Backend for EbpfBackend {
                         .any(|c| matches!(c, Capture::Xmm(_)))
                 }),
             pairing: live || probes.iter().any(|p| p.recipe.pairing.is_some()),
+            returns: live || probes.iter().any(|p| p.returns_at.is_some()),
         };
         let loaded = match self.preload.take().and_then(|p| p.take(&sizes)) {
             Some(loaded) => loaded,

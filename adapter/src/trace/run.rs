@@ -3,6 +3,8 @@
 //! hit decoded, judged by its group and written as text, and everything a
 //! face shows handed to its [`Sink`].
 
+use std::path::Path;
+
 use anyhow::Result;
 
 use super::event::{decode, Event};
@@ -23,10 +25,11 @@ use crate::plan::Probe;
 pub struct Preload(Option<EbpfBackend>);
 
 impl Preload {
-    /// Starts loading the eBPF program now if `config` may use it.
-    pub fn start(config: &TraceConfig) -> Preload {
+    /// Starts loading the eBPF program now, for a trace of `program`, if
+    /// `config` may use it.
+    pub fn start(config: &TraceConfig, program: &Path) -> Preload {
         let may_use = config.backend != BackendChoice::Ptrace && !config.no_debug;
-        Preload(may_use.then(|| EbpfBackend::preloading(ebpf_options(config))))
+        Preload(may_use.then(|| EbpfBackend::preloading(ebpf_options(config), program)))
     }
 }
 

@@ -9,6 +9,7 @@
 //! this module only loads.
 
 use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub struct Sizes {
     /// Whether probes may pair calls with returns: room for 65536 open
     /// frames, else one.
     pub pairing: bool,
+    /// Whether returns may be seen through uretprobes: `lp_return`
+    /// loaded (a Go program's never are).
+    pub returns: bool,
 }
 
 impl Sizes {
@@ -46,6 +50,7 @@ impl Sizes {
             ringbuf_bytes: None,
             xmm: true,
             pairing: true,
+            returns: true,
         }
     }
 
@@ -55,6 +60,7 @@ impl Sizes {
             && self.ringbuf_bytes == wanted.ringbuf_bytes
             && (self.xmm || !wanted.xmm)
             && (self.pairing || !wanted.pairing)
+            && (self.returns || !wanted.returns)
     }
 }
 
@@ -94,20 +100,26 @@ pub struct Preload(JoinHandle<Result<Loaded>>);
 
 impl Preload {
     /// What a preload sizes the maps for: up to 256 probes (3 MiB of
-    /// recipes), no XMM captures, no pairing of calls with returns.
+    /// recipes), no XMM captures, no pairing of calls with returns, and
+    /// returns through uretprobes unless `program` is a Go program.
     const SIZES: Sizes = Sizes {
         slots: 256,
         ringbuf_bytes: None,
         xmm: false,
         pairing: false,
+        returns: true,
     };
 
-    pub fn start(ringbuf_bytes: Option<u32>) -> Preload {
-        let sizes = Sizes {
-            ringbuf_bytes,
-            ..Preload::SIZES
-        };
-        Preload(std::thread::spawn(move || load_owned(sizes)))
+    /// Starts loading for a trace of `program`.
+    pub fn start(ringbuf_bytes: Option<u32>, program: PathBuf) -> Preload {
+        Preload(std::thread::spawn(move || {
+            let sizes = Sizes {
+                ringbuf_bytes,
+                returns: !is_go(&program),
+                ..Preload::SIZES
+            };
+            load_owned(sizes)
+        }))
     }
 
     /// The preloaded object, if it loaded and serves `wanted`.
@@ -187,6 +199,10 @@ fn open_and_load(
         open.progs.lp_sigtramp.set_autoload(false);
         open.progs.lp_breakpoint.set_autoload(false);
         open.progs.lp_preempt.set_autoload(false);
+    }
+    if !sizes.returns {
+        // Go's returns are probes on RET (see `plan::site`).
+        open.progs.lp_return.set_autoload(false);
     }
     if !sizes.pairing {
         open.maps
@@ -297,6 +313,24 @@ fn parse_stats(log: &str) -> Vec<Verified> {
         }
     }
     out
+}
+
+/// Whether the ELF file at `path` is a Go program, from its section
+/// names alone (read through a cache, so only the headers are read):
+/// false when it cannot be read.
+fn is_go(path: &Path) -> bool {
+    use object::{Object, ObjectSection};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let cache = object::ReadCache::new(file);
+    let Ok(elf) = object::File::parse(&cache) else {
+        return false;
+    };
+    let go = elf
+        .sections()
+        .any(|s| matches!(s.name(), Ok(".gopclntab" | ".go.buildinfo")));
+    go
 }
 
 #[cfg(test)]
