@@ -193,11 +193,15 @@ fn follow_calls_traces_callees_as_an_indented_tree_and_says_what_it_cannot_follo
             &["--follow-calls", "2"],
         );
         assert!(out.status.success(), "{case}: {}", stderr(&out));
-        assert_eq!(stdout(&out), format!("{HANDLE_TREE}16\n"), "{case}");
+        assert_eq!(
+            stdout(&out),
+            format!("{HANDLE_TREE}16\n2 10 false\n"),
+            "{case}"
+        );
         let err = stderr(&out);
         // The interface method and the function value: said, not missed.
         assert!(
-            err.contains("logprobe: note: main.handle calls through a function value or an interface (line 33)"),
+            err.contains("logprobe: note: main.handle calls through a function value or an interface (line 34)"),
             "{case}: {err}"
         );
         assert!(
@@ -235,6 +239,64 @@ fn follow_calls_traces_callees_as_an_indented_tree_and_says_what_it_cannot_follo
         .map(|(f, d)| (f.to_string(), *d))
         .collect();
         assert_eq!(depths, want, "{case}");
+    }
+}
+
+#[test]
+fn follow_calls_applies_the_condition_to_the_roots_and_notes_mutual_recursion() {
+    for case in cases(&["calls-debug"]) {
+        // `main.route` runs twice (n = 1, 5): only the tree that passed
+        // the condition is shown, its callee's call included.
+        let out = trace(
+            case.backend,
+            r"main\.route$",
+            &case.path(),
+            &[],
+            &["--follow-calls", "1", "--cond", "n > 2"],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "16
+> goroutine(1):frame(1) main.route(5)
+ > goroutine(1):frame(2) main.double(5)
+ >> goroutine(1):frame(2) main.double => (10)
+>> goroutine(1):frame(1) main.route => (10)
+2 10 false
+",
+            "{case}"
+        );
+        assert_eq!(stderr(&out), "", "{case}");
+        // even -> odd -> even: the callee's call of the root nests deeper,
+        // and is said.
+        let out = trace(
+            case.backend,
+            r"main\.even$",
+            &case.path(),
+            &[],
+            &["--follow-calls", "1"],
+        );
+        assert!(out.status.success(), "{case}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            "16
+> goroutine(1):frame(1) main.even(3)
+ > goroutine(1):frame(2) main.odd(2)
+  > goroutine(1):frame(3) main.even(1)
+   > goroutine(1):frame(4) main.odd(0)
+   >> goroutine(1):frame(4) main.odd => (false)
+  >> goroutine(1):frame(3) main.even => (false)
+ >> goroutine(1):frame(2) main.odd => (false)
+>> goroutine(1):frame(1) main.even => (false)
+2 10 false
+",
+            "{case}"
+        );
+        assert_eq!(
+            stderr(&out),
+            "logprobe: note: main.even and main.odd call each other: their calls are traced, nested deeper\n",
+            "{case}"
+        );
     }
 }
 

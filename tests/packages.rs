@@ -118,6 +118,7 @@ const LEAF: &str = "> goroutine(1): main.leaf(1)
 > goroutine(1): main.leaf(1)
 >> goroutine(1): main.leaf => (2)
 16
+2 10 false
 ";
 
 #[test]
@@ -158,6 +159,72 @@ fn a_package_is_built_traced_and_its_binary_removed() {
         );
         assert_eq!(tmp.entries(), Vec::<String>::new(), "{backend}");
     }
+}
+
+#[test]
+fn build_flags_reach_go_build_split_as_a_shell_splits_them() {
+    if !require_go() {
+        return;
+    }
+    for backend in backends() {
+        // The quotes keep `-X main.banner=...` one flag with its value.
+        let tmp = Dir::new("tmp");
+        let out = trace_in(
+            &calls_package(),
+            &tmp,
+            backend,
+            &[
+                "--build-flags=-tags=unused -ldflags='-X main.banner=built-with-flags'",
+                ".",
+                r"main\.leaf$",
+            ],
+        );
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out),
+            format!("built-with-flags\n{LEAF}"),
+            "{backend}"
+        );
+        assert_eq!(tmp.entries(), Vec::<String>::new(), "{backend}");
+        // Through DAP, as Delve's `buildFlags`.
+        let (mut c, adapter) = dap_session(
+            &tmp,
+            Some(
+                json!({"package": ".", "cwd": calls_package(), "backend": backend,
+                        "buildFlags": "-ldflags='-X main.banner=from-dap'",
+                        "trace": [r"main\.double$"]}),
+            ),
+        );
+        let (console, program_out) = c.run_to_end();
+        assert_eq!(
+            console,
+            "> goroutine(1): main.double(1)\n>> goroutine(1): main.double => (2)\n\
+             > goroutine(1): main.double(5)\n>> goroutine(1): main.double => (10)\n",
+            "{backend}"
+        );
+        assert_eq!(program_out, "from-dap\n16\n2 10 false\n", "{backend}");
+        c.ok("disconnect", json!({}));
+        assert!(adapter.into_inner().wait().unwrap().success(), "{backend}");
+        assert_eq!(tmp.entries(), Vec::<String>::new(), "{backend}");
+    }
+    // Without a package there is nothing to build with them; `-o` is ours.
+    let out = trace_in(
+        &calls_package(),
+        &Dir::new("tmp"),
+        "ptrace",
+        &["--build-flags=-race", r"main\.leaf$", "--", "/bin/true"],
+    );
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "logprobe: --build-flags applies to a Go package that logprobe builds: give the package (`.`, `./cmd/x`), or build the program yourself"
+    );
+    let out = trace_in(
+        &calls_package(),
+        &Dir::new("tmp"),
+        "ptrace",
+        &["--build-flags=-o /tmp/x", ".", r"main\.leaf$"],
+    );
+    assert!(stderr(&out).contains("cannot set -o"), "{}", stderr(&out));
 }
 
 /// `calls.fact(4)`'s calls and returns, as a test binary names them (its
@@ -440,7 +507,7 @@ fn dap_launches_a_package_and_its_tests_and_removes_the_binaries() {
             "> goroutine(1): main.leaf(1)\n>> goroutine(1): main.leaf => (2)\n".repeat(2),
             "{backend}"
         );
-        assert_eq!(program_out, "16\n", "{backend}");
+        assert_eq!(program_out, "16\n2 10 false\n", "{backend}");
         let process = c.wait_event(|e| e["event"] == "process");
         let name = process["body"]["name"].as_str().unwrap().to_string();
         assert!(

@@ -93,6 +93,10 @@ pub struct TraceArgs {
     /// inlined) instead of with `-gcflags=all=-N -l`.
     #[arg(long, conflicts_with = "pid")]
     pub optimized: bool,
+    /// More flags for building the Go package, as a shell splits them:
+    /// `--build-flags='-tags=integration -ldflags="-X main.v=1"'`.
+    #[arg(long, value_name = "FLAGS", conflicts_with = "pid")]
+    pub build_flags: Option<String>,
     /// Probe mechanism: `auto` uses eBPF where the kernel and privileges
     /// allow, else ptrace (saying why).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -187,6 +191,7 @@ impl TraceArgs {
             _ => bail!("give REGEX, or PACKAGE REGEX, before `--`"),
         };
         let pkg = GoPackage::resolve(package, self.test, self.optimized, "--optimized")?;
+        let pkg = GoPackage::with_build_flags(pkg, self.build_flags.as_deref(), "--build-flags")?;
         let is_path = |s: &str| s.starts_with('.') || s.starts_with('/');
         match (&pkg, package) {
             (Some(_), Some(p)) if self.pid.is_some() => {

@@ -148,6 +148,9 @@ pub struct GoPackage {
     /// Build as `go build` does by default, instead of with
     /// `-gcflags=all=-N -l`.
     pub optimized: bool,
+    /// More flags for `go build` (or `go test -c`), as dlv's
+    /// `--build-flags`: `-tags=x`, `-ldflags=-X main.v=1`, `-race`.
+    pub build_flags: Vec<String>,
 }
 
 impl GoPackage {
@@ -173,7 +176,32 @@ impl GoPackage {
             package: package.to_string(),
             test,
             optimized,
+            build_flags: Vec::new(),
         }))
+    }
+
+    /// `pkg` built with `flags`, split into words as a shell splits them
+    /// (quotes keep `-ldflags='-X main.v=1'` one word); `flags_name` is
+    /// the face's spelling of that option, for the messages.
+    pub fn with_build_flags(
+        pkg: Option<GoPackage>,
+        flags: Option<&str>,
+        flags_name: &str,
+    ) -> Result<Option<GoPackage>> {
+        let Some(flags) = flags.filter(|f| !f.trim().is_empty()) else {
+            return Ok(pkg);
+        };
+        let Some(mut pkg) = pkg else {
+            bail!("{flags_name} applies to a Go package that logprobe builds: give the package (`.`, `./cmd/x`), or build the program yourself");
+        };
+        let Some(words) = shlex::split(flags) else {
+            bail!("{flags_name} {flags:?} has an unclosed quote");
+        };
+        if let Some(w) = words.iter().find(|w| *w == "-o" || w.starts_with("-o=")) {
+            bail!("{flags_name} cannot set {w}: logprobe chooses where the binary goes, and removes it afterwards");
+        }
+        pkg.build_flags = words;
+        Ok(Some(pkg))
     }
 }
 
@@ -340,6 +368,35 @@ mod tests {
             "{e}"
         );
         assert!(r(Some(""), false, false).is_err());
+    }
+
+    #[test]
+    fn build_flags_are_split_as_a_shell_does_and_need_a_package() {
+        let pkg = || GoPackage::resolve(Some("."), false, false, "--optimized").expect("resolves");
+        let with = |flags| GoPackage::with_build_flags(pkg(), flags, "--build-flags");
+        let flags = with(Some("-tags=x -ldflags='-X main.v=1 -s'"))
+            .expect("splits")
+            .expect("a package")
+            .build_flags;
+        assert_eq!(flags, ["-tags=x", "-ldflags=-X main.v=1 -s"]);
+        assert_eq!(
+            with(None).expect("none").expect("a package").build_flags,
+            Vec::<String>::new()
+        );
+        for (flags, why) in [
+            ("-ldflags='-X", "unclosed quote"),
+            ("-o /tmp/x", "cannot set -o"),
+        ] {
+            let e = with(Some(flags)).expect_err(flags);
+            assert!(e.to_string().contains(why), "{flags}: {e}");
+        }
+        let e = GoPackage::with_build_flags(None, Some("-race"), "--build-flags")
+            .expect_err("no package");
+        assert!(
+            e.to_string()
+                .starts_with("--build-flags applies to a Go package"),
+            "{e}"
+        );
     }
 
     #[test]

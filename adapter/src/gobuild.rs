@@ -182,6 +182,8 @@ pub fn build(pkg: &GoPackage, cwd: Option<&Path>, stop: Option<&StopHandle>) -> 
     if !pkg.optimized {
         args.push("-gcflags=all=-N -l");
     }
+    // After ours, so that a -gcflags of the user's is the one go keeps.
+    args.extend(pkg.build_flags.iter().map(String::as_str));
     args.push(p);
     if let Some(out) = go(&args, cwd, temp.path(), stop)? {
         return Err(BuildFailed {

@@ -55,7 +55,7 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
   }
 
   if (request === 'launch') {
-    // A Go package to build (`package`, `test`, `optimized`) instead of a program.
+    // A Go package to build (`package`, `test`, `optimized`, `buildFlags`) instead of a program.
     for (const field of ['test', 'optimized']) {
       if (config[field] !== undefined && typeof config[field] !== 'boolean') {
         return error(`"${field}" must be true or false.`);
@@ -66,6 +66,9 @@ export function resolveAfterSubstitution(input: Configuration, workspaceFolder: 
       return error('"package" must be a Go package: ".", "./cmd/x" or an import path.');
     }
     const builds = pkg !== undefined || config.test === true;
+    if (config.buildFlags !== undefined && typeof config.buildFlags !== 'string') {
+      return error('"buildFlags" must be a string of flags for `go build`, e.g. "-tags=integration".');
+    }
     if (builds && config.program !== undefined) {
       return error('Give "program" (an executable) or "package" (a Go package to build), not both.');
     }

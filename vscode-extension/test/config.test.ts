@@ -44,11 +44,13 @@ test('launch builds a Go package instead of a program when given one', () => {
   assert.equal(resolveAfterSubstitution(pkg, '/w').kind, 'ok');
   const tests = { type: 'logprobe', request: 'launch', name: 't', test: true, args: ['-test.run', 'TestX'] };
   assert.equal(resolveAfterSubstitution(tests, '/w').kind, 'ok');
+  assert.equal(resolveAfterSubstitution({ ...pkg, buildFlags: '-tags=x' }, '/w').kind, 'ok');
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ ...pkg, program: '/w/seed' }, /"program".*"package".*not both/],
     [{ ...pkg, package: '' }, /"package"/],
     [{ ...pkg, test: 'yes' }, /"test"/],
     [{ ...pkg, optimized: 1 }, /"optimized"/],
+    [{ ...pkg, buildFlags: ['-tags=x'] }, /"buildFlags"/],
   ];
   for (const [config, message] of cases) {
     const r = resolveAfterSubstitution(config, undefined);

@@ -66,6 +66,8 @@ impl Session {
             args.optimized,
             "'optimized'",
         )?;
+        let package =
+            GoPackage::with_build_flags(package, args.build_flags.as_deref(), "'buildFlags'")?;
         let cwd = args.cwd.map(PathBuf::from);
         let (program, built) = match (&package, args.program.is_empty()) {
             (Some(_), false) => bail!(

@@ -149,6 +149,9 @@ pub struct LaunchArguments {
     /// Build the package without `-gcflags=all=-N -l`.
     #[serde(default)]
     pub optimized: bool,
+    /// More flags for building the package, as a shell splits them (as
+    /// Delve's `buildFlags`).
+    pub build_flags: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
     pub cwd: Option<String>,

@@ -144,7 +144,10 @@ impl Group {
         let mut duration = None;
         let show = match kind {
             ProbeKind::Entry | ProbeKind::Line => {
-                let passes = match &self.condition {
+                // With followed calls, the conditions are the roots':
+                // a callee is shown inside a root's call that passed them.
+                let root = self.roots.as_ref().is_none_or(|r| r.contains(&func));
+                let passes = match self.condition.as_ref().filter(|_| root) {
                     None => true,
                     Some(c) => match expr::holds(c, &event.values) {
                         Ok(b) => b,
@@ -165,10 +168,10 @@ impl Group {
                 event.depth = depth.filter(|&d| d > 0);
                 let show = passes
                     && depth.is_some()
-                    && {
+                    && (!root || {
                         self.hits += 1;
                         self.hit_condition.is_none_or(|h| h.holds(self.hits))
-                    }
+                    })
                     && self.window.admit(volume);
                 if kind == ProbeKind::Entry {
                     self.open_calls.entry(who).or_default().push(OpenCall {

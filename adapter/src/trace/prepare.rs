@@ -4,7 +4,7 @@
 //! aside with the reason, and a request that yields no probe is an error
 //! that says why.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -164,12 +164,18 @@ pub(super) fn prepare(image: &Image, config: &TraceConfig, req: &Request) -> Res
             let mut found = select::functions(image, &req.select)?;
             if req.follow_calls > 0 {
                 let followed = select::follow(image, &found, req.follow_calls)?;
-                roots = Some(found.iter().copied().collect());
+                roots = Some(found.iter().copied().collect::<HashSet<FuncId>>());
                 notes = followed.notes;
                 found.extend(followed.callees);
             }
             for &f in &found {
-                match planner.plan_function(f, condition.as_ref(), req.returns) {
+                // With followed calls the condition is the roots': a
+                // callee is shown inside a root's call that passed it.
+                let condition = match &roots {
+                    Some(r) if !r.contains(&f) => None,
+                    _ => condition.as_ref(),
+                };
+                match planner.plan_function(f, condition, req.returns) {
                     Ok(p) => {
                         probes.extend(p);
                         functions.push(f);

@@ -3,6 +3,8 @@
 //! source line; compiler-generated wrappers left out, and "did you mean"
 //! names when nothing matches.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use anyhow::{anyhow, bail, Result};
 use regex::Regex;
 
@@ -154,37 +156,26 @@ fn followable(image: &Image, id: FuncId) -> bool {
 /// The callees of `roots`, `levels` deep, from their `call` instructions
 /// (capstone): a direct call names its target; a call through a register
 /// or memory (a function value, an interface method, a C function
-/// pointer) cannot be resolved statically and becomes a note, as does a
-/// function that calls itself or an ancestor (its calls are traced and
-/// nest deeper).
+/// pointer) cannot be resolved statically and becomes a note, as do
+/// recursion (a function that calls itself) and mutual recursion
+/// (functions that call each other, found among all the traced ones):
+/// their calls are traced and nest deeper.
 pub(super) fn follow(image: &Image, roots: &[FuncId], levels: u32) -> Result<Followed> {
     let cs = crate::plan::site::disassembler()?;
     let mut out = Followed::default();
-    let mut seen: std::collections::HashSet<FuncId> = roots.iter().copied().collect();
+    let mut seen: HashSet<FuncId> = roots.iter().copied().collect();
     let mut level: Vec<FuncId> = roots.to_vec();
-    let mut notes = std::collections::BTreeSet::new();
+    let mut notes = BTreeSet::new();
+    // The direct calls between traced functions, for mutual recursion.
+    let mut calls: HashMap<FuncId, Vec<FuncId>> = HashMap::new();
     for _ in 0..levels {
         let mut next = Vec::new();
         for &f in &level {
             let func = &image.functions[f];
-            let Ok(insns) = crate::plan::site::instructions(&cs, image, func) else {
+            let Some(scanned) = scan(&cs, image, f) else {
                 continue;
             };
-            let mut indirect = Vec::new();
-            for (addr, mnemonic, operands, _) in &insns {
-                if mnemonic != "call" {
-                    continue;
-                }
-                let target = operands
-                    .strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok());
-                let Some(target) = target else {
-                    indirect.push(*addr);
-                    continue;
-                };
-                let Some(callee) = image.function_at(target) else {
-                    continue; // a PLT stub: a shared library's function
-                };
+            for &callee in &scanned.direct {
                 if callee == f {
                     notes.insert(format!(
                         "{} is recursive: its calls of itself are traced, nested deeper",
@@ -195,14 +186,16 @@ pub(super) fn follow(image: &Image, roots: &[FuncId], levels: u32) -> Result<Fol
                 if !followable(image, callee) {
                     continue;
                 }
+                calls.entry(f).or_default().push(callee);
                 if seen.insert(callee) {
                     out.callees.push(callee);
                     next.push(callee);
                 }
             }
-            if !indirect.is_empty() {
-                let lines = image.lines_at(&indirect).unwrap_or_default();
-                let mut at: Vec<String> = indirect
+            if !scanned.indirect.is_empty() {
+                let lines = image.lines_at(&scanned.indirect).unwrap_or_default();
+                let mut at: Vec<String> = scanned
+                    .indirect
                     .iter()
                     .map(|a| match lines.get(a) {
                         Some(l) => format!("line {l}"),
@@ -219,6 +212,121 @@ pub(super) fn follow(image: &Image, roots: &[FuncId], levels: u32) -> Result<Fol
         }
         level = next;
     }
+    // The deepest level's calls are not followed, but one back to a
+    // traced function still nests.
+    for &f in &level {
+        if let Some(scanned) = scan(&cs, image, f) {
+            let back = scanned
+                .direct
+                .into_iter()
+                .filter(|c| *c != f && seen.contains(c));
+            calls.entry(f).or_default().extend(back);
+        }
+    }
+    for cycle in mutual_recursion(&calls) {
+        let mut names: Vec<&str> = cycle
+            .iter()
+            .map(|&f| image.functions[f].name.as_str())
+            .collect();
+        names.sort_unstable();
+        let last = names.pop().unwrap_or_default();
+        notes.insert(format!(
+            "{} and {last} call each other: their calls are traced, nested deeper",
+            names.join(", ")
+        ));
+    }
     out.notes = notes.into_iter().collect();
     Ok(out)
+}
+
+/// The calls of one function: the functions its direct calls name (a PLT
+/// stub, a shared library's function, is none), and the addresses of its
+/// calls through a register or memory.
+struct Scanned {
+    direct: Vec<FuncId>,
+    indirect: Vec<u64>,
+}
+
+fn scan(cs: &capstone::Capstone, image: &Image, f: FuncId) -> Option<Scanned> {
+    let insns = crate::plan::site::instructions(cs, image, &image.functions[f]).ok()?;
+    let mut out = Scanned {
+        direct: Vec::new(),
+        indirect: Vec::new(),
+    };
+    for (addr, mnemonic, operands, _) in &insns {
+        if mnemonic != "call" {
+            continue;
+        }
+        let target = operands
+            .strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        match target {
+            Some(t) => out.direct.extend(image.function_at(t)),
+            None => out.indirect.push(*addr),
+        }
+    }
+    Some(out)
+}
+
+/// The groups of two or more functions that call each other, directly or
+/// through others of the group (the strongly connected components of
+/// `calls` with more than one member), each sorted.
+fn mutual_recursion(calls: &HashMap<FuncId, Vec<FuncId>>) -> Vec<Vec<FuncId>> {
+    // Who each function reaches through the calls.
+    let reach = |from: FuncId| {
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(f) = stack.pop() {
+            for &c in calls.get(&f).into_iter().flatten() {
+                if seen.insert(c) {
+                    stack.push(c);
+                }
+            }
+        }
+        seen
+    };
+    let nodes: BTreeSet<FuncId> = calls.keys().copied().collect();
+    let reaches: HashMap<FuncId, HashSet<FuncId>> = nodes.iter().map(|&f| (f, reach(f))).collect();
+    let mut grouped = HashSet::new();
+    let mut out = Vec::new();
+    for &f in &nodes {
+        if grouped.contains(&f) || !reaches[&f].contains(&f) {
+            continue;
+        }
+        let group: Vec<FuncId> = nodes
+            .iter()
+            .copied()
+            .filter(|g| reaches[&f].contains(g) && reaches.get(g).is_some_and(|r| r.contains(&f)))
+            .collect();
+        grouped.extend(group.iter().copied());
+        if group.len() > 1 {
+            out.push(group);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+
+    #[test]
+    fn functions_that_call_each_other_are_found_whatever_the_way_round() {
+        let calls: HashMap<FuncId, Vec<FuncId>> = [
+            (1, vec![2, 5]),
+            (2, vec![3]),
+            (3, vec![1]), // 1 -> 2 -> 3 -> 1
+            (5, vec![6]),
+            (6, vec![6]), // itself only: not mutual
+            (7, vec![8]),
+            (8, vec![7]), // 7 <-> 8
+        ]
+        .into_iter()
+        .collect();
+        let mut groups = mutual_recursion(&calls);
+        groups.sort();
+        assert_eq!(groups, vec![vec![1, 2, 3], vec![7, 8]]);
+        let none: HashMap<FuncId, Vec<FuncId>> = [(1, vec![2]), (2, vec![3])].into_iter().collect();
+        assert!(mutual_recursion(&none).is_empty());
+    }
 }
