@@ -65,6 +65,7 @@ mod relay;
 mod signal;
 mod sse;
 pub mod support;
+mod warmup;
 
 pub use load::{unavailable_reason, NotArmed, Verified};
 
@@ -128,6 +129,7 @@ impl EbpfBackend {
     /// they need).
     pub fn preloading(options: Options, program: &Path) -> EbpfBackend {
         let preload = load::Preload::start(options.ringbuf_bytes, program.to_path_buf());
+        warmup::start();
         EbpfBackend {
             options,
             preload: Some(preload),
@@ -163,9 +165,16 @@ impl Backend for EbpfBackend {
             pairing: live || probes.iter().any(|p| p.recipe.pairing.is_some()),
             returns: live || probes.iter().any(|p| p.returns_at.is_some()),
         };
-        let loaded = match self.preload.take().and_then(|p| p.take(&sizes)) {
-            Some(loaded) => loaded,
-            None => load::load_owned(sizes)?,
+        let loaded = match self.preload.take() {
+            Some(preload) => match preload.take(&sizes) {
+                Some(loaded) => loaded,
+                None => load::load_owned(sizes)?,
+            },
+            None => {
+                // The kernel's first wait to arm, beside the verifier's.
+                warmup::start();
+                load::load_owned(sizes)?
+            }
         };
         let mut run = Run::new(&loaded.skel, stop)?;
         let outcome = match target {
