@@ -36,7 +36,18 @@ pub enum Refusal {
 /// Loads (and closes) a two-instruction uprobe program: whether the `bpf`
 /// system call exists and this process may load tracing programs.
 pub fn load_trivial() -> std::result::Result<(), Refusal> {
-    // r0 = 0; exit
+    trivial_program(None)
+        .map(drop)
+        .map_err(|errno| match errno {
+            libc::EPERM | libc::EACCES => Refusal::Permission,
+            libc::ENOSYS => Refusal::NoBpf,
+            e => Refusal::Other(e),
+        })
+}
+
+/// `r0 = 0; exit` as a uprobe program (for links of `attach_type` when
+/// given); the errno when the kernel refuses it.
+pub fn trivial_program(attach_type: Option<u32>) -> std::result::Result<OwnedFd, i32> {
     let insns = [
         libbpf_sys::bpf_insn {
             code: 0xb7,
@@ -47,9 +58,15 @@ pub fn load_trivial() -> std::result::Result<(), Refusal> {
             ..Default::default()
         },
     ];
-    // SAFETY: `insns` is a valid array of two instructions that outlives
-    // the call; the license is a NUL-terminated string literal; a null
-    // name and null options are allowed by bpf_prog_load.
+    let mut opts = libbpf_sys::bpf_prog_load_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
+        expected_attach_type: attach_type.unwrap_or_default(),
+        ..Default::default()
+    };
+    // SAFETY: `insns` is a valid array of two instructions and `opts` a
+    // fully initialised bpf_prog_load_opts whose `sz` is its own size;
+    // both outlive the call; the license is a NUL-terminated string
+    // literal and a null name is allowed by bpf_prog_load.
     let fd = unsafe {
         libbpf_sys::bpf_prog_load(
             libbpf_sys::BPF_PROG_TYPE_KPROBE,
@@ -57,20 +74,15 @@ pub fn load_trivial() -> std::result::Result<(), Refusal> {
             c"GPL".as_ptr(),
             insns.as_ptr(),
             insns.len() as _,
-            std::ptr::null_mut(),
+            &mut opts,
         )
     };
-    if fd >= 0 {
-        // SAFETY: bpf_prog_load returned a new descriptor that nothing
-        // else owns; the OwnedFd closes it once.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
-        return Ok(());
+    if fd < 0 {
+        return Err(-fd);
     }
-    Err(match -fd {
-        libc::EPERM | libc::EACCES => Refusal::Permission,
-        libc::ENOSYS => Refusal::NoBpf,
-        e => Refusal::Other(e),
-    })
+    // SAFETY: bpf_prog_load returned a new descriptor that nothing else
+    // owns; the OwnedFd closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub fn refusal_message(r: Refusal) -> String {

@@ -42,7 +42,7 @@ fn register() -> Option<Registered> {
     // One page of `ret`: the offset must be inside the file; the bytes are
     // never run (nothing maps the file).
     nix::unistd::write(&file, &[0xc3u8; 4096]).ok()?;
-    let program = trivial_uprobe_multi_program()?;
+    let program = super::support::trivial_program(Some(libbpf_sys::BPF_TRACE_UPROBE_MULTI)).ok()?;
     let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
     let offsets: [libc::c_ulong; 1] = [0];
     let mut opts = libbpf_sys::bpf_link_create_opts {
@@ -80,39 +80,4 @@ fn register() -> Option<Registered> {
         _program: program,
         _file: file,
     })
-}
-
-/// `r0 = 0; exit`, loaded for uprobe-multi links.
-fn trivial_uprobe_multi_program() -> Option<OwnedFd> {
-    let insns = [
-        libbpf_sys::bpf_insn {
-            code: 0xb7,
-            ..Default::default()
-        },
-        libbpf_sys::bpf_insn {
-            code: 0x95,
-            ..Default::default()
-        },
-    ];
-    let mut opts = libbpf_sys::bpf_prog_load_opts {
-        sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
-        expected_attach_type: libbpf_sys::BPF_TRACE_UPROBE_MULTI,
-        ..Default::default()
-    };
-    // SAFETY: `insns` is a valid array of two instructions and `opts` a
-    // fully initialised bpf_prog_load_opts whose `sz` is its own size;
-    // both outlive the call; the license is a NUL-terminated literal and
-    // a null name is allowed.
-    let fd = unsafe {
-        libbpf_sys::bpf_prog_load(
-            libbpf_sys::BPF_PROG_TYPE_KPROBE,
-            std::ptr::null(),
-            c"GPL".as_ptr(),
-            insns.as_ptr(),
-            insns.len() as _,
-            &mut opts,
-        )
-    };
-    // SAFETY: a non-negative result is a new descriptor nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
