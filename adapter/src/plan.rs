@@ -25,6 +25,7 @@ mod place;
 mod planner;
 pub mod recipe;
 pub mod site;
+pub mod unwind;
 
 pub use planner::{PlanOptions, Planner};
 
