@@ -359,8 +359,9 @@ impl<'a> Analysis<'a> {
         };
         Ok(match prove(self, id) {
             Ok(1) => uret("a leaf: no unwind can pass through it".into()),
+            Ok(2) => uret("nothing it calls can start an unwind (1 function checked)".into()),
             Ok(n) => uret(format!(
-                "none of the {} functions it calls can start an unwind",
+                "nothing it calls can start an unwind ({} functions checked)",
                 n - 1
             )),
             Err(why) => ret(format!("an unwind may pass through it: {why}; {whole}")),
