@@ -10,13 +10,15 @@
 //! Rust (or unknown-language) function gets a uretprobe only with a proof
 //! that no unwind can pass through its frame, one of:
 //!
-//! * **the program cannot start one** ([`program`]): its symbol table is
-//!   there and neither defines nor imports anything that starts an unwind
-//!   (`_Unwind_RaiseException`, `__cxa_throw`, `pthread_exit`, … : a Rust
-//!   program built with `panic=unwind` imports `_Unwind_RaiseException`,
-//!   one built with `panic=abort` does not), nor `dlopen` (a library loaded
-//!   later could), and it needs no C++ runtime library (libstdc++ throws
-//!   from inside its own functions, `operator new` for one);
+//! * **a Rust function, and the program cannot start an unwind**
+//!   ([`cannot_unwind`]): it is Rust built with `panic=abort`, its symbol
+//!   table is there and neither defines nor imports anything that starts
+//!   an unwind (`_Unwind_RaiseException`, `__cxa_throw`, `pthread_exit`,
+//!   … : a Rust program built with `panic=unwind` imports
+//!   `_Unwind_RaiseException`, one built with `panic=abort` does not), nor
+//!   `dlopen` (a library loaded later), and it needs no C++ runtime library
+//!   (libstdc++ throws from inside its own functions, `operator new` for
+//!   one);
 //! * **nothing the function calls can start one** ([`prove`]): every
 //!   instruction of the function, and of every function it reaches by
 //!   direct calls and direct jumps to another function (a bounded number
@@ -214,9 +216,13 @@ pub fn prove(code: &mut impl Code, start: FuncId) -> std::result::Result<usize, 
     Ok(parent.len())
 }
 
-/// Whether a program with these symbols (defined or imported; `symtab`:
-/// its symbol table is there, not stripped) that needs these libraries
-/// can start an unwind: `Ok(why not)`, or `Err(why it may)`.
+/// Whether a Rust program with these symbols (defined or imported;
+/// `symtab`: its symbol table is there, not stripped) that needs these
+/// libraries can start an unwind: `Ok(why not)`, or `Err(why it may)`.
+/// Only Rust's `panic=abort` (its `panic_abort` runtime defines
+/// `__rust_start_panic`, `panic_unwind` is absent) is trusted: an unwind
+/// that a library starts cannot enter its frames (Rust aborts it), while
+/// a C or C++ program's frames let a library's exception through.
 pub fn cannot_unwind<'s>(
     symtab: bool,
     symbols: impl IntoIterator<Item = &'s str>,
@@ -241,14 +247,14 @@ pub fn cannot_unwind<'s>(
         }
         rust_abort |= s.contains("__rust_start_panic");
     }
-    Ok(match rust_abort {
-        true => "the program cannot start an unwind (Rust, panic=abort)".into(),
-        false => "the program cannot start an unwind".into(),
-    })
+    match rust_abort {
+        true => Ok("the program cannot start an unwind (Rust, panic=abort)".into()),
+        false => Err("the program is not Rust built with panic=abort".into()),
+    }
 }
 
 /// [`cannot_unwind`] of the program `image`.
-pub fn program(image: &Image) -> Result<std::result::Result<String, String>> {
+fn program(image: &Image) -> Result<std::result::Result<String, String>> {
     let data = image.elf_data();
     let file = object::File::parse(data)
         .with_context(|| format!("{} is not a valid ELF file", image.path.display()))?;
@@ -345,17 +351,18 @@ impl<'a> Analysis<'a> {
                 "a C function that leaves only through its RETs".into(),
             ));
         }
-        let program = match &self.program {
-            Some(p) => p.clone(),
-            None => {
-                let p = program(self.image)?;
-                self.program = Some(p.clone());
-                p
+        let whole = match func.lang {
+            Lang::Rust => {
+                let image = self.image;
+                let program = self.program.get_or_insert_with(|| {
+                    program(image).unwrap_or_else(|e| Err(format!("{e:#}")))
+                });
+                match program {
+                    Ok(why) => return Ok(uret(why.clone())),
+                    Err(why) => format!("; {why}"),
+                }
             }
-        };
-        let whole = match program {
-            Ok(why) => return Ok(uret(why)),
-            Err(why) => why,
+            _ => String::new(),
         };
         Ok(match prove(self, id) {
             Ok(1) => uret("a leaf: no unwind can pass through it".into()),
@@ -364,7 +371,7 @@ impl<'a> Analysis<'a> {
                 "nothing it calls can start an unwind ({} functions checked)",
                 n - 1
             )),
-            Err(why) => ret(format!("an unwind may pass through it: {why}; {whole}")),
+            Err(why) => ret(format!("an unwind may pass through it: {why}{whole}")),
         })
     }
 }
@@ -536,19 +543,20 @@ mod tests {
             cannot_unwind(true, rust_abort, &[]),
             Ok("the program cannot start an unwind (Rust, panic=abort)".into())
         );
+        let libs = ["libgcc_s.so.1".to_string(), "libc.so.6".to_string()];
+        assert!(cannot_unwind(true, rust_abort, &libs).is_ok());
         let rust_unwind = ["main", "_Unwind_RaiseException", "__rust_start_panic"];
         assert!(cannot_unwind(true, rust_unwind, &[]).is_err());
         let panic_unwind = ["main", "_RNvNtCs1_12panic_unwind3imp5panic"];
         assert!(cannot_unwind(true, panic_unwind, &[]).is_err());
-        assert!(cannot_unwind(true, ["main", "__cxa_throw"], &[]).is_err());
-        assert!(cannot_unwind(true, ["main", "pthread_exit"], &[]).is_err());
-        assert!(cannot_unwind(true, ["main", "dlopen"], &[]).is_err());
+        for other in ["__cxa_throw", "pthread_exit", "dlopen"] {
+            let symbols = ["main", "__rust_start_panic", other];
+            assert!(cannot_unwind(true, symbols, &[]).is_err(), "{other}");
+        }
         let cpp = vec!["libstdc++.so.6".to_string()];
-        assert!(cannot_unwind(true, ["main"], &cpp).is_err());
-        assert!(cannot_unwind(false, ["main"], &[]).is_err());
-        assert_eq!(
-            cannot_unwind(true, ["main", "printf"], &["libc.so.6".into()]),
-            Ok("the program cannot start an unwind".into())
-        );
+        assert!(cannot_unwind(true, rust_abort, &cpp).is_err());
+        assert!(cannot_unwind(false, rust_abort, &[]).is_err());
+        // Not Rust: a library's exception may pass through its frames.
+        assert!(cannot_unwind(true, ["main", "printf"], &["libc.so.6".into()]).is_err());
     }
 }
