@@ -383,19 +383,7 @@ mod tests {
 
     /// `bytes` decoded at `low`.
     fn decode(bytes: &[u8], low: u64) -> Vec<Insn> {
-        let cs = site::disassembler().unwrap();
-        let decoded = cs.disasm_all(bytes, low).unwrap();
-        decoded
-            .iter()
-            .map(|i| {
-                (
-                    i.address(),
-                    i.mnemonic().unwrap_or("").to_string(),
-                    i.op_str().unwrap_or("").to_string(),
-                    i.bytes().to_vec(),
-                )
-            })
-            .collect::<Vec<_>>()
+        site::decode(&site::disassembler().unwrap(), bytes, low).unwrap()
     }
 
     fn local_of(bytes: &[u8]) -> Local {
