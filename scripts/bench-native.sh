@@ -52,7 +52,8 @@ report() {
   f_ret=$(floor "$bin" "$fn" 'entry|return' -- "$bin" "$n" "${mode[@]}")
   f_uret=$(floor "$bin" "$fn" 'entry|uretprobe' -- "$bin" "$n" "${mode[@]}")
   uret=no
-  "$lp" probes "$bin" "$fn" | grep -q '^uretprobe ' && uret=yes
+  # (read whole: grep -q would close the pipe while logprobe still writes)
+  "$lp" probes "$bin" "$fn" | grep -c '^uretprobe ' >/dev/null && uret=yes
   awk -v label="$label" -v n="$n" -v sn="$slow_n" -v base="$base" -v bases="$base_slow" \
     -v e="$ebpf" -v p="$ptrace" -v fr="$f_ret" -v fu="$f_uret" -v uret="$uret" '
   function per(t, b, k) { return (t - b) / k / 1000 }
