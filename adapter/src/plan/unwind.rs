@@ -124,7 +124,7 @@ fn direct(operands: &str) -> Option<u64> {
 pub fn local(insns: &[Insn], low: u64, high: u64) -> Local {
     let end = insns
         .last()
-        .map(|(at, _, _, bytes)| at + bytes.len() as u64);
+        .map(|(at, _, _, bytes)| at.saturating_add(bytes.len() as u64));
     if insns.first().map(|i| i.0) != Some(low) || end != Some(high) {
         return Local::Unprovable(match end {
             Some(end) if end < high => format!("bytes at {end:#x} do not decode"),
