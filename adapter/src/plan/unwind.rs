@@ -134,8 +134,9 @@ pub fn local(insns: &[Insn], low: u64, high: u64) -> Local {
     let mut calls = Vec::new();
     for (at, mnemonic, operands, _) in insns {
         let op = op(mnemonic);
-        let call = op.starts_with("call");
-        let jump = op.starts_with('j') || op.starts_with("loop");
+        // Far ones (`lcall`, `ljmp`) never have a direct target here.
+        let call = op.starts_with("call") || op == "lcall";
+        let jump = op.starts_with('j') || op.starts_with("loop") || op == "ljmp";
         if !(call || jump) {
             continue;
         }
@@ -158,6 +159,18 @@ pub trait Code {
     fn local(&mut self, id: FuncId) -> Local;
 }
 
+/// "a → b → c", the calls by which the walk from `a` reached `f` (`c`).
+fn via(parent: &HashMap<FuncId, Option<FuncId>>, code: &impl Code, f: FuncId) -> String {
+    let mut chain = vec![code.name(f)];
+    let mut at = f;
+    while let Some(Some(p)) = parent.get(&at) {
+        chain.push(code.name(*p));
+        at = *p;
+    }
+    chain.reverse();
+    chain.join(" → ")
+}
+
 /// Proves that no unwind can start while `start` is on the stack (see
 /// the module's notes): the number of functions walked, or why not.
 pub fn prove(code: &mut impl Code, start: FuncId) -> std::result::Result<usize, String> {
@@ -166,36 +179,24 @@ pub fn prove(code: &mut impl Code, start: FuncId) -> std::result::Result<usize, 
     }
     let mut parent: HashMap<FuncId, Option<FuncId>> = HashMap::from([(start, None)]);
     let mut work = vec![start];
-    // "a → b → c: " for a reason found in c.
-    let via =
-        |parent: &HashMap<FuncId, Option<FuncId>>, code: &mut dyn FnMut(FuncId) -> String, f| {
-            let mut chain = vec![code(f)];
-            let mut at = f;
-            while let Some(Some(p)) = parent.get(&at) {
-                chain.push(code(*p));
-                at = *p;
-            }
-            chain.reverse();
-            chain.join(" → ")
-        };
     while let Some(f) = work.pop() {
         let calls = match code.local(f) {
             Local::Calls(calls) => calls,
             Local::Unprovable(why) => {
-                let path = via(&parent, &mut |g| code.name(g), f);
+                let path = via(&parent, code, f);
                 return Err(format!("{path}: {why}"));
             }
         };
         for (at, target) in calls {
             let Some(g) = code.starting_at(target) else {
-                let path = via(&parent, &mut |g| code.name(g), f);
+                let path = via(&parent, code, f);
                 return Err(format!(
                     "{path}: {at:#x} calls {target:#x}, not the start of a function the \
                      image describes (a PLT stub, an import)"
                 ));
             };
             if starts_unwind(&code.name(g)) {
-                let path = via(&parent, &mut |g| code.name(g), f);
+                let path = via(&parent, code, f);
                 return Err(format!(
                     "{path}: {at:#x} calls {}, which can start an unwind",
                     code.name(g)
