@@ -894,11 +894,13 @@ int lp_probe(struct pt_regs *ctx)
 	return hit(ctx, bpf_get_attach_cookie(ctx));
 }
 
-/* A function returned (a uretprobe on its entry, for a C function whose
- * every exit is a RET: the kernel emulates the return through its
- * trampoline instead of single-stepping a probed RET). The registers are
- * those after the RET: SP and RIP are put back as a probe on the RET saw
- * them, so recipes, frames and the load bias read the same. */
+/* A function returned (a uretprobe on its entry, for a function whose
+ * every exit is a RET and, unless it is C, that no unwind can pass
+ * through: adapter/src/plan/unwind.rs. The kernel emulates the return
+ * through its trampoline instead of single-stepping a probed RET.) The
+ * registers are those after the RET: SP and RIP are put back as a probe
+ * on the RET saw them, so recipes, frames and the load bias read the
+ * same. */
 SEC("uretprobe.multi")
 int lp_return(struct pt_regs *ctx)
 {

@@ -9,7 +9,8 @@
 # -O2 / opt-level 2 (c-NAME, cpp-NAME, rust-NAME) and at -O0 / opt-level 0
 # (…-debug), and the C values fixture at -O0 with its debug information in
 # a separate file (c-values-split, .debug/c-values-split.debug), and a C
-# program with the shared library it loads (c-lib, libgeom.so). Then the same Go fixtures, and gofmt, with each Go toolchain
+# program with the shared library it loads (c-lib, libgeom.so), and the
+# Rust unwind fixture with panic=abort (rust-unwind-abort). Then the same Go fixtures, and gofmt, with each Go toolchain
 # scripts/toolchains.sh installed, into fixtures/bin/goVERSION/. A program
 # newer than its sources, its compiler and this script is not built again,
 # so the tests can call this every time.
@@ -100,6 +101,10 @@ for src in "$root"/fixtures/rust/*.rs; do
   native "$out/$name" "$src" rustc -g -C opt-level=2 -o "$out/$name" "$src"
   native "$out/$name-debug" "$src" rustc -g -C opt-level=0 -o "$out/$name-debug" "$src"
 done
+# The unwind fixture built with panic=abort (rust-unwind-abort): a program
+# that cannot unwind at all.
+native "$out/rust-unwind-abort" "$root/fixtures/rust/unwind.rs" \
+  rustc -g -C opt-level=2 -C panic=abort -o "$out/rust-unwind-abort" "$root/fixtures/rust/unwind.rs"
 # The values fixture with Rust's v0 symbol mangling too (rust-values-v0).
 native "$out/rust-values-v0" "$root/fixtures/rust/values.rs" \
   rustc -g -C opt-level=0 -C symbol-mangling-version=v0 -o "$out/rust-values-v0" "$root/fixtures/rust/values.rs"

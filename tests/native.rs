@@ -735,3 +735,94 @@ fn c_returns_are_seen_alike_through_uretprobes_and_ret_probes() {
         check(backend, funcs, "c-returns-debug", &[], &o0, &printed);
     }
 }
+
+/// The functions `logprobe probes` gives a uretprobe among those `regex`
+/// matches in fixture `build`, in order.
+fn uretprobed(build: &str, regex: &str) -> Vec<String> {
+    let out = logprobe()
+        .arg("probes")
+        .arg(fixture(build))
+        .arg(regex)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{build}: {}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("uretprobe "))
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect()
+}
+
+/// Under eBPF a Rust function returns through a uretprobe only where no
+/// panic can unwind through its frame: `safe` (a leaf) and `twice` (which
+/// only calls it) are proven so, `may_panic` is not (its panic unwinds to
+/// a catch_unwind in main) and keeps its RET probes; under panic=abort
+/// nothing can unwind and every function gets one. A uretprobe on
+/// `may_panic` would abort the program ("failed to initiate panic"): it
+/// must survive the caught panic and print the same text under both
+/// backends.
+#[test]
+fn rust_returns_through_uretprobes_only_where_no_panic_can_unwind() {
+    let funcs = r"unwind::(safe|twice|may_panic)$";
+    let proven = ["unwind::safe", "unwind::twice"];
+    assert_eq!(uretprobed("rust-unwind", funcs), proven);
+    assert_eq!(uretprobed("rust-unwind-debug", funcs), proven);
+    assert_eq!(
+        uretprobed("rust-unwind-abort", funcs),
+        ["unwind::safe", "unwind::twice", "unwind::may_panic"]
+    );
+    let calls = "> thread(T): unwind::safe(4, 2)
+>> thread(T): unwind::safe => (14)
+> thread(T): unwind::twice(5)
+> thread(T): unwind::safe(5, 1)
+>> thread(T): unwind::safe => (16)
+> thread(T): unwind::safe(16, 5)
+>> thread(T): unwind::safe => (53)
+>> thread(T): unwind::twice => (<optimized out>)
+";
+    let panicked = "> thread(T): unwind::may_panic(0)\n";
+    let returned = "> thread(T): unwind::may_panic(4)
+>> thread(T): unwind::may_panic => (25)
+";
+    let expected = format!("{calls}{panicked}{returned}");
+    let printed = [
+        "safe 14\n",
+        "twice 106\n",
+        "caught true\n",
+        "may_panic 25\n",
+    ];
+    for backend in backends() {
+        check(backend, funcs, "rust-unwind", &[], &expected, &printed);
+        // At opt-level 0 DWARF places `twice`'s result.
+        let o0 = with_changes(&expected, &[("(<optimized out>)", "(106)")]);
+        check(backend, funcs, "rust-unwind-debug", &[], &o0, &printed);
+        let out = trace(backend, funcs, "rust-unwind-abort", &["no-panic"], &[]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        assert_eq!(lines(&out), format!("{calls}{returned}"), "{backend}");
+    }
+}
+
+/// A C++ function that a caught exception unwinds through (`through`)
+/// keeps its RET probes under eBPF (a uretprobe there makes the program
+/// die in std::terminate), while a leaf (`leaf`) returns through a
+/// uretprobe; the program survives the exception and both backends
+/// print the same text.
+#[test]
+fn cpp_returns_through_uretprobes_only_where_no_exception_can_unwind() {
+    let funcs = r"^(leaf|through)$";
+    let expected = "> thread(T): through(1)
+>> thread(T): through => (2)
+> thread(T): through(5)
+> thread(T): leaf(2, 3)
+>> thread(T): leaf => (9)
+";
+    let printed = ["through 2\n", "caught too big\n", "leaf 9\n"];
+    for build in ["cpp-unwind", "cpp-unwind-debug"] {
+        assert_eq!(uretprobed(build, funcs), ["leaf"], "{build}");
+    }
+    for backend in backends() {
+        for build in ["cpp-unwind", "cpp-unwind-debug"] {
+            check(backend, funcs, build, &[], expected, &printed);
+        }
+    }
+}

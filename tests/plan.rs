@@ -74,8 +74,11 @@ fn a_condition_becomes_the_entrys_filter_and_pairs_the_returns() {
 /// The return probes of a C function that leaves only through its RETs
 /// name its entry, where one uretprobe can stand for all of them; not
 /// those of a function that ends in a tail call (at -O2 `tail` jumps to
-/// `helper`), nor those of Rust (an unwinding panic would find the
-/// uretprobe's return address).
+/// `helper`), nor those of a Rust or C++ function an unwind may pass
+/// through (an unwinding panic or exception would find the uretprobe's
+/// return address): at opt-level 0 `values::work` checks its additions
+/// for overflow, which panics; at opt-level 2 it is a leaf
+/// (plan/unwind.rs).
 #[test]
 fn c_returns_name_the_entry_a_uretprobe_can_stand_on() {
     for (build, func, uret) in [
@@ -84,7 +87,12 @@ fn c_returns_name_the_entry_a_uretprobe_can_stand_on() {
         ("c-returns", "guarded", true),
         ("c-returns", "tail", false),
         ("c-returns-debug", "tail", true),
-        ("rust-values", "values::work", false),
+        ("rust-values", "values::work", true),
+        ("rust-values-debug", "values::work", false),
+        ("rust-unwind", "unwind::may_panic", false),
+        ("rust-unwind-abort", "unwind::may_panic", true),
+        ("cpp-unwind", "leaf", true),
+        ("cpp-unwind", "through", false),
     ] {
         let image = Image::open(&fixture(build)).expect(build);
         let f = image

@@ -70,7 +70,8 @@ pub enum Command {
     Doctor,
     /// The probe sites `trace` would arm: kind, file offset, address,
     /// function (for the benchmarks' bare-uprobe floor); `uretprobe` for
-    /// the function entry where eBPF sees the returns listed as `return`.
+    /// the function entry where eBPF sees the returns listed as `return`;
+    /// then a `#` line per function saying why its returns are seen so.
     #[command(hide = true)]
     Probes { program: PathBuf, regex: String },
 }
@@ -265,6 +266,22 @@ fn list_probes(program: &std::path::Path, regex: &str) -> Result<i32> {
             uret_seen.push(at);
             println!("uretprobe {:#x} {:#x} {name}", at.file_offset, at.address);
         }
+    }
+    // Why each function's returns are seen as they are under eBPF.
+    let mut analysis = crate::plan::unwind::Analysis::new(image)?;
+    let mut explained = Vec::new();
+    for p in prepared.probes() {
+        if p.kind != crate::plan::ProbeKind::Return || explained.contains(&p.func) {
+            continue;
+        }
+        explained.push(p.func);
+        let r = analysis.returns_of(p.func)?;
+        let how = match r.uretprobe {
+            true => "a uretprobe",
+            false => "probes on its RETs",
+        };
+        let name = &image.functions[p.func].name;
+        println!("# {name}: returns through {how} under eBPF: {}", r.why);
     }
     Ok(0)
 }

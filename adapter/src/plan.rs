@@ -25,6 +25,7 @@ mod place;
 mod planner;
 pub mod recipe;
 pub mod site;
+pub mod unwind;
 
 pub use planner::{PlanOptions, Planner};
 
@@ -212,8 +213,9 @@ pub struct Probe {
     /// copy of the instruction can be single-stepped out of line; `None` when
     /// there is no room or the instruction depends on its own address.
     pub scratch: Option<u64>,
-    /// For a return probe of a C function whose every exit is one of its
-    /// `RET`s: the entry of the function, where a uretprobe sees each of
+    /// For a return probe of a function whose every exit is one of its
+    /// `RET`s and that is C or that no unwind can pass through
+    /// ([`unwind`]): the entry of the function, where a uretprobe sees each of
     /// its returns (one uretprobe stands for all of them), which a backend
     /// may use instead of probing the `RET`.
     #[serde(skip_serializing_if = "Option::is_none")]

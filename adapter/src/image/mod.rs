@@ -295,6 +295,11 @@ impl Image {
         self.data.get(start..start.checked_add(len)?)
     }
 
+    /// The whole ELF file.
+    pub fn elf_data(&self) -> &[u8] {
+        &self.data
+    }
+
     /// `len` bytes of the file at `offset`.
     pub fn bytes(&self, offset: usize, len: usize) -> Option<&[u8]> {
         self.data.get(offset..offset.checked_add(len)?)

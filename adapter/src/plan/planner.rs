@@ -28,6 +28,7 @@ use capstone::Capstone;
 use super::lang::{self, Assignment, Convention};
 use super::recipe::Builder;
 use super::site::{self, Site};
+use super::unwind;
 use super::{
     filter, place, Capture, EntrySite, FrameRole, Len, Limits, Pairing, Path, Probe, ProbeKind,
     RateLimit, Recipe, Reg, TypeArgs, MAX_CAPTURES, MAX_STACK_FRAMES,
@@ -75,6 +76,8 @@ pub struct Planner<'a> {
     pub options: PlanOptions,
     next_id: u32,
     cs: Capstone,
+    /// Which functions no unwind can pass through, made on first use.
+    unwind: Option<unwind::Analysis<'a>>,
 }
 
 /// A value to place: its name and type, if known.
@@ -100,7 +103,18 @@ impl<'a> Planner<'a> {
             options,
             next_id: 0,
             cs: site::disassembler()?,
+            unwind: None,
         })
+    }
+
+    /// The unwind analysis of the image, made on first use.
+    fn unwind(&mut self) -> Result<&mut unwind::Analysis<'a>> {
+        if self.unwind.is_none() {
+            self.unwind = Some(unwind::Analysis::new(self.image)?);
+        }
+        self.unwind
+            .as_mut()
+            .context("the unwind analysis was just made")
     }
 
     /// The limits values are captured (and shown) with.
@@ -240,9 +254,14 @@ impl<'a> Planner<'a> {
             });
             probes.push(self.probe(id, ProbeKind::Return, ret, recipe)?);
         }
-        // C only: a uretprobe replaces the return address on the stack,
-        // which an unwinder (C++ exceptions, Rust panics) would find.
-        if func.lang == Lang::C && site::exits_only_by_ret(&insns, func.low, func.high) {
+        // A uretprobe replaces the return address on the stack, which an
+        // unwinder (C++ exceptions, Rust panics) would find: C, and other
+        // functions no unwind can pass through (`unwind`); never Go.
+        let uretprobe = match func.lang {
+            Lang::Go => false,
+            _ => self.unwind()?.returns(id, &insns)?.uretprobe,
+        };
+        if uretprobe {
             let at = EntrySite {
                 address: func.low,
                 file_offset: image

@@ -41,9 +41,15 @@ pub fn instructions(cs: &Capstone, image: &Image, func: &Function) -> Result<Vec
     let code = image
         .code(func)
         .ok_or_else(|| anyhow!("{}: code is not in the file", func.name))?;
+    decode(cs, code, func.low).map_err(|e| anyhow!("{}: {e}", func.name))
+}
+
+/// The instructions of `code`, which starts at `address`, up to the first
+/// one that does not decode.
+pub fn decode(cs: &Capstone, code: &[u8], address: u64) -> Result<Vec<Insn>> {
     let decoded = cs
-        .disasm_all(code, func.low)
-        .map_err(|e| anyhow!("{}: cannot disassemble: {e}", func.name))?;
+        .disasm_all(code, address)
+        .map_err(|e| anyhow!("cannot disassemble: {e}"))?;
     Ok(decoded
         .iter()
         .map(|i| {

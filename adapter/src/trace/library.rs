@@ -102,6 +102,11 @@ fn mapped(name: &str, pid: i32) -> Option<PathBuf> {
     found
 }
 
+/// The libraries (`DT_NEEDED`) the ELF object `data` names.
+pub fn needed(data: &[u8]) -> Result<Vec<String>> {
+    Ok(Dynamic::parse(data)?.needed)
+}
+
 /// What the loader reads of an object's dynamic section.
 struct Dynamic {
     needed: Vec<String>,
@@ -111,22 +116,26 @@ struct Dynamic {
 
 impl Dynamic {
     fn read(path: &Path) -> Result<Dynamic> {
-        use object::read::elf::{Dyn, ElfFile64, FileHeader};
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file = ElfFile64::<object::Endianness>::parse(&*data)
-            .with_context(|| format!("{} is not a 64-bit ELF file", path.display()))?;
+        Dynamic::parse(&data).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// The dynamic section of the ELF object `data`.
+    fn parse(data: &[u8]) -> Result<Dynamic> {
+        use object::read::elf::{Dyn, ElfFile64, FileHeader};
+        let file = ElfFile64::<object::Endianness>::parse(data).context("not a 64-bit ELF file")?;
         let endian = file.endian();
-        let sections = file.elf_header().sections(endian, &*data)?;
+        let sections = file.elf_header().sections(endian, data)?;
         let mut out = Dynamic {
             needed: Vec::new(),
             rpath: Vec::new(),
             runpath: Vec::new(),
         };
-        let Some((entries, link)) = sections.dynamic(endian, &*data)? else {
+        let Some((entries, link)) = sections.dynamic(endian, data)? else {
             return Ok(out);
         };
-        let strings = sections.strings(endian, &*data, link)?;
+        let strings = sections.strings(endian, data, link)?;
         for d in entries {
             let Some(tag) = d.tag32(endian) else { continue };
             let list = match tag {

@@ -34,6 +34,7 @@ mod volume;
 pub use event::{Event, EventKind, NamedValue, Stack, StackFrame};
 pub use figures::{cut, show};
 pub use group::{GroupId, Label};
+pub(crate) use library::needed;
 pub use live::{LatestHit, Report, SecondEnd};
 pub use prepare::Prepared;
 pub use render::format_duration;
