@@ -746,6 +746,18 @@ __noinline int lp_within_rate(struct lp_recipe *r, __u32 slot, __u64 now)
 	return 0;
 }
 
+/* A hit of the probe in slot `slot` is lost (its CPU's scratch record
+ * busy, the ring buffer or `pending` full): counted in the total and in
+ * the slot's bucket. Global, so verified once. */
+__noinline int lp_lost(__u32 slot)
+{
+	count(LP_COUNT_DROPS);
+	struct lp_bucket *own = bpf_map_lookup_elem(&buckets, &slot);
+	if (own)
+		__sync_fetch_and_add(&own->lost, 1);
+	return 0;
+}
+
 /* Whether a hit is left out before the rest of its captures, and why: 0
  * when it is reported, else the counter it is counted in. Its filter runs
  * once the captures it reads are taken (the scratch record's `f_taken`
@@ -794,7 +806,7 @@ __noinline int lp_park(struct lp_scratch *s, __u64 size)
 	struct lp_pending *p = bpf_map_lookup_elem(&pending, &key);
 	if (!p || size > LP_PENDING_BYTES) {
 		bpf_map_delete_elem(&claims, &key);
-		count(LP_COUNT_DROPS);
+		lp_lost(s->ev.probe);
 		return 0;
 	}
 	bpf_probe_read_kernel(p->rec, size, &s->ev);
@@ -829,7 +841,7 @@ static __always_inline int hit(void *regs, __u32 id)
 	/* Another hit on this CPU preempted one in flight: its scratch is in
 	 * use, so this one is lost, and counted. */
 	if (s->busy) {
-		count(LP_COUNT_DROPS);
+		lp_lost(id);
 		return 0;
 	}
 	s->busy = 1;
@@ -883,7 +895,7 @@ static __always_inline int hit(void *regs, __u32 id)
 		return 0;
 	}
 	if (bpf_ringbuf_output(&events, &s->ev, size, BPF_RB_NO_WAKEUP))
-		count(LP_COUNT_DROPS);
+		lp_lost(s->ev.probe);
 	s->busy = 0;
 	return 0;
 }
@@ -1005,7 +1017,7 @@ static __always_inline void complete(__u64 *regs, __u64 uc, __u64 entry, __u32 t
 		if (size > LP_PENDING_BYTES)
 			size = LP_PENDING_BYTES;
 		if (!ok || bpf_ringbuf_output(&events, p->rec, size, BPF_RB_NO_WAKEUP))
-			count(LP_COUNT_DROPS);
+			lp_lost(((struct lp_event *)p->rec)->probe);
 		p->size = 0;
 	}
 	bpf_map_delete_elem(&claims, &key);

@@ -207,6 +207,9 @@ struct lp_recipe {
 struct lp_bucket {
 	__u64 empty;
 	__u64 limited;
+	/* Hits of the slot's probe lost before user space could read them
+	 * (also counted in LP_COUNT_DROPS), so that a face can say whose. */
+	__u64 lost;
 };
 
 /* One hit: this header, then the captured bytes of every readable capture

@@ -82,13 +82,20 @@ export function noun(kind: TraceFigures['kind'], n: number): string {
 
 /**
  * The figures of a trace on one line, for the Traces view:
- * "1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs".
+ * "1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs", then the hits
+ * lost and those over a rate limit, when there are any.
  */
 export function describeFigures(t: TraceFigures): string {
   const parts = [`${formatCount(t.hits)} ${noun(t.kind, t.hits)}`, formatRate(t.rate)];
   const timed = t.functions.length === 1 ? t.functions[0]?.durations : undefined;
   if (timed && timed.count > 0) {
     parts.push(formatDurations(timed));
+  }
+  if (t.dropped > 0) {
+    parts.push(`${formatCount(t.dropped)} lost`);
+  }
+  if (t.limited > 0) {
+    parts.push(`${formatCount(t.limited)} over the rate limit`);
   }
   if (t.state === 'paused') {
     parts.push('paused');

@@ -66,6 +66,10 @@ export interface TraceFigures {
   hits: number;
   rate: number;
   shown: number;
+  /** Hits over a rate limit, not reported. */
+  limited: number;
+  /** Hits lost before the adapter could read them (a full eBPF ring buffer). */
+  dropped: number;
   functions: FunctionFigures[];
   latest?: HitRecord;
 }
@@ -192,6 +196,8 @@ export function parseTrace(v: unknown): TraceFigures | undefined {
     hits: num(v.hits) ?? 0,
     rate: num(v.rate) ?? 0,
     shown: num(v.shown) ?? 0,
+    limited: num(v.limited) ?? 0,
+    dropped: num(v.dropped) ?? 0,
     functions: [],
   };
   const breakpointId = num(v.breakpointId);

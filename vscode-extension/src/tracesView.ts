@@ -1,6 +1,7 @@
 // The Traces view in the Run and Debug side bar: every trace and logpoint of
-// the running logprobe sessions with its count, rate and call durations, and
-// the hits a session lost (eBPF cannot say whose they were), updated from
+// the running logprobe sessions with its count, rate and call durations, the
+// hits it lost (a full eBPF ring buffer) or a rate limit left out, and each
+// session's total lost, updated from
 // the adapter's `logprobe/hits` events (at most every REFRESH_MS). Inline
 // actions pause, resume and remove a trace;
 // selecting one opens its source and shows its latest hit in the Variables

@@ -28,7 +28,7 @@ test('counts, rates and durations read short', () => {
   assert.equal(truncate('abc', 4), 'abc');
 });
 
-test('a trace row shows count, rate, durations and pause; drops are counted per session', () => {
+test('a trace row shows count, rate, durations, its losses and pause; a session its total', () => {
   const t = parseTrace({
     id: 't1',
     kind: 'trace',
@@ -39,6 +39,9 @@ test('a trace row shows count, rate, durations and pause; drops are counted per 
   });
   assert.ok(t);
   assert.equal(describeFigures(t), '1,234 calls · 20/s · p50 1.21µs  p99 8.65µs  max 20.5µs · paused');
+  const lossy = parseTrace({ id: 't2', kind: 'trace', hits: 10, rate: 0, dropped: 3, limited: 1200 });
+  assert.ok(lossy);
+  assert.equal(describeFigures(lossy), '10 calls · 0/s · 3 lost · 1,200 over the rate limit');
   assert.equal(describeDropped(0), '');
   assert.equal(describeDropped(3), '3 hits dropped (the eBPF ring buffer was full)');
   const one = parseTrace({ id: 'b1', kind: 'logpoint', hits: 1, rate: 0 });

@@ -354,6 +354,7 @@ impl<'a> Run<'a> {
         // read before the links go (their removal waits for the kernel).
         self.drain(sink, &mut armed)?;
         self.report_limited(sink, &mut armed);
+        self.report_lost(sink, &mut armed);
         self.relay.finish(sink);
         drop(write_links);
         armed.unlink_all();
@@ -386,6 +387,7 @@ impl<'a> Run<'a> {
         armed.unlink_all();
         self.drain(sink, &mut armed)?;
         self.report_limited(sink, &mut armed);
+        self.report_lost(sink, &mut armed);
         if gone {
             self.report_losses(sink);
             bail!("process {pid} exited during the trace");
@@ -405,6 +407,7 @@ impl<'a> Run<'a> {
             if total > self.dropped {
                 self.dropped = total;
                 sink.dropped(total);
+                self.report_lost(sink, armed);
             }
             self.report_limited(sink, armed);
         }
@@ -449,6 +452,7 @@ impl<'a> Run<'a> {
                 // (and so are the hits their rate limits left out).
                 self.drain(sink, armed)?;
                 self.report_limited(sink, armed);
+                self.report_lost(sink, armed);
                 if let Err(e) = armed.relink(self.skel, pending) {
                     sink.notice(&format!("{e:#}"));
                 }
@@ -514,6 +518,24 @@ impl<'a> Run<'a> {
                 self.limited = total;
                 for (probe, count) in counts {
                     sink.limited(probe, count);
+                }
+            }
+            Err(e) => sink.notice(&format!("{e:#}")),
+        }
+    }
+
+    /// Tells the sink of the hits lost since it last did, per probe, once
+    /// any were (the kernel counts each in its slot after the total, so a
+    /// read between the two is made up by the next).
+    fn report_lost(&mut self, sink: &mut dyn HitSink, armed: &mut Armed) {
+        let total = self.counter(abi::COUNT_DROPS).unwrap_or(self.dropped);
+        if total == 0 {
+            return;
+        }
+        match armed.newly_lost(self.skel) {
+            Ok(counts) => {
+                for (probe, count) in counts {
+                    sink.lost(probe, count);
                 }
             }
             Err(e) => sink.notice(&format!("{e:#}")),

@@ -58,6 +58,9 @@ pub trait HitSink {
     /// `count` more hits of probe `probe` were over a rate limit and not
     /// reported (`plan::RateLimit`).
     fn limited(&mut self, _probe: u32, _count: u64) {}
+    /// `count` more hits of probe `probe` were lost before they could be
+    /// read (counted in [`HitSink::dropped`]'s total too).
+    fn lost(&mut self, _probe: u32, _count: u64) {}
     /// The launched program wrote `bytes` to its stdout (`fd` 1) or stderr
     /// (2), after the hits handed on before and before those handed on
     /// after. Called only when the launch gave [`Launch::stdio`].

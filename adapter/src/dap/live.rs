@@ -97,7 +97,7 @@ impl Live {
 
 /// One `logprobe/hits` event, if anything changed.
 fn send_report(out: &Outgoing, trace: &Trace) {
-    let report = trace.report(crate::backend::monotonic_ns());
+    let report = trace.report_now();
     if report.groups.is_empty() && report.removed.is_empty() {
         return;
     }

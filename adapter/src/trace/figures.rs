@@ -265,6 +265,8 @@ pub struct Figures {
     pub shown: u64,
     /// Hits over a rate limit, which the backend did not report.
     limited: u64,
+    /// Hits lost before they could be read (a full ring buffer).
+    dropped: u64,
     rate: Rate,
     /// The rate the last event reported, to report it falling to zero.
     sent_rate: f64,
@@ -295,6 +297,7 @@ impl Figures {
             hits: 0,
             shown: 0,
             limited: 0,
+            dropped: 0,
             rate: Rate::new(now, 0),
             sent_rate: 0.0,
             functions: Vec::new(),
@@ -410,6 +413,12 @@ impl Figures {
         self.changed = true;
     }
 
+    /// `count` more hits were lost before they could be read.
+    pub fn add_dropped(&mut self, count: u64) {
+        self.dropped += count;
+        self.changed = true;
+    }
+
     /// The group's entry of the next report (docs/protocol.md's
     /// `logprobe/hits`, without the face's `id`), if anything changed since
     /// the last one: its rates as of `now`; a logpoint's message is
@@ -429,6 +438,7 @@ impl Figures {
             "rate": rate,
             "shown": self.shown,
             "limited": self.limited,
+            "dropped": self.dropped,
         });
         if let Some(path) = &self.file {
             t["source"] = source(path);

@@ -128,6 +128,11 @@ impl Trace {
         self.lock().dropped = total;
     }
 
+    /// What changed since the last report, rates as of now.
+    pub fn report_now(&self) -> Report {
+        self.report(crate::backend::monotonic_ns())
+    }
+
     /// What changed since the last report; rates as of `now`
     /// (CLOCK_MONOTONIC ns).
     pub fn report(&self, now: u64) -> Report {

@@ -254,6 +254,18 @@ impl HitSink for Hits<'_, '_> {
         }
     }
 
+    fn lost(&mut self, probe: u32, count: u64) {
+        let mut guard = self.trace.lock();
+        let t = &mut *guard;
+        if let Some(group) = t
+            .probes
+            .get(&probe)
+            .and_then(|(gid, _)| t.groups.get_mut(gid))
+        {
+            group.figures.add_dropped(count);
+        }
+    }
+
     fn notice(&mut self, message: &str) {
         self.sink.notice(message);
     }

@@ -301,6 +301,11 @@ pub fn limited_of(bucket: &[u8]) -> Option<u64> {
     read::<lp_bucket>(bucket).map(|b| b.limited)
 }
 
+/// The hits a slot's bucket counted as lost (a full ring buffer).
+pub fn lost_of(bucket: &[u8]) -> Option<u64> {
+    read::<lp_bucket>(bucket).map(|b| b.lost)
+}
+
 /// One ring buffer record.
 pub enum Item {
     /// A probe hit; `probe` is still the slot (the attach cookie).

@@ -45,6 +45,8 @@ pub struct Armed {
     /// Slot -> for a probe with a rate limit, the hits over it its bucket
     /// had counted when last read.
     limited: Vec<Option<u64>>,
+    /// Slot -> the hits its bucket had counted as lost when last read.
+    lost: Vec<u64>,
     free: Vec<u32>,
     batches: Vec<Batch>,
     signal: SignalXmm,
@@ -81,6 +83,7 @@ impl Armed {
             slots: vec![None; capacity as usize],
             xmm_fixes: vec![Vec::new(); capacity as usize],
             limited: vec![None; capacity as usize],
+            lost: vec![0; capacity as usize],
             free: (0..capacity).rev().collect(),
             batches: Vec::new(),
             signal: SignalXmm::default(),
@@ -124,6 +127,30 @@ impl Armed {
             if now > before {
                 out.push((*id, now - before));
                 *seen = Some(now);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hits lost since the last call, as (probe id, count), read from
+    /// the buckets of the slots in use.
+    pub fn newly_lost(&mut self, skel: &ProbeSkel<'_>) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for (slot, seen) in self.lost.iter_mut().enumerate() {
+            let Some(Some(id)) = self.slots.get(slot) else {
+                continue;
+            };
+            let now = skel
+                .maps
+                .buckets
+                .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
+                .context("reading a probe's count of lost hits")?
+                .as_deref()
+                .and_then(abi::lost_of)
+                .unwrap_or(*seen);
+            if now > *seen {
+                out.push((*id, now - *seen));
+                *seen = now;
             }
         }
         Ok(out)
@@ -179,6 +206,7 @@ impl Armed {
             };
             self.slots[slot as usize] = Some(p.id);
             self.limited[slot as usize] = p.recipe.rate.map(|_| 0);
+            self.lost[slot as usize] = 0;
             self.xmm_fixes[slot as usize] = p
                 .recipe
                 .captures
