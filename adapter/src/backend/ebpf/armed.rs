@@ -116,14 +116,7 @@ impl Armed {
             let (Some(before), Some(Some(id))) = (*seen, self.slots.get(slot)) else {
                 continue;
             };
-            let now = skel
-                .maps
-                .buckets
-                .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
-                .context("reading a rate limit's bucket")?
-                .as_deref()
-                .and_then(abi::limited_of)
-                .unwrap_or(before);
+            let now = bucket_count(skel, slot, abi::limited_of)?.unwrap_or(before);
             if now > before {
                 out.push((*id, now - before));
                 *seen = Some(now);
@@ -140,14 +133,7 @@ impl Armed {
             let Some(Some(id)) = self.slots.get(slot) else {
                 continue;
             };
-            let now = skel
-                .maps
-                .buckets
-                .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
-                .context("reading a probe's count of lost hits")?
-                .as_deref()
-                .and_then(abi::lost_of)
-                .unwrap_or(*seen);
+            let now = bucket_count(skel, slot, abi::lost_of)?.unwrap_or(*seen);
             if now > *seen {
                 out.push((*id, now - *seen));
                 *seen = now;
@@ -420,6 +406,21 @@ impl Armed {
         }
         Ok(links)
     }
+}
+
+/// One count of slot `slot`'s bucket, as `field` reads it from the
+/// `buckets` map.
+fn bucket_count(
+    skel: &ProbeSkel<'_>,
+    slot: usize,
+    field: fn(&[u8]) -> Option<u64>,
+) -> Result<Option<u64>> {
+    let bucket = skel
+        .maps
+        .buckets
+        .lookup(&(slot as u32).to_ne_bytes(), MapFlags::ANY)
+        .context("reading a probe's counts in the kernel")?;
+    Ok(bucket.as_deref().and_then(field))
 }
 
 fn attach_error(e: &libbpf_rs::Error, path: &Path, p: &Probe) -> anyhow::Error {
