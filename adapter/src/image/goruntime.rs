@@ -338,10 +338,15 @@ impl BucketMap {
     /// when an insert would put more than 8 entries in its one bucket, or
     /// more than 6.5 a bucket on average (`overLoadFactor`), so `B` is the
     /// least with `count <= 8` or `count <= 6.5 << B` (maps made with a
-    /// larger size hint, or emptied by deletes, have more).
+    /// larger size hint, or emptied by deletes, have more). Go 1.21 alone
+    /// grows past 6 a bucket (its `loadFactorNum` is
+    /// `(bucketCnt * 13 / 16) * loadFactorDen`, which rounds 6.5 down to 6;
+    /// Go 1.22 restored 6.5), so its maps of 49 to 52 entries, 97 to 104,
+    /// … have twice the buckets: the count here is the least with
+    /// `count <= 6 << B`, which covers every Go version.
     pub fn buckets_for(limit: u32) -> u32 {
         let mut n: u32 = 1;
-        while limit > Self::SLOTS && (13 * n as u64) < 2 * limit as u64 && n < 1 << 30 {
+        while limit > Self::SLOTS && (6 * n as u64) < limit as u64 && n < 1 << 30 {
             n *= 2;
         }
         n
@@ -699,16 +704,24 @@ mod tests {
 
     #[test]
     fn bucket_counts_follow_go_load_factor() {
-        // One bucket holds 8; then 6.5 a bucket on average.
+        // One bucket holds 8; then 6.5 a bucket on average, and 6 with
+        // Go 1.21: 13 entries are in 2 buckets, or 4 with Go 1.21; 52 in
+        // 8, or 16 with Go 1.21 (as its runtime makes them).
         let n = BucketMap::buckets_for;
         assert_eq!(n(1), 1);
         assert_eq!(n(8), 1);
         assert_eq!(n(9), 2);
-        assert_eq!(n(13), 2);
+        assert_eq!(n(12), 2);
+        assert_eq!(n(13), 4);
         assert_eq!(n(14), 4);
-        assert_eq!(n(52), 8);
+        assert_eq!(n(48), 8);
+        assert_eq!(n(49), 16);
+        assert_eq!(n(52), 16);
         assert_eq!(n(53), 16);
         assert_eq!(n(64), 16);
+        assert_eq!(n(96), 16);
+        assert_eq!(n(97), 32);
+        assert_eq!(n(104), 32);
     }
 
     #[test]

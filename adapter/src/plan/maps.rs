@@ -48,7 +48,7 @@ impl Builder<'_> {
     /// Adds the reads of a Go map (Go 1.19's `hmap` and `bmap`s) whose
     /// pointer is at `ptr`: the header; as many buckets from
     /// `hmap.buckets` as a map of `max_array_values` entries has at most
-    /// (6.5 entries a bucket, Go's load factor); half as many from
+    /// (6.5 entries a bucket, Go's load factor, 6 with Go 1.21); half as many from
     /// `hmap.oldbuckets`, which a map part way through growing still keeps
     /// entries in; the overflow chain of every bucket read, to
     /// [`MAP_OVERFLOW_LEVELS`] buckets deep; then what the entries' keys and
