@@ -137,10 +137,12 @@ fn traces_and_logpoints_are_added_and_removed_while_running() {
             before,
             "{backend}: logpoint still firing after removal"
         );
-        assert_eq!(
-            bpf_programs(adapter.child().id()),
-            programs,
-            "{backend}: adding probes loaded a BPF program"
+        // None new: the session's programs, less the warm-up's trivial
+        // one if it was still held when they were first listed.
+        let now = bpf_programs(adapter.child().id());
+        assert!(
+            now.is_subset(&programs) && now.len() + 1 >= programs.len(),
+            "{backend}: adding probes loaded a BPF program: {programs:?} then {now:?}"
         );
 
         // The program is unharmed by all of this.
